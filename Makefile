@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine with Python 3.11, pip and apt:
+#   make demo   — the embedded stack and a real bias incident, end to end
+#   make test   — lint, type-check and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fairlane demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	./scripts/ensure-test-programs.sh
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,47 @@
+"""The `route` step's side effects: read and set a model's route at its router."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from contracts.routing import Route
+from contracts.steps import READ_ROUTE, SET_ROUTE, ReadRouteInput, SetRouteInput
+from router.client import RouterClient, RouterError, StaleRouteError
+
+
+class RoutingActivities:
+    def __init__(self, router_token: str) -> None:
+        self._token = router_token
+
+    @activity.defn(name=READ_ROUTE)
+    async def read_route(self, request: ReadRouteInput) -> Route:
+        async with RouterClient(request.router_url, self._token) as client:
+            try:
+                return await client.get_route(request.model)
+            except RouterError as error:
+                raise _typed(error) from error
+
+    @activity.defn(name=SET_ROUTE)
+    async def set_route(self, request: SetRouteInput) -> Route:
+        """Idempotent: a retry resends the same generation, which the router treats as a no-op."""
+        async with RouterClient(request.router_url, self._token) as client:
+            try:
+                return await client.set_route(request.model, request.update)
+            except StaleRouteError as error:
+                raise ApplicationError(
+                    f"route of {request.model} changed under us: {error}",
+                    type="StaleRoute",
+                    non_retryable=True,
+                ) from error
+            except RouterError as error:
+                raise _typed(error) from error
+
+
+def _typed(error: RouterError) -> Exception:
+    """4xx means this request will never succeed: stop retrying. Anything else: retry."""
+    if error.status_code is not None and 400 <= error.status_code < 500:
+        return ApplicationError(
+            f"router refused: {error}", type=f"RouterRefused{error.status_code}", non_retryable=True
+        )
+    return error

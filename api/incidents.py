@@ -1,0 +1,223 @@
+"""Incidents: open, list, show, and stakeholder sign-offs (Temporal updates)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.security import READERS, require
+from api.tokens import APPROVER_ROLES, Principal, Role
+from config import Settings
+from contracts.incident import (
+    QUERY_STATE,
+    SA_MODEL,
+    SA_PHASE,
+    SA_PLAYBOOK,
+    SA_SEVERITY,
+    UPDATE_SIGNOFF,
+    WORKFLOW_TYPE,
+    IncidentInput,
+    IncidentState,
+    Phase,
+    Severity,
+    SignoffDecision,
+    SignoffReceipt,
+)
+from playbooks.loader import PlaybookError, find_playbook
+from registry.service import ModelRegistry
+
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+INCIDENT_ID = r"^inc-[a-z0-9-]{1,80}$"
+
+
+class OpenIncident(BaseModel):
+    model: str = Field(pattern=SLUG, description="id of a registered model")
+    playbook: str = Field(default="drift-rollback", pattern=SLUG)
+    severity: Severity = Severity.SEV2
+    summary: str = Field(min_length=1, max_length=4000)
+
+
+class IncidentOpened(BaseModel):
+    incident_id: str
+    ui_url: str
+    state_url: str
+
+
+class IncidentSummary(BaseModel):
+    incident_id: str
+    model: str | None
+    severity: str | None
+    phase: str | None
+    playbook: str | None
+    status: str
+    started_at: datetime | None
+
+
+class SignoffRequest(BaseModel):
+    role: Role
+    decision: Literal["approve", "reject"]
+    comment: str = Field(default="", max_length=4000)
+
+
+def _client(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def ui_url(settings: Settings, incident_id: str) -> str:
+    return (
+        f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
+        f"/workflows/{incident_id}"
+    )
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=IncidentOpened)
+async def open_incident(
+    body: OpenIncident,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Role.INCIDENT_COMMANDER, Role.ADMIN))],
+) -> IncidentOpened:
+    settings = _settings(request)
+    registry: ModelRegistry = request.app.state.registry
+    manifest = registry.get(body.model)
+    if manifest is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {body.model!r} is not registered")
+    try:
+        playbook = find_playbook(body.playbook, settings.playbooks_dir)
+    except PlaybookError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+    now = datetime.now(UTC)
+    incident_id = f"inc-{now:%Y%m%d}-{secrets.token_hex(4)}"
+    incident = IncidentInput(
+        incident_id=incident_id,
+        model=manifest,
+        playbook=playbook,
+        severity=body.severity,
+        summary=body.summary,
+        commander=principal.name,
+        opened_at=now,
+    )
+    await _client(request).start_workflow(
+        WORKFLOW_TYPE,
+        incident,
+        id=incident_id,
+        task_queue=settings.task_queue,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(SA_MODEL, manifest.id),
+                SearchAttributePair(SA_SEVERITY, body.severity.value),
+                SearchAttributePair(SA_PHASE, Phase.OPEN.value),
+                SearchAttributePair(SA_PLAYBOOK, playbook.name),
+            ]
+        ),
+    )
+    return IncidentOpened(
+        incident_id=incident_id,
+        ui_url=ui_url(settings, incident_id),
+        state_url=f"/v1/incidents/{incident_id}",
+    )
+
+
+@router.get("", response_model=list[IncidentSummary])
+async def list_incidents(
+    request: Request,
+    _: Annotated[Principal, Depends(require(*READERS))],
+    model: Annotated[str | None, Query(pattern=SLUG)] = None,
+    phase: Phase | None = None,
+    severity: Severity | None = None,
+    playbook: Annotated[str | None, Query(pattern=SLUG)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[IncidentSummary]:
+    # Every value below is a slug or an enum member, so the query cannot be injected.
+    clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+    for key, value in (
+        (SA_MODEL, model),
+        (SA_PHASE, phase),
+        (SA_SEVERITY, severity),
+        (SA_PLAYBOOK, playbook),
+    ):
+        if value is not None:
+            clauses.append(f"{key.name} = '{value}'")
+    found: list[IncidentSummary] = []
+    async for execution in _client(request).list_workflows(" AND ".join(clauses), limit=limit):
+        attributes = execution.typed_search_attributes
+        found.append(
+            IncidentSummary(
+                incident_id=execution.id,
+                model=attributes.get(SA_MODEL),
+                severity=attributes.get(SA_SEVERITY),
+                phase=attributes.get(SA_PHASE),
+                playbook=attributes.get(SA_PLAYBOOK),
+                status=execution.status.name if execution.status else "UNKNOWN",
+                started_at=execution.start_time,
+            )
+        )
+    return found
+
+
+@router.get("/{incident_id}", response_model=IncidentState)
+async def show_incident(
+    incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
+    request: Request,
+    _: Annotated[Principal, Depends(require(*READERS))],
+) -> IncidentState:
+    handle = _client(request).get_workflow_handle(incident_id)
+    try:
+        state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
+    except RPCError as error:
+        raise _not_found_or(error, incident_id) from error
+    return state
+
+
+@router.post("/{incident_id}/signoffs", response_model=SignoffReceipt)
+async def sign_off(
+    incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
+    body: SignoffRequest,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(*APPROVER_ROLES))],
+) -> SignoffReceipt:
+    if body.role not in principal.roles:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{principal.name} does not hold the role {body.role.value!r} and cannot decide for it",
+        )
+    decision = SignoffDecision(
+        principal=principal.name,
+        principal_roles=[r.value for r in principal.roles],
+        role=body.role.value,
+        decision=body.decision,
+        comment=body.comment,
+    )
+    handle = _client(request).get_workflow_handle(incident_id)
+    try:
+        receipt: SignoffReceipt = await handle.execute_update(
+            UPDATE_SIGNOFF, decision, result_type=SignoffReceipt
+        )
+    except WorkflowUpdateFailedError as error:
+        reason = str(error.cause) if error.cause else "the incident refused the sign-off"
+        raise HTTPException(status.HTTP_409_CONFLICT, reason) from error
+    except RPCError as error:
+        raise _not_found_or(error, incident_id) from error
+    return receipt
+
+
+def _not_found_or(error: RPCError, incident_id: str) -> HTTPException:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        if "completed" in error.message or "closed" in error.message:
+            return HTTPException(status.HTTP_409_CONFLICT, f"incident {incident_id} is closed")
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Temporal: {error.message}")

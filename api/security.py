@@ -1,0 +1,59 @@
+"""Authentication and role checks, as FastAPI dependencies every route declares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.tokens import Principal, Role, TokenStore
+
+_bearer = HTTPBearer(auto_error=False, description="a Fairlane API token")
+
+READERS = (
+    Role.INCIDENT_COMMANDER,
+    Role.AUDITOR,
+    Role.ADMIN,
+    Role.LEGAL,
+    Role.COMPLIANCE,
+    Role.EXECUTIVE,
+    Role.COMMUNICATIONS,
+    Role.DATA_SCIENCE_LEAD,
+)
+
+
+def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    store: TokenStore = request.app.state.tokens
+    principal = store.principal_for(credentials.credentials)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits principals holding at least one of ``roles``."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def check(principal: Principal = Depends(authenticate)) -> Principal:
+        if not principal.holds(*roles):
+            held = ", ".join(r.value for r in principal.roles)
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"{principal.name} holds [{held}]; this needs one of [{allowed}]",
+            )
+        return principal
+
+    return check

@@ -1,0 +1,1 @@
+"""The `fairlane` command line: runs the services and wraps the HTTP API."""

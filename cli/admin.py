@@ -1,0 +1,74 @@
+"""`fairlane playbook|model|tokens ...`: playbooks, the model registry and API tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.tokens import Role, issue_token
+from cli.api_client import call, fail
+from config import Settings
+from playbooks.loader import PlaybookError, load_playbook_file
+from registry.service import ManifestError, load_manifest_file
+
+playbook_app = typer.Typer(help="Validate and list playbooks.", no_args_is_help=True)
+model_app = typer.Typer(help="Register and list models.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Issue API tokens.", no_args_is_help=True)
+
+
+@playbook_app.command("validate")
+def validate(files: list[Path]) -> None:
+    """Validate playbook files; every problem is named by its YAML path and line."""
+    bad = 0
+    for path in files:
+        try:
+            playbook = load_playbook_file(path)
+        except PlaybookError as error:
+            bad += 1
+            typer.secho(f"{path}: invalid", err=True, fg=typer.colors.RED)
+            for problem in error.problems:
+                typer.secho(f"  {problem}", err=True)
+            continue
+        steps = ", ".join(f"{s.name} ({s.kind})" for s in playbook.steps)
+        typer.echo(f"{path}: ok — {playbook.name}@{playbook.version}: {steps}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@playbook_app.command("list")
+def list_playbooks() -> None:
+    """Playbooks the API can open incidents with."""
+    for name in call(Settings(), "GET", "/v1/playbooks"):
+        typer.echo(name)
+
+
+@model_app.command("register")
+def register(manifest: Path) -> None:
+    """Register (or update) a model from its manifest YAML."""
+    try:
+        parsed = load_manifest_file(manifest)
+    except ManifestError as error:
+        fail(str(error))
+        return
+    result = call(Settings(), "POST", "/v1/models", json=parsed.model_dump(mode="json"))
+    typer.echo(f"registered {result['id']} (revision {result['revision']})")
+
+
+@model_app.command("list")
+def list_models() -> None:
+    for model in call(Settings(), "GET", "/v1/models"):
+        typer.echo(f"{model['id']:<20} primary {model['primary_version']:<8} {model['router']['url']}")
+
+
+@tokens_app.command("create")
+def create_token(
+    name: Annotated[str, typer.Option(help="principal name, e.g. alice@example.com")],
+    role: Annotated[list[Role], typer.Option(help="repeat for several roles")],
+) -> None:
+    """Issue a token for a principal; it is printed once and stored only hashed."""
+    path = Settings().resolved_tokens_file
+    token = issue_token(path, name, list(role))
+    typer.echo(token)
+    typer.echo(f"(stored hashed in {path}; this is the only time it is shown)", err=True)

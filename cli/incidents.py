@@ -1,0 +1,115 @@
+"""`fairlane incident ...` and `fairlane signoff`: the incident commander's and approvers' CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+
+from cli.api_client import call
+from config import Settings
+
+app = typer.Typer(help="Open, list, show and watch incidents.", no_args_is_help=True)
+
+
+@app.command("open")
+def open_incident(
+    model: Annotated[str, typer.Option(help="registered model id")],
+    summary: Annotated[str, typer.Option(help="what is wrong, in a sentence")],
+    playbook: Annotated[str, typer.Option()] = "drift-rollback",
+    severity: Annotated[str, typer.Option()] = "sev2",
+) -> None:
+    """Open an incident on a model with a playbook."""
+    body = {"model": model, "playbook": playbook, "severity": severity, "summary": summary}
+    opened = call(Settings(), "POST", "/v1/incidents", json=body)
+    typer.echo(f"{opened['incident_id']}  {opened['ui_url']}")
+
+
+@app.command("list")
+def list_incidents(
+    model: Annotated[str | None, typer.Option()] = None,
+    phase: Annotated[str | None, typer.Option()] = None,
+    severity: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List incidents, filtered through Temporal visibility."""
+    params = {k: v for k, v in {"model": model, "phase": phase, "severity": severity}.items() if v}
+    rows = call(Settings(), "GET", "/v1/incidents", params=params)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['incident_id']:<26} {row['model'] or '-':<16} {row['severity'] or '-':<5} "
+            f"{row['phase'] or '-':<17} {row['playbook'] or '-':<15} {row['status']}"
+        )
+
+
+@app.command("show")
+def show(
+    incident_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Show an incident's state: phase, steps, route, sign-offs."""
+    state = call(Settings(), "GET", f"/v1/incidents/{incident_id}")
+    typer.echo(json.dumps(state, indent=2) if as_json else render_state(state))
+
+
+@app.command("watch")
+def watch(
+    incident_id: str,
+    interval: Annotated[float, typer.Option(help="seconds between polls")] = 2.0,
+) -> None:
+    """Follow an incident until it closes."""
+    settings = Settings()
+    last = ""
+    while True:
+        state = call(settings, "GET", f"/v1/incidents/{incident_id}")
+        text = render_state(state)
+        if text != last:
+            typer.echo(text + "\n")
+            last = text
+        if state["phase"] in {"resolved", "rolled_back", "escalated", "failed"}:
+            return
+        time.sleep(interval)
+
+
+def signoff(
+    incident_id: str,
+    role: Annotated[str, typer.Option(help="the role you decide for")],
+    approve: Annotated[bool, typer.Option("--approve/--reject")],
+    comment: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Approve or reject an incident's open sign-off, for a role you hold."""
+    body = {"role": role, "decision": "approve" if approve else "reject", "comment": comment}
+    receipt = call(Settings(), "POST", f"/v1/incidents/{incident_id}/signoffs", json=body)
+    typer.echo(
+        f"recorded: {role} is {receipt['role_outcome']}, sign-off is {receipt['signoff_outcome']}"
+    )
+
+
+def render_state(state: dict[str, Any]) -> str:
+    lines = [
+        f"{state['incident_id']}  {state['model']}  {state['severity']}  phase={state['phase']}"
+        f"  contained={state['contained']}",
+        f"  playbook {state['playbook']}@{state['playbook_version']}, "
+        f"commander {state['commander']}: {state['summary']}",
+    ]
+    route = state.get("route_now")
+    if route:
+        lines.append(
+            f"  route: serving {route['serving']} (gen {route['generation']}), "
+            f"shadow {route['shadow_versions']}"
+        )
+    for step in state["steps"]:
+        lines.append(f"  [{step['status']:<9}] {step['name']} ({step['kind']}): {step['detail']}")
+    signoff_state = state.get("signoff")
+    if signoff_state:
+        lines.append(f"  sign-off {signoff_state['outcome']} (deadline {signoff_state['deadline']})")
+        for role in signoff_state["roles"]:
+            votes = ", ".join(f"{v['principal']}:{v['decision']}" for v in role["votes"])
+            lines.append(f"    {role['role']:<15} {role['outcome']:<9} quorum {role['quorum']}  {votes}")
+    if state.get("outcome"):
+        lines.append(f"  outcome: {state['outcome']}")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Commands that run Fairlane's processes: up, worker, api, router."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+import uvicorn
+
+from config import Settings
+from config.logging import configure_logging
+
+
+def up() -> None:
+    """Start the embedded stack (Temporal dev server, router, worker, API) until Ctrl-C."""
+    from api.tokens import Role, issue_token
+    from cli.api_client import operator_token_path
+    from stack.supervisor import EmbeddedStack
+
+    settings = Settings()
+    configure_logging("console", settings.log_level)
+    token_path = operator_token_path(settings)
+    if not token_path.exists():
+        token = issue_token(
+            settings.resolved_tokens_file, "operator", [Role.ADMIN, Role.INCIDENT_COMMANDER]
+        )
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        token_path.write_text(token)
+        token_path.chmod(0o600)
+        typer.echo(f"operator token written to {token_path} (admin, incident_commander)")
+
+    async def run() -> None:
+        stack = EmbeddedStack(settings)
+        await stack.start()
+        typer.echo(
+            f"Fairlane is up: API {settings.api_url}  router {settings.router_url}  "
+            f"Temporal UI {settings.temporal_ui_url}  (Ctrl-C stops)"
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            while not stopping.is_set():
+                stack.check_alive()
+                try:
+                    await asyncio.wait_for(stopping.wait(), timeout=1)
+                except TimeoutError:
+                    pass
+        finally:
+            stack.stop()
+
+    asyncio.run(run())
+
+
+def worker() -> None:
+    """Run a worker on the incident task queue (scale out by running more)."""
+    from audit.trail import AuditTrail
+    from stack.temporal import connect
+    from stack.worker import build_worker
+    from store.db import create_tables, make_engine
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    engine = make_engine(settings.resolved_database_url)
+    create_tables(engine)
+
+    async def run() -> None:
+        client = await connect(settings)
+        await build_worker(client, settings, AuditTrail(engine)).run()
+
+    asyncio.run(run())
+
+
+def api() -> None:
+    """Serve the HTTP API."""
+    from api.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning"
+    )
+
+
+def router() -> None:
+    """Serve the reference model router."""
+    from router.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.router_host,
+        port=settings.router_port,
+        log_level="warning",
+    )

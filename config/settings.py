@@ -1,0 +1,81 @@
+"""Every knob Fairlane has, read from environment variables (prefix ``FAIRLANE_``).
+
+One class, constructed at each entry point (CLI command, worker, API and router
+factories) and passed down explicitly, so nothing reads the environment behind
+the caller's back. The embedded default needs no variable at all: everything lives
+under ``data_dir`` and listens on loopback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Fairlane's settings; see README "Settings" for the variable names."""
+
+    model_config = SettingsConfigDict(env_prefix="FAIRLANE_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "info"
+
+    # Temporal. `temporal_embedded` makes `fairlane up` start the dev server itself;
+    # pointing at any other cluster or Temporal Cloud is only a matter of these fields.
+    temporal_embedded: bool = True
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    temporal_ui_port: int = 8233
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    task_queue: str = "fairlane-incidents"
+
+    # Fairlane's own tables (audit trail, model registry). SQLite under data_dir
+    # unless DATABASE_URL (or FAIRLANE_DATABASE_URL) names e.g. a Postgres server.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("FAIRLANE_DATABASE_URL", "DATABASE_URL")
+    )
+
+    # The API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8200
+    api_url: str = "http://127.0.0.1:8200"
+    tokens_file: Path | None = None
+    api_token: SecretStr | None = None  # the CLI's credential
+
+    # The reference model router.
+    router_host: str = "127.0.0.1"
+    router_port: int = 8300
+    router_url: str = "http://127.0.0.1:8300"
+    router_database_url: str | None = None
+    router_token: SecretStr | None = None
+
+    # A folder of the team's own playbooks (<name>.yaml), besides the shipped ones.
+    playbooks_dir: Path | None = None
+
+    # Notifications: a webhook for `notify` steps; without one, a log sink.
+    notify_webhook_url: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'fairlane.db'}"
+
+    @property
+    def resolved_router_database_url(self) -> str:
+        return self.router_database_url or f"sqlite:///{self.data_dir / 'router.db'}"
+
+    @property
+    def resolved_tokens_file(self) -> Path:
+        return self.tokens_file or self.data_dir / "tokens.json"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.data_dir / "temporal.db"

@@ -1,0 +1,67 @@
+"""The model manifest: what Fairlane knows about a model it can open incidents on."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, model_validator
+
+_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class ModelVersion(BaseModel):
+    version: str = Field(min_length=1, max_length=64)
+    artifact: str = Field(min_length=1, description="path of the model artifact")
+    training_data: str | None = None
+    validation_data: str | None = None
+    parent: str | None = Field(default=None, description="version this one was derived from")
+
+
+class Outcomes(BaseModel):
+    """Which columns hold the model's outcomes; at least one of the two."""
+
+    decision: str | None = Field(default=None, description="binary decision column")
+    amount: str | None = Field(default=None, description="continuous amount column")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Outcomes:
+        if self.decision is None and self.amount is None:
+            raise ValueError(
+                "name a binary `decision` column, a continuous `amount` column, or both"
+            )
+        return self
+
+
+class RouterRef(BaseModel):
+    url: str = Field(pattern=r"^https?://", description="base URL of the routing layer")
+
+
+class ModelManifest(BaseModel):
+    """A registered model: its versions, data, outcomes, protected attributes and router."""
+
+    id: str = Field(description="lower-case slug, e.g. credit-limit")
+    description: str = ""
+    versions: list[ModelVersion] = Field(min_length=1)
+    primary_version: str
+    label: str | None = Field(default=None, description="ground-truth label column")
+    outcomes: Outcomes
+    protected_attributes: list[str] = Field(min_length=1)
+    strata: list[str] = Field(default_factory=list, description="e.g. income_band, credit_band")
+    router: RouterRef
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelManifest:
+        if not _MODEL_ID.match(self.id):
+            raise ValueError(f"id {self.id!r} must be a lower-case slug (a-z, 0-9, -)")
+        names = [v.version for v in self.versions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"versions are not unique: {names}")
+        if self.primary_version not in names:
+            raise ValueError(f"primary_version {self.primary_version!r} is not one of {names}")
+        return self
+
+    def version(self, name: str) -> ModelVersion:
+        for candidate in self.versions:
+            if candidate.version == name:
+                return candidate
+        raise KeyError(name)

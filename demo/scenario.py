@@ -1,0 +1,257 @@
+"""`make demo`: a real bias incident on the embedded stack, from traffic to sign-off.
+
+1. The credit model (trained on generated data with a redlining proxy) is deployed at
+   the reference router and registered in Fairlane from its manifest.
+2. Real applicants flow through the router; the decision log shows the disparity.
+3. An incident is opened on the drift-rollback playbook; the router flips to the
+   rules-based fallback and a real request proves it, with the model in shadow.
+4. Sign-offs arrive through the API; a forged one is refused.
+5. The incident closes; its timeline and the trail verification are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import yaml
+
+from api.tokens import Role, issue_token
+from config import Settings
+from config.logging import configure_logging
+from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
+from demo.credit_model import DemoModelFiles, prepare_demo_model
+from demo.dataset import read_dataset
+from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
+from router.client import RouterClient
+from stack.supervisor import EmbeddedStack
+
+TRAFFIC = 800
+PRINCIPALS: dict[str, list[Role]] = {
+    "dana.ic": [Role.INCIDENT_COMMANDER],
+    "lee.legal": [Role.LEGAL],
+    "chen.compliance": [Role.COMPLIANCE],
+    "mallory.comms": [Role.COMMUNICATIONS],
+    "ana.auditor": [Role.AUDITOR],
+}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def write_manifest(files: DemoModelFiles, router_url: str) -> Path:
+    """The demo model's manifest, written as a user would, then registered from the file."""
+    manifest = ModelManifest(
+        id=files.model_id,
+        description="Credit-limit model; the reference case of a 30% gap at equal income and history",
+        versions=[
+            ModelVersion(
+                version=files.version,
+                artifact=str(files.artifact),
+                training_data=str(files.training_csv),
+                validation_data=str(files.validation_csv),
+            )
+        ],
+        primary_version=files.version,
+        label="approved",
+        outcomes=Outcomes(decision="approved", amount="credit_limit"),
+        protected_attributes=["group"],
+        strata=["income_band", "credit_band"],
+        router=RouterRef(url=router_url),
+    )
+    path = files.artifact.parent / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+class Api:
+    """The demo's HTTP calls to Fairlane, each as one of the demo principals."""
+
+    def __init__(self, base_url: str, tokens: dict[str, str]) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=30)
+        self._tokens = tokens
+
+    async def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._tokens[who]}"}
+        return await self._client.request(method, path, headers=headers, **kwargs)
+
+    async def ok(self, who: str, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.call(who, method, path, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} as {who}: {response.status_code} {response.text}")
+        return response.json()
+
+    async def wait_for(self, incident_id: str, done: Any, what: str, timeout_s: float = 60) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            state = await self.ok("ana.auditor", "GET", f"/v1/incidents/{incident_id}")
+            if done(state):
+                return state
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"incident {incident_id} did not reach '{what}' in {timeout_s:.0f}s")
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+async def send_traffic(router: RouterClient, model: str, applicants: pd.DataFrame) -> None:
+    for row in applicants.itertuples(index=False):
+        await router.decide(
+            model,
+            {
+                "applicant_id": row.applicant_id,
+                "income": float(row.income),
+                "credit_history_years": float(row.credit_history_years),
+                "debt_ratio": float(row.debt_ratio),
+                "zip_code": row.zip_code,
+                "group": row.group,
+            },
+        )
+
+
+def describe_disparity(decisions: list[dict[str, Any]], label: str) -> None:
+    frame = pd.DataFrame(decisions)
+    approved = frame[frame["approved"]]
+    gap = conditional_disparity(
+        approved["credit_limit"],
+        approved["group"],
+        combine_strata(approved["income_band"], approved["credit_band"]),
+        min_count=5,
+    )
+    dir_ = disparate_impact_ratio(frame["approved"], frame["group"])
+    worst = gap.worst_group or "-"
+    gap_pct = 100 * (gap.relative_gap or 0.0)
+    say(
+        f"  {label}: {len(frame)} decisions; group {worst} gets {gap_pct:.1f}% lower limits "
+        f"at identical income and credit-history band; approval disparate-impact ratio {dir_:.2f}"
+    )
+
+
+def print_timeline(trail: dict[str, Any]) -> None:
+    say(f"\nTimeline of {trail['incident_id']} ({len(trail['records'])} audit records):")
+    for record in trail["records"]:
+        kind = record["kind"]
+        if kind == "activity.started":
+            continue
+        detail = record.get("detail") or {}
+        if isinstance(detail, str):
+            detail = {"detail": detail}
+        note = ", ".join(f"{k}={v}" for k, v in detail.items() if k not in {"task_queue", "workflow_run_id"})
+        at = str(record["at"])[11:23]
+        step = record.get("step") or "-"
+        attempt = f"#{record['attempt']}" if record.get("attempt") else ""
+        say(f"  {record['seq']:>4} {at} {kind:<20} {step:<22}{attempt:<3} {record['actor']:<28} {note[:110]}")
+
+
+async def scenario(settings: Settings) -> None:
+    tokens = {name: issue_token(settings.resolved_tokens_file, name, roles) for name, roles in PRINCIPALS.items()}
+    say("Preparing the credit model (generated applicants with a zip-code proxy for group)...")
+    files = prepare_demo_model(settings.data_dir)
+    stack = EmbeddedStack(settings)
+    say("Starting the embedded stack: Temporal dev server, router, worker, API...")
+    await stack.start()
+    settings = stack.settings
+    api = Api(settings.api_url, tokens)
+    assert settings.router_token is not None
+    try:
+        async with RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router:
+            await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+            manifest = write_manifest(files, settings.router_url)
+            from registry.service import load_manifest_file
+
+            registered = await api.ok(
+                "dana.ic", "POST", "/v1/models", json=load_manifest_file(manifest).model_dump(mode="json")
+            )
+            say(f"Registered model {registered['id']} from {manifest} (revision {registered['revision']})")
+
+            applicants = read_dataset(files.validation_csv).sample(TRAFFIC, random_state=11)
+            say(f"\n1. {TRAFFIC} real applicants through the router, model serving:")
+            start = pd.Timestamp.now(tz="UTC").isoformat()
+            await send_traffic(router, files.model_id, applicants)
+            describe_disparity(await router.decisions(files.model_id, since=start), "primary model")
+
+            say("\n2. Opening an incident on the drift-rollback playbook...")
+            opened = await api.ok(
+                "dana.ic",
+                "POST",
+                "/v1/incidents",
+                json={
+                    "model": files.model_id,
+                    "playbook": "drift-rollback",
+                    "severity": "sev1",
+                    "summary": "Group B receives ~30% lower credit limits at identical income and credit history",
+                },
+            )
+            incident = opened["incident_id"]
+            say(f"  {incident} opened; Temporal UI: {opened['ui_url']}")
+            state = await api.wait_for(incident, lambda s: s["contained"], "contained")
+            route = state["route_now"]
+            say(f"  router now serving {route['serving']} (generation {route['generation']}), shadow {route['shadow_versions']}")
+            probe = applicants.iloc[0]
+            answer = await router.decide(
+                files.model_id,
+                {
+                    "applicant_id": "probe-after-containment",
+                    "income": float(probe.income),
+                    "credit_history_years": float(probe.credit_history_years),
+                    "debt_ratio": float(probe.debt_ratio),
+                    "zip_code": probe.zip_code,
+                    "group": probe.group,
+                },
+            )
+            say(f"  a real request now: served_by={answer['served_by']} version={answer['version']}")
+            start = pd.Timestamp.now(tz="UTC").isoformat()
+            await send_traffic(router, files.model_id, applicants)
+            describe_disparity(await router.decisions(files.model_id, since=start), "rules-based fallback")
+            shadow = await router.decisions(files.model_id, since=start, include_shadow=True)
+            say(f"  the model kept scoring in shadow: {sum(d['shadow'] for d in shadow)} shadow decisions logged, none returned")
+
+            say("\n3. Sign-offs through the API:")
+            await api.wait_for(incident, lambda s: s["phase"] == "awaiting_signoff", "awaiting sign-off")
+            forged = await api.call(
+                "mallory.comms", "POST", f"/v1/incidents/{incident}/signoffs",
+                json={"role": "legal", "decision": "approve", "comment": "looks fine to me"},
+            )
+            say(f"  forged: mallory.comms approving for legal -> HTTP {forged.status_code}: {forged.json()['detail']}")
+            wrong = await api.call(
+                "mallory.comms", "POST", f"/v1/incidents/{incident}/signoffs",
+                json={"role": "communications", "decision": "approve"},
+            )
+            say(f"  not required: communications on this sign-off -> HTTP {wrong.status_code}: {wrong.json()['detail']}")
+            for who, role in (("lee.legal", "legal"), ("chen.compliance", "compliance")):
+                receipt = await api.ok(
+                    who, "POST", f"/v1/incidents/{incident}/signoffs",
+                    json={"role": role, "decision": "approve", "comment": "containment confirmed"},
+                )
+                say(f"  {who} approves for {role} -> role {receipt['role_outcome']}, sign-off {receipt['signoff_outcome']}")
+            state = await api.wait_for(incident, lambda s: s["phase"] in {"resolved", "failed", "escalated", "rolled_back"}, "closed")
+            say(f"\n4. Incident {incident} closed: phase={state['phase']} ({state['outcome']})")
+
+            trail = await api.ok("ana.auditor", "GET", f"/v1/incidents/{incident}/trail")
+            print_timeline(trail)
+            report = await api.ok("ana.auditor", "GET", "/v1/trail/verify")
+            verdict = "intact" if report["ok"] else f"FAILED: {report['problems']}"
+            say(f"\ntrail verify: {verdict} ({report['records_checked']} records checked)")
+    finally:
+        await api.close()
+        stack.stop()
+        say("Embedded stack stopped.")
+
+
+def run_demo() -> None:
+    settings = Settings()
+    settings = settings.model_copy(
+        update={
+            "data_dir": settings.data_dir.resolve(),
+            "tokens_file": settings.data_dir.resolve() / "demo-tokens.json",
+        }
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "demo-tokens.json").unlink(missing_ok=True)
+    configure_logging("console", "warning")
+    asyncio.run(scenario(settings))

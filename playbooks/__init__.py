@@ -1,0 +1,1 @@
+"""Runbooks as YAML, and the pydantic schema that validates them."""

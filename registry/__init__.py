@@ -1,0 +1,1 @@
+"""The model registry: manifests of the models Fairlane can open incidents on."""

@@ -1,0 +1,80 @@
+"""Register, read and list model manifests (sqlmodel; SQLite or Postgres).
+
+Re-registering a model replaces its manifest and bumps its revision; incidents
+already running keep the manifest they were opened with (it is workflow input).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, select
+
+from contracts.model import ModelManifest
+
+
+class RegisteredModel(SQLModel, table=True):
+    __tablename__ = "registered_model"
+
+    id: str = Field(primary_key=True)
+    manifest_json: str
+    revision: int
+    registered_by: str
+    registered_at: datetime
+
+
+class ManifestError(ValueError):
+    """A manifest file that cannot be read or does not validate, with the field paths."""
+
+
+def load_manifest_file(path: Path) -> ModelManifest:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return ModelManifest.model_validate(data)
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{path}: not valid YAML: {error}") from error
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}" for e in error.errors()
+        )
+        raise ManifestError(f"{path}: {problems}") from error
+
+
+class ModelRegistry:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def register(self, manifest: ModelManifest, registered_by: str) -> int:
+        """Store the manifest; returns its revision (1 for a new model)."""
+        with Session(self._engine) as session:
+            row = session.get(RegisteredModel, manifest.id)
+            revision = 1 if row is None else row.revision + 1
+            row = row or RegisteredModel(
+                id=manifest.id, manifest_json="", revision=0, registered_by="", registered_at=_now()
+            )
+            row.manifest_json = manifest.model_dump_json()
+            row.revision = revision
+            row.registered_by = registered_by
+            row.registered_at = _now()
+            session.add(row)
+            session.commit()
+            return revision
+
+    def get(self, model_id: str) -> ModelManifest | None:
+        with Session(self._engine) as session:
+            row = session.get(RegisteredModel, model_id)
+            return ModelManifest.model_validate_json(row.manifest_json) if row else None
+
+    def list(self) -> list[RegisteredModel]:
+        with Session(self._engine) as session:
+            return list(session.exec(select(RegisteredModel).order_by(RegisteredModel.id)))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

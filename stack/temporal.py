@@ -1,0 +1,66 @@
+"""The Temporal connection, from settings alone: embedded dev server, any cluster, or Cloud."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from config import Settings
+from contracts.incident import SEARCH_ATTRIBUTES
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    if not settings.temporal_tls:
+        return False
+    return TLSConfig(
+        server_root_ca_cert=_read(settings.temporal_tls_ca),
+        client_cert=_read(settings.temporal_tls_cert),
+        client_private_key=_read(settings.temporal_tls_key),
+    )
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+async def connect(settings: Settings) -> Client:
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        tls=tls_config(settings) or bool(api_key),
+        api_key=api_key,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register Fairlane's search attributes on the namespace; returns those it added."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
+def dev_server_search_attribute_args() -> list[str]:
+    """`temporal server start-dev` flags that register the attributes at boot."""
+    args: list[str] = []
+    for key in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{key.name}=Keyword"]
+    return args

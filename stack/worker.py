@@ -1,0 +1,42 @@
+"""The Fairlane worker: the incident workflow, every activity, and the audit interceptor."""
+
+from __future__ import annotations
+
+import socket
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.audit_events import AuditActivities
+from activities.audit_interceptor import AuditInterceptor
+from activities.notify import NotifyActivities
+from activities.routing import RoutingActivities
+from audit.trail import AuditTrail
+from config import Settings
+from workflows.incident import IncidentWorkflow
+
+
+def worker_identity() -> str:
+    return f"fairlane-worker@{socket.gethostname()}"
+
+
+def build_worker(client: Client, settings: Settings, trail: AuditTrail) -> Worker:
+    if settings.router_token is None:
+        raise SystemExit("FAIRLANE_ROUTER_TOKEN is not set: the worker cannot reach the router")
+    routing = RoutingActivities(settings.router_token.get_secret_value())
+    notify = NotifyActivities(settings.notify_webhook_url)
+    audit = AuditActivities(trail)
+    identity = worker_identity()
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[IncidentWorkflow],
+        activities=[
+            routing.read_route,
+            routing.set_route,
+            notify.send_notification,
+            audit.record_audit_event,
+        ],
+        interceptors=[AuditInterceptor(trail, identity)],
+        identity=identity,
+    )

@@ -1,0 +1,1 @@
+"""The storage layer: one engine factory for SQLite (default) and Postgres."""

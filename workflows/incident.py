@@ -1,0 +1,455 @@
+"""The generic incident workflow: it interprets the playbook it was started with.
+
+Each step is run by the handler for its kind; a step that fails follows its
+``on_failure`` policy (retry it, go back to an earlier step a bounded number of
+times, roll the route back to what it was before the incident, escalate, or fail).
+Humans reach the workflow through the ``decide_signoff`` update, whose validator
+re-checks what the API already checked. Phase changes, step boundaries and human
+decisions are written to the audit trail through the ``record_audit_event``
+activity; every other activity is audited by the worker's interceptor.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.audit import AuditEvent
+    from contracts.incident import (
+        QUERY_STATE,
+        SA_PHASE,
+        UPDATE_SIGNOFF,
+        WORKFLOW_TYPE,
+        IncidentInput,
+        IncidentState,
+        Phase,
+        SignoffDecision,
+        SignoffReceipt,
+        StepRecord,
+    )
+    from contracts.routing import Route, RouteSpec
+    from contracts.steps import (
+        READ_ROUTE,
+        RECORD_AUDIT_EVENT,
+        SEND_NOTIFICATION,
+        SET_ROUTE,
+        Notification,
+        NotificationReceipt,
+        ReadRouteInput,
+        SetRouteInput,
+    )
+    from playbooks.schema import (
+        FailureAction,
+        NotifyStep,
+        Playbook,
+        RetrySpec,
+        RouteStep,
+        SignoffStep,
+        Step,
+    )
+    from workflows import signoff as signoffs
+    from workflows.routing import desired_route, next_update
+
+AUDIT_TIMEOUT = timedelta(seconds=30)
+AUDIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+# Restoring the route after a rejection must get through a router hiccup.
+ROLLBACK_RETRY = RetrySpec(maximum_attempts=20, maximum_interval=timedelta(seconds=30))
+
+
+class StepFailed(Exception):
+    """A step did not achieve its purpose; the playbook's on_failure decides what follows."""
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, incident: IncidentInput) -> None:
+        self._incident = incident
+        self._playbook: Playbook = incident.playbook
+        self._state = IncidentState(
+            incident_id=incident.incident_id,
+            model=incident.model.id,
+            playbook=incident.playbook.name,
+            playbook_version=incident.playbook.version,
+            severity=incident.severity,
+            summary=incident.summary,
+            commander=incident.commander,
+            opened_at=incident.opened_at,
+            phase=Phase.OPEN,
+        )
+        self._activity_seq = 0
+        self._event_seq = 0
+        self._commander_may_approve = False
+
+    # ---- interface -------------------------------------------------------------------
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> IncidentState:
+        return self._state
+
+    @workflow.update(name=UPDATE_SIGNOFF)
+    async def decide_signoff(self, decision: SignoffDecision) -> SignoffReceipt:
+        status = self._state.signoff
+        assert status is not None  # the validator guarantees an open sign-off
+        role = signoffs.apply_decision(status, decision, workflow.now())
+        await self._audit(
+            "signoff.decided",
+            actor=decision.principal,
+            step=status.step,
+            detail={
+                "role": decision.role,
+                "decision": decision.decision,
+                "comment": decision.comment,
+                "role_outcome": role.outcome,
+                "signoff_outcome": status.outcome,
+            },
+        )
+        return SignoffReceipt(
+            accepted=True, role=role.role, role_outcome=role.outcome, signoff_outcome=status.outcome
+        )
+
+    @decide_signoff.validator
+    def _validate_signoff(self, decision: SignoffDecision) -> None:
+        reason = signoffs.refusal(
+            self._state.signoff, decision, self._incident.commander, self._commander_may_approve
+        )
+        if reason is not None:
+            raise ApplicationError(reason, type="SignoffRefused", non_retryable=True)
+
+    # ---- the interpreter -------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, incident: IncidentInput) -> IncidentState:
+        await self._audit(
+            "incident.opened",
+            actor=incident.commander,
+            detail={
+                "model": incident.model.id,
+                "severity": incident.severity.value,
+                "summary": incident.summary,
+                "playbook": f"{self._playbook.name}@{self._playbook.version}",
+            },
+        )
+        await self._set_phase(Phase.RUNNING)
+        budgets: Counter[str] = Counter()
+        index = 0
+        while index < len(self._playbook.steps):
+            step = self._playbook.steps[index]
+            try:
+                await self._run_step(step)
+            except StepFailed as failure:
+                policy = step.on_failure
+                reason = str(failure)
+                if policy.action in (FailureAction.RETRY, FailureAction.GOTO):
+                    if budgets[step.name] < policy.max_times:
+                        budgets[step.name] += 1
+                        if policy.action is FailureAction.GOTO:
+                            assert policy.step is not None
+                            index = self._playbook.index_of(policy.step)
+                        continue
+                    reason += f" ({policy.action.value} exhausted after {policy.max_times})"
+                    return await self._finish(Phase.FAILED, reason)
+                if policy.action is FailureAction.ROLLBACK:
+                    await self._rollback(reason)
+                    return await self._finish(Phase.ROLLED_BACK, reason)
+                if policy.action is FailureAction.ESCALATE:
+                    await self._notify(
+                        self._playbook.escalation_channel, f"Escalated: {step.name}", reason
+                    )
+                    return await self._finish(Phase.ESCALATED, reason)
+                return await self._finish(Phase.FAILED, reason)
+            index += 1
+        return await self._finish(Phase.RESOLVED, "all steps completed")
+
+    async def _run_step(self, step: Step) -> None:
+        record = StepRecord(
+            name=step.name, kind=step.kind, status="running", started_at=workflow.now()
+        )
+        self._state.steps.append(record)
+        self._state.current_step = step.name
+        await self._audit("step.started", step=step.name, detail={"kind": step.kind})
+        try:
+            if isinstance(step, RouteStep):
+                record.detail = await self._route(step)
+            elif isinstance(step, NotifyStep):
+                record.detail = await self._notify_step(step)
+            else:
+                record.detail = await self._signoff(step)
+        except ActivityError as error:
+            failure = StepFailed(_cause(error))
+            self._close_step(record, "failed", str(failure))
+            await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
+            raise failure from error
+        except StepFailed as failure:
+            self._close_step(record, "failed", str(failure))
+            await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
+            raise
+        self._close_step(record, "succeeded", record.detail)
+        await self._audit("step.succeeded", step=step.name, detail={"result": record.detail})
+
+    def _close_step(self, record: StepRecord, status: Any, detail: str) -> None:
+        record.status = status
+        record.detail = detail
+        record.finished_at = workflow.now()
+
+    # ---- step kinds --------------------------------------------------------------------
+
+    async def _route(self, step: RouteStep) -> str:
+        options = _activity_options(step.retry, step)
+        current = await self._read_route(step.name, options)
+        if self._state.route_before is None:
+            self._state.route_before = current
+        spec = desired_route(step, current)
+        if current.spec().same_routing(spec):
+            self._record_route(current)
+            return f"route already {spec.serving.value} at generation {current.generation}"
+        route = await self._set_route(
+            step.name, options, current, spec, f"{self._playbook.name}/{step.name}"
+        )
+        return (
+            f"serving {route.serving.value}, shadow {route.shadow_versions}, "
+            f"generation {route.generation}"
+        )
+
+    async def _notify_step(self, step: NotifyStep) -> str:
+        message = step.message.format(**self._message_fields())
+        receipt = await self._notify(
+            step.channel, f"{self._playbook.name}: {step.name}", message, step
+        )
+        return f"notified {step.channel} via {receipt.delivered_to}"
+
+    async def _signoff(self, step: SignoffStep) -> str:
+        status = signoffs.open_signoff(step, workflow.now())
+        self._state.signoff = status
+        self._commander_may_approve = step.commander_may_approve
+        await self._set_phase(Phase.AWAITING_SIGNOFF)
+        roles = ", ".join(f"{r.role} ({r.quorum})" for r in step.roles)
+        await self._notify(
+            "signoff",
+            f"Sign-off requested: {step.subject}",
+            f"Incident {self._incident.incident_id} needs sign-off from {roles} "
+            f"by {status.deadline.isoformat()}.",
+            step,
+        )
+        next_reminder = workflow.now() + step.reminder_every if step.reminder_every else None
+        while status.outcome == "pending":
+            wakes = [t for t in (next_reminder, None if status.escalated else status.deadline) if t]
+            timeout = min(wakes) - workflow.now() if wakes else None
+            try:
+                await workflow.wait_condition(lambda: status.outcome != "pending", timeout=timeout)
+            except TimeoutError:
+                now = workflow.now()
+                if next_reminder is not None and step.reminder_every and now >= next_reminder:
+                    status.reminders_sent += 1
+                    next_reminder += step.reminder_every
+                    await self._notify(
+                        "signoff", f"Reminder: {step.subject}", self._pending_text(), step
+                    )
+                if now >= status.deadline and not status.escalated:
+                    await self._expire(step)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._set_phase(Phase.RUNNING)
+        if status.outcome != "approved":
+            raise StepFailed(f"sign-off {status.outcome}: {self._decision_text()}")
+        return f"approved: {self._decision_text()}"
+
+    async def _expire(self, step: SignoffStep) -> None:
+        """The deadline passed: a rejection, or an escalation that keeps waiting."""
+        status = self._state.signoff
+        assert status is not None
+        if step.on_expiry == "reject":
+            status.outcome = "expired"
+            return
+        status.escalated = True
+        await self._audit(
+            "signoff.escalated", step=step.name, detail={"deadline": status.deadline.isoformat()}
+        )
+        await self._notify(
+            self._playbook.escalation_channel,
+            f"Sign-off overdue: {step.subject}",
+            self._pending_text(),
+            step,
+        )
+
+    # ---- failure policies ----------------------------------------------------------------
+
+    async def _rollback(self, reason: str) -> None:
+        before = self._state.route_before
+        if before is None:
+            return
+        options = _activity_options(ROLLBACK_RETRY)
+        current = await self._read_route("rollback", options)
+        if current.spec().same_routing(before.spec()):
+            self._record_route(current)
+            return
+        await self._set_route("rollback", options, current, before.spec(), f"rollback: {reason}")
+
+    async def _finish(self, phase: Phase, outcome: str) -> IncidentState:
+        self._state.outcome = outcome
+        self._state.current_step = None
+        await self._set_phase(phase)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    # ---- activities --------------------------------------------------------------------
+
+    async def _read_route(self, step_name: str, options: dict[str, Any]) -> Route:
+        route: Route = await workflow.execute_activity(
+            READ_ROUTE,
+            ReadRouteInput(
+                router_url=self._incident.model.router.url, model=self._incident.model.id
+            ),
+            result_type=Route,
+            activity_id=self._activity_id(step_name),
+            **options,
+        )
+        return route
+
+    async def _set_route(
+        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
+    ) -> Route:
+        update = next_update(current, spec, f"fairlane:{self._incident.incident_id}", reason)
+        route: Route = await workflow.execute_activity(
+            SET_ROUTE,
+            SetRouteInput(
+                router_url=self._incident.model.router.url,
+                model=self._incident.model.id,
+                update=update,
+            ),
+            result_type=Route,
+            activity_id=self._activity_id(step_name),
+            **options,
+        )
+        self._record_route(route)
+        return route
+
+    def _record_route(self, route: Route) -> None:
+        self._state.route_now = route
+        self._state.contained = route.serving.value == "fallback"
+
+    async def _notify(
+        self, channel: str, subject: str, message: str, step: Step | None = None
+    ) -> NotificationReceipt:
+        receipt: NotificationReceipt = await workflow.execute_activity(
+            SEND_NOTIFICATION,
+            Notification(
+                incident_id=self._incident.incident_id,
+                channel=channel,
+                severity=self._incident.severity.value,
+                subject=subject,
+                message=message,
+            ),
+            result_type=NotificationReceipt,
+            activity_id=self._activity_id(step.name if step is not None else "escalation"),
+            **_activity_options(step.retry if step is not None else RetrySpec(), step),
+        )
+        return receipt
+
+    async def _audit(
+        self,
+        kind: str,
+        *,
+        actor: str | None = None,
+        step: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self._event_seq += 1
+        info = workflow.info()
+        event = AuditEvent(
+            event_id=f"{info.workflow_id}/{info.run_id}/event/{self._event_seq}",
+            incident_id=self._incident.incident_id,
+            kind=kind,
+            actor=actor or "fairlane:workflow",
+            step=step,
+            detail=detail or {},
+            at=workflow.now(),
+        )
+        await workflow.execute_activity(
+            RECORD_AUDIT_EVENT,
+            event,
+            activity_id=self._activity_id(step or "incident"),
+            start_to_close_timeout=AUDIT_TIMEOUT,
+            retry_policy=AUDIT_RETRY,
+        )
+
+    async def _set_phase(self, phase: Phase) -> None:
+        previous = self._state.phase
+        self._state.phase = phase
+        workflow.upsert_search_attributes([SA_PHASE.value_set(phase.value)])
+        await self._audit("phase.changed", detail={"from": previous.value, "to": phase.value})
+
+    def _activity_id(self, step_name: str) -> str:
+        self._activity_seq += 1
+        return f"{step_name}:{self._activity_seq}"
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def _message_fields(self) -> dict[str, str]:
+        return {
+            "incident_id": self._incident.incident_id,
+            "model": self._incident.model.id,
+            "severity": self._incident.severity.value,
+            "summary": self._incident.summary,
+            "playbook": self._playbook.name,
+        }
+
+    def _pending_text(self) -> str:
+        status = self._state.signoff
+        assert status is not None
+        pending = [
+            f"{r.role} ({sum(v.decision == 'approve' for v in r.votes)}/{r.quorum})"
+            for r in status.roles
+            if r.outcome == "pending"
+        ]
+        return (
+            f"Incident {self._incident.incident_id}: still waiting for {', '.join(pending)}; "
+            f"deadline {status.deadline.isoformat()}."
+        )
+
+    def _decision_text(self) -> str:
+        status = self._state.signoff
+        assert status is not None
+        return "; ".join(
+            f"{r.role} {r.outcome}"
+            + "".join(
+                f" [{v.principal}: {v.decision}{' — ' + v.comment if v.comment else ''}]"
+                for v in r.votes
+            )
+            for r in status.roles
+        )
+
+
+def _activity_options(retry: RetrySpec, step: Step | None = None) -> dict[str, Any]:
+    timeouts = step.timeouts if step is not None else None
+    return {
+        "start_to_close_timeout": timeouts.start_to_close if timeouts else timedelta(seconds=30),
+        "schedule_to_close_timeout": timeouts.schedule_to_close
+        if timeouts
+        else timedelta(minutes=10),
+        "retry_policy": RetryPolicy(
+            initial_interval=retry.initial_interval,
+            backoff_coefficient=retry.backoff,
+            maximum_interval=retry.maximum_interval,
+            maximum_attempts=retry.maximum_attempts,
+            non_retryable_error_types=retry.non_retryable or None,
+        ),
+    }
+
+
+def _cause(error: ActivityError) -> str:
+    """The innermost failure message: what actually went wrong, not the wrapper."""
+    cause: BaseException = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    kind = (
+        cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+    )
+    return f"{kind}: {cause}"
