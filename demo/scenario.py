@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from router.client import RouterClient
+from router.schemas import Applicant, DecisionRecord
 from stack.supervisor import EmbeddedStack
 
 TRAFFIC = 800
@@ -99,23 +101,24 @@ class Api:
         await self._client.aclose()
 
 
+def applicant_from(row: Any, applicant_id: str | None = None) -> Applicant:
+    return Applicant(
+        applicant_id=applicant_id or str(row.applicant_id),
+        income=float(row.income),
+        credit_history_years=float(row.credit_history_years),
+        debt_ratio=float(row.debt_ratio),
+        zip_code=str(row.zip_code),
+        group=str(row.group),
+    )
+
+
 async def send_traffic(router: RouterClient, model: str, applicants: pd.DataFrame) -> None:
     for row in applicants.itertuples(index=False):
-        await router.decide(
-            model,
-            {
-                "applicant_id": row.applicant_id,
-                "income": float(row.income),
-                "credit_history_years": float(row.credit_history_years),
-                "debt_ratio": float(row.debt_ratio),
-                "zip_code": row.zip_code,
-                "group": row.group,
-            },
-        )
+        await router.decide(model, applicant_from(row))
 
 
-def describe_disparity(decisions: list[dict[str, Any]], label: str) -> None:
-    frame = pd.DataFrame(decisions)
+def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
+    frame = pd.DataFrame([d.model_dump() for d in decisions])
     approved = frame[frame["approved"]]
     gap = conditional_disparity(
         approved["credit_limit"],
@@ -171,7 +174,7 @@ async def scenario(settings: Settings) -> None:
 
             applicants = read_dataset(files.validation_csv).sample(TRAFFIC, random_state=11)
             say(f"\n1. {TRAFFIC} real applicants through the router, model serving:")
-            start = pd.Timestamp.now(tz="UTC").isoformat()
+            start = datetime.now(UTC)
             await send_traffic(router, files.model_id, applicants)
             describe_disparity(await router.decisions(files.model_id, since=start), "primary model")
 
@@ -192,24 +195,14 @@ async def scenario(settings: Settings) -> None:
             state = await api.wait_for(incident, lambda s: s["contained"], "contained")
             route = state["route_now"]
             say(f"  router now serving {route['serving']} (generation {route['generation']}), shadow {route['shadow_versions']}")
-            probe = applicants.iloc[0]
-            answer = await router.decide(
-                files.model_id,
-                {
-                    "applicant_id": "probe-after-containment",
-                    "income": float(probe.income),
-                    "credit_history_years": float(probe.credit_history_years),
-                    "debt_ratio": float(probe.debt_ratio),
-                    "zip_code": probe.zip_code,
-                    "group": probe.group,
-                },
-            )
-            say(f"  a real request now: served_by={answer['served_by']} version={answer['version']}")
-            start = pd.Timestamp.now(tz="UTC").isoformat()
+            probe = next(applicants.itertuples(index=False))
+            answer = await router.decide(files.model_id, applicant_from(probe, "probe-after-containment"))
+            say(f"  a real request now: served_by={answer.served_by.value} version={answer.version}")
+            start = datetime.now(UTC)
             await send_traffic(router, files.model_id, applicants)
             describe_disparity(await router.decisions(files.model_id, since=start), "rules-based fallback")
             shadow = await router.decisions(files.model_id, since=start, include_shadow=True)
-            say(f"  the model kept scoring in shadow: {sum(d['shadow'] for d in shadow)} shadow decisions logged, none returned")
+            say(f"  the model kept scoring in shadow: {sum(d.shadow for d in shadow)} shadow decisions logged, none returned")
 
             say("\n3. Sign-offs through the API:")
             await api.wait_for(incident, lambda s: s["phase"] == "awaiting_signoff", "awaiting sign-off")

@@ -11,6 +11,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from contracts.incident import SEARCH_ATTRIBUTES
@@ -42,14 +43,24 @@ async def connect(settings: Settings) -> Client:
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register Fairlane's search attributes on the namespace; returns those it added."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
+    """Register Fairlane's search attributes on the namespace; returns those it added.
+
+    Servers that cannot list attributes (the time-skipping test server) get all of
+    them added, which they accept idempotently.
+    """
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as error:
+        if error.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
     missing = {
         key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
         for key in SEARCH_ATTRIBUTES
-        if key.name not in existing.custom_attributes
+        if key.name not in existing
     }
     if missing:
         await client.operator_service.add_search_attributes(

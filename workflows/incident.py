@@ -248,11 +248,13 @@ class IncidentWorkflow:
             except TimeoutError:
                 now = workflow.now()
                 if next_reminder is not None and step.reminder_every and now >= next_reminder:
-                    status.reminders_sent += 1
                     next_reminder += step.reminder_every
-                    await self._notify(
-                        "signoff", f"Reminder: {step.subject}", self._pending_text(), step
-                    )
+                    # No reminder at the very moment the deadline expires it.
+                    if status.escalated or now < status.deadline:
+                        status.reminders_sent += 1
+                        await self._notify(
+                            "signoff", f"Reminder: {step.subject}", self._pending_text(), step
+                        )
                 if now >= status.deadline and not status.escalated:
                     await self._expire(step)
         await workflow.wait_condition(workflow.all_handlers_finished)

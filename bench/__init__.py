@@ -1,0 +1,1 @@
+"""Benchmarks: each starts what it needs, prints its figures, and compares to a baseline."""

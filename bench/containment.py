@@ -1,0 +1,149 @@
+"""Containment latency: from the API call that opens an incident to the router serving fallback.
+
+Beside it, in the same run, the baseline: setting the same route directly at the
+router and asking it for a decision. The ratio is what to watch (it holds on a noisy
+machine; absolute times do not). Starts the embedded stack in a scratch folder, on
+its own ports, and stops it after.
+
+    .venv/bin/python -m bench.containment [--incidents 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from api.tokens import Role, issue_token
+from config import Settings
+from config.logging import configure_logging
+from contracts.routing import Route, RouteUpdate, Serving
+from demo.credit_model import prepare_demo_model
+from demo.scenario import write_manifest
+from registry.service import load_manifest_file
+from router.client import RouterClient
+from router.schemas import Applicant
+from stack.supervisor import EmbeddedStack
+from stack.temporal import connect
+
+PROBE = Applicant(
+    applicant_id="bench-probe",
+    income=48_000.0,
+    credit_history_years=7.0,
+    debt_ratio=0.25,
+    zip_code="Z02",
+    group="B",
+)
+
+
+async def serve_primary(router: RouterClient, model: str, by: str) -> Route:
+    route = await router.get_route(model)
+    if route.serving is Serving.PRIMARY:
+        return route
+    return await router.set_route(
+        model,
+        RouteUpdate(
+            serving=Serving.PRIMARY,
+            primary_version=route.primary_version,
+            generation=route.generation + 1,
+            updated_by=by,
+        ),
+    )
+
+
+async def until_fallback(router: RouterClient, model: str) -> None:
+    while (await router.decide(model, PROBE)).served_by is not Serving.FALLBACK:
+        pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(incidents: int, data_dir: Path) -> None:
+    settings = Settings(
+        data_dir=data_dir,
+        temporal_address="127.0.0.1:17233",
+        temporal_ui_port=18233,
+        temporal_ui_url="http://127.0.0.1:18233",
+        api_port=18200,
+        api_url="http://127.0.0.1:18200",
+        router_port=18300,
+        router_url="http://127.0.0.1:18300",
+    )
+    token = issue_token(settings.resolved_tokens_file, "bench", [Role.INCIDENT_COMMANDER, Role.ADMIN])
+    files = prepare_demo_model(data_dir)
+    stack = EmbeddedStack(settings)
+    await stack.start()
+    settings = stack.settings
+    assert settings.router_token is not None
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        temporal = await connect(settings)
+        async with (
+            RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router,
+            httpx.AsyncClient(base_url=settings.api_url, headers=headers, timeout=30) as api,
+        ):
+            await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+            manifest = load_manifest_file(write_manifest(files, settings.router_url))
+            (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
+
+            direct: list[float] = []
+            for _ in range(incidents):
+                route = await serve_primary(router, files.model_id, "bench")
+                start = time.perf_counter()
+                await router.set_route(
+                    files.model_id,
+                    RouteUpdate(
+                        serving=Serving.FALLBACK,
+                        primary_version=route.primary_version,
+                        shadow_versions=[route.primary_version],
+                        generation=route.generation + 1,
+                        updated_by="bench-direct",
+                    ),
+                )
+                await until_fallback(router, files.model_id)
+                direct.append((time.perf_counter() - start) * 1000)
+
+            contained: list[float] = []
+            for _ in range(incidents):
+                await serve_primary(router, files.model_id, "bench")
+                start = time.perf_counter()
+                opened = await api.post(
+                    "/v1/incidents",
+                    json={"model": files.model_id, "severity": "sev1", "summary": "bench"},
+                )
+                opened.raise_for_status()
+                await until_fallback(router, files.model_id)
+                contained.append((time.perf_counter() - start) * 1000)
+                await temporal.get_workflow_handle(opened.json()["incident_id"]).terminate("bench")
+    finally:
+        stack.stop()
+
+    p50, p99 = statistics.median(contained), percentile(contained, 0.99)
+    direct_p50 = statistics.median(direct)
+    print(f"incidents={incidents} containment min={min(contained):.1f}ms max={max(contained):.1f}ms")
+    print(f"direct route set min={min(direct):.1f}ms max={max(direct):.1f}ms")
+    print(
+        f"containment p50_ms={p50:.1f} p99_ms={p99:.1f} "
+        f"direct_p50_ms={direct_p50:.1f} ratio={p50 / direct_p50:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--incidents", type=int, default=50)
+    args = parser.parse_args()
+    configure_logging("console", "warning")
+    with tempfile.TemporaryDirectory(prefix="fairlane-bench-") as scratch:
+        asyncio.run(run(args.incidents, Path(scratch)))
+
+
+if __name__ == "__main__":
+    main()
