@@ -99,7 +99,7 @@ async def open_incident(
     try:
         playbook = find_playbook(body.playbook, settings.playbooks_dir)
     except PlaybookError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     now = datetime.now(UTC)
     incident_id = f"inc-{now:%Y%m%d}-{secrets.token_hex(4)}"
     incident = IncidentInput(

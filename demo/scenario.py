@@ -29,6 +29,7 @@ from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from router.client import RouterClient
+from contracts.routing import RouteUpdate, Serving
 from router.schemas import Applicant, DecisionRecord
 from stack.supervisor import EmbeddedStack
 
@@ -113,8 +114,29 @@ def applicant_from(row: Any, applicant_id: str | None = None) -> Applicant:
 
 
 async def send_traffic(router: RouterClient, model: str, applicants: pd.DataFrame) -> None:
-    for row in applicants.itertuples(index=False):
-        await router.decide(model, applicant_from(row))
+    """Real requests, a few at a time, as a busy front end would send them."""
+    gate = asyncio.Semaphore(8)
+
+    async def one(row: Any) -> None:
+        async with gate:
+            await router.decide(model, applicant_from(row))
+
+    await asyncio.gather(*(one(row) for row in applicants.itertuples(index=False)))
+
+
+async def serve_primary(router: RouterClient, model: str) -> None:
+    """Put the model back in service (a previous demo run left it contained)."""
+    route = await router.get_route(model)
+    if route.serving is not Serving.PRIMARY or route.shadow_versions:
+        await router.set_route(
+            model,
+            RouteUpdate(
+                primary_version=route.primary_version,
+                generation=route.generation + 1,
+                updated_by="demo-setup",
+                reason="demo starts with the model in service",
+            ),
+        )
 
 
 def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
@@ -127,11 +149,15 @@ def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
         min_count=5,
     )
     dir_ = disparate_impact_ratio(frame["approved"], frame["group"])
-    worst = gap.worst_group or "-"
     gap_pct = 100 * (gap.relative_gap or 0.0)
+    finding = (
+        f"group {gap.worst_group} gets {gap_pct:.1f}% lower limits"
+        if gap.worst_group and gap_pct >= 0.5
+        else "no group gets lower limits"
+    )
     say(
-        f"  {label}: {len(frame)} decisions; group {worst} gets {gap_pct:.1f}% lower limits "
-        f"at identical income and credit-history band; approval disparate-impact ratio {dir_:.2f}"
+        f"  {label}: {len(frame)} decisions; {finding} at identical income and credit-history "
+        f"band; approval disparate-impact ratio {dir_:.2f}"
     )
 
 
@@ -164,6 +190,7 @@ async def scenario(settings: Settings) -> None:
     try:
         async with RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router:
             await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+            await serve_primary(router, files.model_id)
             manifest = write_manifest(files, settings.router_url)
             from registry.service import load_manifest_file
 
@@ -201,7 +228,9 @@ async def scenario(settings: Settings) -> None:
             start = datetime.now(UTC)
             await send_traffic(router, files.model_id, applicants)
             describe_disparity(await router.decisions(files.model_id, since=start), "rules-based fallback")
-            shadow = await router.decisions(files.model_id, since=start, include_shadow=True)
+            shadow = await router.decisions(
+                files.model_id, since=start, include_shadow=True, limit=10 * TRAFFIC
+            )
             say(f"  the model kept scoring in shadow: {sum(d.shadow for d in shadow)} shadow decisions logged, none returned")
 
             say("\n3. Sign-offs through the API:")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import structlog
+from pydantic import SecretStr
 
 from config import Settings
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
@@ -50,7 +51,7 @@ def ensure_router_token(settings: Settings) -> Settings:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
-    return settings.model_copy(update={"router_token": path.read_text().strip()})
+    return settings.model_copy(update={"router_token": SecretStr(path.read_text().strip())})
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
