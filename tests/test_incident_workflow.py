@@ -18,6 +18,7 @@ from audit.trail import AuditTrail
 from contracts.incident import Phase
 from contracts.routing import Serving
 from playbooks.loader import builtin_playbook, load_playbook_text
+from tests.fixtures.histories import record_history
 from tests.fixtures.incidents import (
     COMMANDER,
     decide,
@@ -76,6 +77,7 @@ async def test_drift_rollback_contains_at_the_router_and_resolves_on_signoff(
         last = await decide(handle, "chen.compliance", "compliance")
         assert last.signoff_outcome == "approved"
         final = await handle.result()
+        await record_history(handle, "drift-rollback-resolved")
 
     assert final.phase is Phase.RESOLVED
     assert [s.status for s in final.steps] == ["succeeded"] * 4
@@ -99,6 +101,7 @@ async def test_rejection_as_false_alarm_restores_the_primary_route(
         receipt = await decide(handle, "lee.legal", "legal", "reject")
         assert receipt.signoff_outcome == "rejected"
         final = await handle.result()
+        await record_history(handle, "drift-rollback-rejected")
 
     assert final.phase is Phase.ROLLED_BACK
     assert not final.contained
@@ -118,6 +121,7 @@ async def test_deadline_expiry_counts_as_rejection_after_reminders(
         await wait_for_phase(handle, Phase.AWAITING_SIGNOFF)
         await decide(handle, "lee.legal", "legal")
         final = await handle.result()  # the test server skips the 72 hours
+        await record_history(handle, "signoff-expired")
 
     assert final.signoff is not None
     assert final.signoff.outcome == "expired"
@@ -146,6 +150,7 @@ async def test_expiry_with_escalation_keeps_waiting_and_then_resolves(
         await decide(handle, "l2", "legal")
         await decide(handle, "c1", "compliance")
         final = await handle.result()
+        await record_history(handle, "signoff-escalated-then-approved")
 
     assert final.phase is Phase.RESOLVED
     assert "signoff.escalated" in [r.kind for r in trail.records(incident.incident_id)]

@@ -1,0 +1,1 @@
+"""Every side effect Fairlane has, one retryable and audited Temporal activity each."""

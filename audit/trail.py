@@ -1,0 +1,175 @@
+"""The audit trail: append events as a hash chain, read them back, verify, export.
+
+Several processes append at once (the worker's activities, the API's decisions), so
+each append runs under a database-wide lock (SQLite ``BEGIN IMMEDIATE``, Postgres
+``pg_advisory_xact_lock``), reads the head, INSERTs the next record and moves the head
+in one transaction: the chain stays a single line whoever writes. Records are never
+updated or deleted by this code; only the one-row head is rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from audit.chain import GENESIS_HASH, as_utc, canonical_json, record_hash
+from audit.export import ExportedRecord, IncidentTrailExport
+from audit.records import AuditHead, AuditRecord
+from audit.verify import ChainVerifier, VerifyReport
+from contracts.audit import AuditEvent
+from store.db import is_sqlite
+
+_APPEND_LOCK_KEY = int.from_bytes(b"fl-audit", "big")
+"""Postgres advisory lock key that every appender takes; any constant all agree on."""
+
+_VERIFY_BATCH = 1000
+_SUPPORTED_DIALECTS = frozenset({"sqlite", "postgresql"})
+
+
+class AuditTrail:
+    """Fairlane's append-only, hash-chained audit trail on SQLite or Postgres.
+
+    Methods are synchronous and thread-safe; async callers run them through
+    ``asyncio.to_thread`` so a database wait never stalls an event loop.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in _SUPPORTED_DIALECTS:
+            raise ValueError(
+                f"the audit trail needs SQLite or Postgres, not {engine.dialect.name!r}: "
+                "appends rely on their locking to keep one chain"
+            )
+        self._engine = engine
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Chain ``event`` onto the trail and return its record.
+
+        Idempotent by ``event_id``: an event already in the trail returns the stored
+        record and writes nothing, so retried activities never record twice.
+        """
+        with Session(self._engine, expire_on_commit=False) as session:
+            self._lock_for_append(session)
+            existing = session.exec(
+                select(AuditRecord).where(AuditRecord.event_id == event.event_id)
+            ).first()
+            if existing is not None:
+                return existing
+            head = session.get(AuditHead, 1)
+            record = _chained(
+                event,
+                seq=head.last_seq + 1 if head else 1,
+                prev_hash=head.last_hash if head else GENESIS_HASH,
+            )
+            if head is None:
+                head = AuditHead(last_seq=record.seq, last_hash=record.hash)
+            else:
+                head.last_seq, head.last_hash = record.seq, record.hash
+            session.add(record)
+            session.add(head)
+            session.commit()
+            return record
+
+    def records(
+        self, incident_id: str | None = None, after_seq: int = 0, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """Records in seq order, optionally one incident's, after a seq, at most ``limit``."""
+        with Session(self._engine) as session:
+            return _read(session, incident_id, after_seq, limit)
+
+    def verify(self) -> VerifyReport:
+        """Check the whole chain, from one consistent snapshot of the database."""
+        with self._snapshot() as session:
+            return _verify(session)
+
+    def export(self, incident_id: str) -> IncidentTrailExport:
+        """The incident's records with their hashes, and the verdict on the whole chain.
+
+        Both come from the same snapshot. An unknown incident exports no records; telling
+        the caller it does not exist is the API's job.
+        """
+        with self._snapshot() as session:
+            records = _read(session, incident_id, after_seq=0, limit=None)
+            return IncidentTrailExport(
+                incident_id=incident_id,
+                exported_at=datetime.now(UTC),
+                records=[ExportedRecord.from_record(record) for record in records],
+                verification=_verify(session),
+            )
+
+    def _lock_for_append(self, session: Session) -> None:
+        connection = session.connection()
+        if is_sqlite(self._engine):
+            # pysqlite leaves the transaction unopened until the first write; opening it
+            # IMMEDIATE takes the write lock now, before the head is read.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY}
+            )
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Session]:
+        """A read-only session that sees one instant of the database throughout."""
+        with Session(self._engine) as session:
+            if is_sqlite(self._engine):
+                session.connection().exec_driver_sql("BEGIN")
+            else:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+
+def _chained(event: AuditEvent, seq: int, prev_hash: str) -> AuditRecord:
+    record = AuditRecord(
+        seq=seq,
+        event_id=event.event_id,
+        incident_id=event.incident_id,
+        kind=event.kind,
+        actor=event.actor,
+        step=event.step,
+        attempt=event.attempt,
+        inputs_digest=event.inputs_digest,
+        outputs_digest=event.outputs_digest,
+        detail=canonical_json(event.detail),
+        at=as_utc(event.at),
+        prev_hash=prev_hash,
+        hash="",
+    )
+    record.hash = record_hash(prev_hash, record.chained_fields())
+    return record
+
+
+def _read(
+    session: Session, incident_id: str | None, after_seq: int, limit: int | None
+) -> list[AuditRecord]:
+    query = select(AuditRecord).where(AuditRecord.seq > after_seq).order_by(col(AuditRecord.seq))
+    if incident_id is not None:
+        query = query.where(AuditRecord.incident_id == incident_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def _verify(session: Session) -> VerifyReport:
+    def find_by_hash(hash_: str) -> AuditRecord | None:
+        return session.exec(select(AuditRecord).where(AuditRecord.hash == hash_)).first()
+
+    return ChainVerifier(find_by_hash).check(_all_records(session), session.get(AuditHead, 1))
+
+
+def _all_records(session: Session) -> Iterator[AuditRecord]:
+    """Every record in seq order, a batch at a time, without holding them all in memory.
+
+    The first batch has no lower bound, so a record whose seq was set to zero or below
+    is still seen (and reported) rather than silently skipped.
+    """
+    query = select(AuditRecord).order_by(col(AuditRecord.seq)).limit(_VERIFY_BATCH)
+    batch = list(session.exec(query))
+    while batch:
+        yield from batch
+        session.expunge_all()
+        batch = list(session.exec(query.where(AuditRecord.seq > batch[-1].seq)))
