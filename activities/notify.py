@@ -32,5 +32,10 @@ class NotifyActivities:
                 non_retryable=True,
             )
         response.raise_for_status()  # 5xx and 429: retried by Temporal
-        log.info("notification", sink="webhook", channel=notification.channel, status=response.status_code)
+        log.info(
+            "notification",
+            sink="webhook",
+            channel=notification.channel,
+            status=response.status_code,
+        )
         return NotificationReceipt(delivered_to="webhook", status_code=response.status_code)

@@ -40,7 +40,9 @@ def register_model(
 def list_models(
     request: Request, _: Annotated[Principal, Depends(require(*READERS))]
 ) -> list[ModelManifest]:
-    return [ModelManifest.model_validate_json(row.manifest_json) for row in _registry(request).list()]
+    return [
+        ModelManifest.model_validate_json(row.manifest_json) for row in _registry(request).list()
+    ]
 
 
 @router.get("/{model_id}", response_model=ModelManifest)

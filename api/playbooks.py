@@ -16,7 +16,9 @@ router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
 
 
 @router.get("", response_model=list[str])
-def list_playbooks(request: Request, _: Annotated[Principal, Depends(require(*READERS))]) -> list[str]:
+def list_playbooks(
+    request: Request, _: Annotated[Principal, Depends(require(*READERS))]
+) -> list[str]:
     return available_playbooks(request.app.state.settings.playbooks_dir)
 
 

@@ -94,7 +94,5 @@ class TokenStore:
             return
         if mtime != self._mtime:
             entries = _load(self._path).principals
-            self._by_hash = {
-                e.token_sha256: Principal(name=e.name, roles=e.roles) for e in entries
-            }
+            self._by_hash = {e.token_sha256: Principal(name=e.name, roles=e.roles) for e in entries}
             self._mtime = mtime

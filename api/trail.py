@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from api.incidents import INCIDENT_ID
 from api.security import require
 from api.tokens import Principal, Role
-from audit.trail import AuditTrail, IncidentTrailExport, VerifyReport
+from audit import AuditTrail, IncidentTrailExport, VerifyReport
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 TRAIL_READERS = (Role.AUDITOR, Role.INCIDENT_COMMANDER, Role.ADMIN)

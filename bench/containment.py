@@ -77,7 +77,9 @@ async def run(incidents: int, data_dir: Path) -> None:
         router_port=18300,
         router_url="http://127.0.0.1:18300",
     )
-    token = issue_token(settings.resolved_tokens_file, "bench", [Role.INCIDENT_COMMANDER, Role.ADMIN])
+    token = issue_token(
+        settings.resolved_tokens_file, "bench", [Role.INCIDENT_COMMANDER, Role.ADMIN]
+    )
     files = prepare_demo_model(data_dir)
     stack = EmbeddedStack(settings)
     await stack.start()
@@ -128,7 +130,9 @@ async def run(incidents: int, data_dir: Path) -> None:
 
     p50, p99 = statistics.median(contained), percentile(contained, 0.99)
     direct_p50 = statistics.median(direct)
-    print(f"incidents={incidents} containment min={min(contained):.1f}ms max={max(contained):.1f}ms")
+    print(
+        f"incidents={incidents} containment min={min(contained):.1f}ms max={max(contained):.1f}ms"
+    )
     print(f"direct route set min={min(direct):.1f}ms max={max(direct):.1f}ms")
     print(
         f"containment p50_ms={p50:.1f} p99_ms={p99:.1f} "

@@ -59,7 +59,9 @@ def register(manifest: Path) -> None:
 @model_app.command("list")
 def list_models() -> None:
     for model in call(Settings(), "GET", "/v1/models"):
-        typer.echo(f"{model['id']:<20} primary {model['primary_version']:<8} {model['router']['url']}")
+        typer.echo(
+            f"{model['id']:<20} primary {model['primary_version']:<8} {model['router']['url']}"
+        )
 
 
 @tokens_app.command("create")

@@ -48,9 +48,7 @@ def list_incidents(
 
 
 @app.command("show")
-def show(
-    incident_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def show(incident_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show an incident's state: phase, steps, route, sign-offs."""
     state = call(Settings(), "GET", f"/v1/incidents/{incident_id}")
     typer.echo(json.dumps(state, indent=2) if as_json else render_state(state))
@@ -106,10 +104,14 @@ def render_state(state: dict[str, Any]) -> str:
         lines.append(f"  [{step['status']:<9}] {step['name']} ({step['kind']}): {step['detail']}")
     signoff_state = state.get("signoff")
     if signoff_state:
-        lines.append(f"  sign-off {signoff_state['outcome']} (deadline {signoff_state['deadline']})")
+        lines.append(
+            f"  sign-off {signoff_state['outcome']} (deadline {signoff_state['deadline']})"
+        )
         for role in signoff_state["roles"]:
             votes = ", ".join(f"{v['principal']}:{v['decision']}" for v in role["votes"])
-            lines.append(f"    {role['role']:<15} {role['outcome']:<9} quorum {role['quorum']}  {votes}")
+            lines.append(
+                f"    {role['role']:<15} {role['outcome']:<9} quorum {role['quorum']}  {votes}"
+            )
     if state.get("outcome"):
         lines.append(f"  outcome: {state['outcome']}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import typer
@@ -44,10 +45,8 @@ def up() -> None:
         try:
             while not stopping.is_set():
                 stack.check_alive()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=1)
-                except TimeoutError:
-                    pass
         finally:
             stack.stop()
 

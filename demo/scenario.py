@@ -25,15 +25,17 @@ from api.tokens import Role, issue_token
 from config import Settings
 from config.logging import configure_logging
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
+from contracts.routing import RouteUpdate, Serving
 from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
+from registry.service import load_manifest_file
 from router.client import RouterClient
-from contracts.routing import RouteUpdate, Serving
 from router.schemas import Applicant, DecisionRecord
 from stack.supervisor import EmbeddedStack
 
 TRAFFIC = 800
+SUMMARY = "Group B receives ~30% lower credit limits at identical income and credit history"
 PRINCIPALS: dict[str, list[Role]] = {
     "dana.ic": [Role.INCIDENT_COMMANDER],
     "lee.legal": [Role.LEGAL],
@@ -51,7 +53,7 @@ def write_manifest(files: DemoModelFiles, router_url: str) -> Path:
     """The demo model's manifest, written as a user would, then registered from the file."""
     manifest = ModelManifest(
         id=files.model_id,
-        description="Credit-limit model; the reference case of a 30% gap at equal income and history",
+        description="Credit-limit model: the reference case, ~30% lower limits for one group",
         versions=[
             ModelVersion(
                 version=files.version,
@@ -164,101 +166,120 @@ def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
 def print_timeline(trail: dict[str, Any]) -> None:
     say(f"\nTimeline of {trail['incident_id']} ({len(trail['records'])} audit records):")
     for record in trail["records"]:
-        kind = record["kind"]
-        if kind == "activity.started":
+        if record["kind"] == "activity.started":
             continue
         detail = record.get("detail") or {}
         if isinstance(detail, str):
             detail = {"detail": detail}
-        note = ", ".join(f"{k}={v}" for k, v in detail.items() if k not in {"task_queue", "workflow_run_id"})
-        at = str(record["at"])[11:23]
-        step = record.get("step") or "-"
+        note = ", ".join(f"{k}={v}" for k, v in detail.items() if k not in _QUIET_DETAIL)
         attempt = f"#{record['attempt']}" if record.get("attempt") else ""
-        say(f"  {record['seq']:>4} {at} {kind:<20} {step:<22}{attempt:<3} {record['actor']:<28} {note[:110]}")
+        say(
+            f"  {record['seq']:>4} {str(record['at'])[11:23]} {record['kind']:<20} "
+            f"{record.get('step') or '-':<22}{attempt:<3} {record['actor']:<26} {note[:100]}"
+        )
+
+
+_QUIET_DETAIL = {"task_queue", "workflow_run_id"}
+_CLOSED = {"resolved", "failed", "escalated", "rolled_back"}
+
+
+async def show_the_disparity(router: RouterClient, model: str, applicants: pd.DataFrame) -> None:
+    say(f"\n1. {len(applicants)} real applicants through the router, model serving:")
+    start = datetime.now(UTC)
+    await send_traffic(router, model, applicants)
+    describe_disparity(await router.decisions(model, since=start), "primary model")
+
+
+async def contain(api: Api, router: RouterClient, model: str, applicants: pd.DataFrame) -> str:
+    say("\n2. Opening an incident on the drift-rollback playbook...")
+    opened = await api.ok(
+        "dana.ic",
+        "POST",
+        "/v1/incidents",
+        json={"model": model, "playbook": "drift-rollback", "severity": "sev1", "summary": SUMMARY},
+    )
+    incident: str = opened["incident_id"]
+    say(f"  {incident} opened; Temporal UI: {opened['ui_url']}")
+    state = await api.wait_for(incident, lambda s: s["contained"], "contained")
+    route = state["route_now"]
+    say(
+        f"  router now serving {route['serving']} (generation {route['generation']}), "
+        f"shadow {route['shadow_versions']}"
+    )
+    probe = applicant_from(next(applicants.itertuples(index=False)), "probe-after-containment")
+    answer = await router.decide(model, probe)
+    say(f"  a real request now: served_by={answer.served_by.value} version={answer.version}")
+    start = datetime.now(UTC)
+    await send_traffic(router, model, applicants)
+    describe_disparity(await router.decisions(model, since=start), "rules-based fallback")
+    logged = await router.decisions(model, since=start, include_shadow=True, limit=10 * TRAFFIC)
+    shadow = sum(d.shadow for d in logged)
+    say(f"  the model kept scoring in shadow: {shadow} shadow decisions logged, none returned")
+    return incident
+
+
+async def sign_off(api: Api, incident: str) -> None:
+    say("\n3. Sign-offs through the API:")
+    await api.wait_for(incident, lambda s: s["phase"] == "awaiting_signoff", "awaiting sign-off")
+    path = f"/v1/incidents/{incident}/signoffs"
+    attempts = (
+        ("forged: mallory.comms approving for legal", "mallory.comms", "legal"),
+        ("not required: communications on this sign-off", "mallory.comms", "communications"),
+    )
+    for what, who, role in attempts:
+        refused = await api.call(who, "POST", path, json={"role": role, "decision": "approve"})
+        say(f"  {what} -> HTTP {refused.status_code}: {refused.json()['detail']}")
+    for who, role in (("lee.legal", "legal"), ("chen.compliance", "compliance")):
+        body = {"role": role, "decision": "approve", "comment": "containment confirmed"}
+        receipt = await api.ok(who, "POST", path, json=body)
+        say(
+            f"  {who} approves for {role} -> role {receipt['role_outcome']}, "
+            f"sign-off {receipt['signoff_outcome']}"
+        )
+
+
+async def close_and_audit(api: Api, incident: str) -> None:
+    state = await api.wait_for(incident, lambda s: s["phase"] in _CLOSED, "closed")
+    say(f"\n4. Incident {incident} closed: phase={state['phase']} ({state['outcome']})")
+    print_timeline(await api.ok("ana.auditor", "GET", f"/v1/incidents/{incident}/trail"))
+    report = await api.ok("ana.auditor", "GET", "/v1/trail/verify")
+    verdict = "intact" if report["ok"] else f"FAILED: {report['problems']}"
+    say(f"\ntrail verify: {verdict} ({report['records_checked']} records checked)")
+
+
+async def deploy_and_register(
+    api: Api, router: RouterClient, files: DemoModelFiles, router_url: str
+) -> None:
+    await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+    await serve_primary(router, files.model_id)
+    manifest = write_manifest(files, router_url)
+    body = load_manifest_file(manifest).model_dump(mode="json")
+    registered = await api.ok("dana.ic", "POST", "/v1/models", json=body)
+    say(f"Registered model {registered['id']} from {manifest} (rev {registered['revision']})")
 
 
 async def scenario(settings: Settings) -> None:
-    tokens = {name: issue_token(settings.resolved_tokens_file, name, roles) for name, roles in PRINCIPALS.items()}
+    tokens = {
+        name: issue_token(settings.resolved_tokens_file, name, roles)
+        for name, roles in PRINCIPALS.items()
+    }
     say("Preparing the credit model (generated applicants with a zip-code proxy for group)...")
     files = prepare_demo_model(settings.data_dir)
     stack = EmbeddedStack(settings)
     say("Starting the embedded stack: Temporal dev server, router, worker, API...")
     await stack.start()
     settings = stack.settings
-    api = Api(settings.api_url, tokens)
     assert settings.router_token is not None
+    api = Api(settings.api_url, tokens)
     try:
-        async with RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router:
-            await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
-            await serve_primary(router, files.model_id)
-            manifest = write_manifest(files, settings.router_url)
-            from registry.service import load_manifest_file
-
-            registered = await api.ok(
-                "dana.ic", "POST", "/v1/models", json=load_manifest_file(manifest).model_dump(mode="json")
-            )
-            say(f"Registered model {registered['id']} from {manifest} (revision {registered['revision']})")
-
+        token = settings.router_token.get_secret_value()
+        async with RouterClient(settings.router_url, token) as router:
+            await deploy_and_register(api, router, files, settings.router_url)
             applicants = read_dataset(files.validation_csv).sample(TRAFFIC, random_state=11)
-            say(f"\n1. {TRAFFIC} real applicants through the router, model serving:")
-            start = datetime.now(UTC)
-            await send_traffic(router, files.model_id, applicants)
-            describe_disparity(await router.decisions(files.model_id, since=start), "primary model")
-
-            say("\n2. Opening an incident on the drift-rollback playbook...")
-            opened = await api.ok(
-                "dana.ic",
-                "POST",
-                "/v1/incidents",
-                json={
-                    "model": files.model_id,
-                    "playbook": "drift-rollback",
-                    "severity": "sev1",
-                    "summary": "Group B receives ~30% lower credit limits at identical income and credit history",
-                },
-            )
-            incident = opened["incident_id"]
-            say(f"  {incident} opened; Temporal UI: {opened['ui_url']}")
-            state = await api.wait_for(incident, lambda s: s["contained"], "contained")
-            route = state["route_now"]
-            say(f"  router now serving {route['serving']} (generation {route['generation']}), shadow {route['shadow_versions']}")
-            probe = next(applicants.itertuples(index=False))
-            answer = await router.decide(files.model_id, applicant_from(probe, "probe-after-containment"))
-            say(f"  a real request now: served_by={answer.served_by.value} version={answer.version}")
-            start = datetime.now(UTC)
-            await send_traffic(router, files.model_id, applicants)
-            describe_disparity(await router.decisions(files.model_id, since=start), "rules-based fallback")
-            shadow = await router.decisions(
-                files.model_id, since=start, include_shadow=True, limit=10 * TRAFFIC
-            )
-            say(f"  the model kept scoring in shadow: {sum(d.shadow for d in shadow)} shadow decisions logged, none returned")
-
-            say("\n3. Sign-offs through the API:")
-            await api.wait_for(incident, lambda s: s["phase"] == "awaiting_signoff", "awaiting sign-off")
-            forged = await api.call(
-                "mallory.comms", "POST", f"/v1/incidents/{incident}/signoffs",
-                json={"role": "legal", "decision": "approve", "comment": "looks fine to me"},
-            )
-            say(f"  forged: mallory.comms approving for legal -> HTTP {forged.status_code}: {forged.json()['detail']}")
-            wrong = await api.call(
-                "mallory.comms", "POST", f"/v1/incidents/{incident}/signoffs",
-                json={"role": "communications", "decision": "approve"},
-            )
-            say(f"  not required: communications on this sign-off -> HTTP {wrong.status_code}: {wrong.json()['detail']}")
-            for who, role in (("lee.legal", "legal"), ("chen.compliance", "compliance")):
-                receipt = await api.ok(
-                    who, "POST", f"/v1/incidents/{incident}/signoffs",
-                    json={"role": role, "decision": "approve", "comment": "containment confirmed"},
-                )
-                say(f"  {who} approves for {role} -> role {receipt['role_outcome']}, sign-off {receipt['signoff_outcome']}")
-            state = await api.wait_for(incident, lambda s: s["phase"] in {"resolved", "failed", "escalated", "rolled_back"}, "closed")
-            say(f"\n4. Incident {incident} closed: phase={state['phase']} ({state['outcome']})")
-
-            trail = await api.ok("ana.auditor", "GET", f"/v1/incidents/{incident}/trail")
-            print_timeline(trail)
-            report = await api.ok("ana.auditor", "GET", "/v1/trail/verify")
-            verdict = "intact" if report["ok"] else f"FAILED: {report['problems']}"
-            say(f"\ntrail verify: {verdict} ({report['records_checked']} records checked)")
+            await show_the_disparity(router, files.model_id, applicants)
+            incident = await contain(api, router, files.model_id, applicants)
+            await sign_off(api, incident)
+            await close_and_audit(api, incident)
     finally:
         await api.close()
         stack.stop()
@@ -266,14 +287,13 @@ async def scenario(settings: Settings) -> None:
 
 
 def run_demo() -> None:
+    """Runs in FAIRLANE_DATA_DIR (default ./data) with its own principals' tokens file."""
     settings = Settings()
-    settings = settings.model_copy(
-        update={
-            "data_dir": settings.data_dir.resolve(),
-            "tokens_file": settings.data_dir.resolve() / "demo-tokens.json",
-        }
-    )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "demo-tokens.json").unlink(missing_ok=True)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tokens_file = data_dir / "demo-tokens.json"
+    tokens_file.unlink(missing_ok=True)
     configure_logging("console", "warning")
-    asyncio.run(scenario(settings))
+    asyncio.run(
+        scenario(settings.model_copy(update={"data_dir": data_dir, "tokens_file": tokens_file}))
+    )

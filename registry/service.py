@@ -41,7 +41,8 @@ def load_manifest_file(path: Path) -> ModelManifest:
         raise ManifestError(f"{path}: not valid YAML: {error}") from error
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}" for e in error.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}"
+            for e in error.errors()
         )
         raise ManifestError(f"{path}: {problems}") from error
 

@@ -128,7 +128,8 @@ async def test_deadline_expiry_counts_as_rejection_after_reminders(
     assert final.signoff.reminders_sent == 5  # at 12, 24, 36, 48 and 60 hours
     assert final.phase is Phase.ROLLED_BACK
     reminders = [
-        r for r in trail.records(incident.incident_id)
+        r
+        for r in trail.records(incident.incident_id)
         if r.kind == "activity.completed" and r.step == "approve"
     ]
     assert len(reminders) == 6  # the request and five reminders

@@ -22,7 +22,10 @@ def _step() -> SignoffStep:
 
 
 def _decision(
-    who: str, role: str, decision: Literal["approve", "reject"] = "approve", roles: list[str] | None = None
+    who: str,
+    role: str,
+    decision: Literal["approve", "reject"] = "approve",
+    roles: list[str] | None = None,
 ) -> SignoffDecision:
     return SignoffDecision(
         principal=who, principal_roles=roles or [role], role=role, decision=decision
@@ -62,7 +65,10 @@ def test_refusals_name_the_reason() -> None:
         "the incident commander cannot sign off their own incident"
     )
     assert refusal(status, own, "ic", True) is None
-    assert refusal(None, _decision("l1", "legal"), "ic", False) == "no sign-off is open on this incident"
+    assert (
+        refusal(None, _decision("l1", "legal"), "ic", False)
+        == "no sign-off is open on this incident"
+    )
 
 
 def test_a_decided_role_takes_no_more_votes() -> None:
