@@ -1,0 +1,253 @@
+"""The router's HTTP API: deploy model versions, read and flip routes, serve and log decisions.
+
+Views stay thin; the work lives in one module per job (route table, deployments,
+dispatch, decision log). Views are plain ``def``: scoring and the short database
+transaction are blocking work that FastAPI runs in its thread pool, off the event loop.
+Dependencies are ``async`` and views open their own session, so a request makes one
+trip to the thread pool, not one per dependency: each trip is a GIL hand-off that costs
+milliseconds on a busy machine, and this is the path the containment benchmark times.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, SecretStr
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from config.settings import Settings
+from contracts.routing import Route, RouteUpdate, Serving
+from demo.credit_model import ModelLoadError
+from router import dispatch
+from router.database import create_router_engine
+from router.decision_log import query_decisions
+from router.deployments import all_deployments, get_deployment, save_deployment
+from router.fallback import RULES_VERSION
+from router.route_table import (
+    StaleUpdateError,
+    UnknownModelError,
+    apply_update,
+    ensure_initial_route,
+    get_route,
+    referenced_versions,
+    route_problems,
+)
+from router.schemas import (
+    NAME_PATTERN,
+    Applicant,
+    Decision,
+    DecisionRecord,
+    Deployment,
+    DeploymentRequest,
+)
+from router.serving import ModelRegistry, ModelUnavailableError, load_versions
+
+log = structlog.get_logger(__name__)
+
+ModelId = Annotated[str, PathParam(pattern=NAME_PATTERN)]
+
+
+class RouterConfigError(ValueError):
+    """The router cannot start with these settings."""
+
+
+@dataclass(frozen=True)
+class RouterState:
+    """What every request needs, built once by :func:`create_app`."""
+
+    engine: Engine
+    registry: ModelRegistry
+    token: SecretStr
+
+
+async def _state(request: Request) -> RouterState:
+    state: RouterState = request.app.state.router
+    return state
+
+
+async def _require_token(
+    state: Annotated[RouterState, Depends(_state)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    scheme, _, presented = (authorization or "").partition(" ")
+    expected = state.token.get_secret_value()
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        presented.strip().encode(), expected.encode()
+    ):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+StateDep = Annotated[RouterState, Depends(_state)]
+
+health = APIRouter()
+models = APIRouter(prefix="/v1/models/{model}", dependencies=[Depends(_require_token)])
+
+
+@health.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@models.put("/deployment")
+def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deployment:
+    """Load the versions (all or nothing), persist them, and give a new model its first route."""
+    if request.primary_version not in request.versions:
+        raise HTTPException(422, f"primary_version {request.primary_version!r} is not in versions")
+    if RULES_VERSION in request.versions:
+        raise HTTPException(422, f"version name {RULES_VERSION!r} is the fallback's own")
+    artifacts = {
+        version: Path(path).expanduser().resolve() for version, path in request.versions.items()
+    }
+    try:
+        loaded = load_versions(artifacts)
+    except ModelLoadError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+    versions = {version: str(path) for version, path in artifacts.items()}
+    now = datetime.now(UTC)
+    with Session(state.engine) as session:
+        try:
+            current = get_route(session, model)
+        except UnknownModelError:
+            current = None
+        if current is not None:
+            stranded = referenced_versions(current) - artifacts.keys()
+            if stranded:
+                raise HTTPException(
+                    409,
+                    f"the current route (generation {current.generation}) still uses "
+                    f"{sorted(stranded)}; route away from them before removing them",
+                )
+        save_deployment(session, model, versions, request.primary_version, now)
+        route = ensure_initial_route(session, model, request.primary_version, now)
+        session.commit()
+    state.registry.install(model, artifacts, loaded)
+    log.info(
+        "model deployed",
+        model=model,
+        versions=sorted(versions),
+        primary_version=request.primary_version,
+    )
+    return Deployment(
+        model=model,
+        versions=versions,
+        primary_version=request.primary_version,
+        updated_at=now,
+        route=route,
+    )
+
+
+@models.get("/route")
+def read_route(model: ModelId, state: StateDep) -> Route:
+    with Session(state.engine) as session:
+        return get_route(session, model)
+
+
+@models.put("/route")
+def set_route(model: ModelId, change: RouteUpdate, state: StateDep) -> Route:
+    """Apply a route update by the contract's generation rules (see contracts.routing)."""
+    with Session(state.engine) as session:
+        deployment = get_deployment(session, model)
+        if deployment is None:
+            raise UnknownModelError(model)
+        problems = route_problems(change, deployment.versions.keys())
+        if problems:
+            raise HTTPException(
+                422, f"route for model {model!r} cannot be served: " + "; ".join(problems)
+            )
+        return apply_update(session, model, change, datetime.now(UTC))
+
+
+@models.post("/decisions")
+def decide(model: ModelId, applicant: Applicant, state: StateDep) -> Decision:
+    with Session(state.engine) as session:
+        return dispatch.decide(session, state.registry, model, applicant, datetime.now(UTC))
+
+
+@models.get("/decisions")
+def list_decisions(
+    model: ModelId,
+    state: StateDep,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    served_by: Serving | None = None,
+    include_shadow: bool = False,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> list[DecisionRecord]:
+    """Logged decisions, oldest first, with ``since <= at < until``."""
+    with Session(state.engine) as session:
+        get_route(session, model)  # an unknown model is a 404, not an empty list
+        return query_decisions(
+            session,
+            model,
+            since=since,
+            until=until,
+            served_by=served_by,
+            include_shadow=include_shadow,
+            limit=limit,
+        )
+
+
+def _reload_deployments(engine: Engine, registry: ModelRegistry) -> None:
+    """Load every persisted deployment; one broken artifact must not keep the others down."""
+    with Session(engine) as session:
+        rows = all_deployments(session)
+    for row in rows:
+        artifacts = {version: Path(path) for version, path in row.versions.items()}
+        try:
+            registry.install(row.model, artifacts, load_versions(artifacts))
+        except ModelLoadError as exc:
+            log.error("deployment not reloaded", model=row.model, reason=exc.reason)
+
+
+def _error(status_code: int, detail: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The router app for ``settings``; its database is created and deployments reloaded here."""
+    token = settings.router_token
+    if token is None or not token.get_secret_value().strip():
+        raise RouterConfigError("the router needs a token: set FAIRLANE_ROUTER_TOKEN")
+    engine = create_router_engine(settings.resolved_router_database_url)
+    registry = ModelRegistry()
+    _reload_deployments(engine, registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="Fairlane reference model router", lifespan=lifespan)
+    app.state.router = RouterState(engine=engine, registry=registry, token=token)
+    app.include_router(health)
+    app.include_router(models)
+
+    @app.exception_handler(UnknownModelError)
+    async def unknown_model(_request: Request, exc: UnknownModelError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(StaleUpdateError)
+    async def stale_route(_request: Request, exc: StaleUpdateError) -> JSONResponse:
+        return _error(409, exc.reason, current=exc.current.model_dump(mode="json"))
+
+    @app.exception_handler(ModelUnavailableError)
+    async def model_unavailable(_request: Request, exc: ModelUnavailableError) -> JSONResponse:
+        return _error(503, exc.reason)
+
+    return app

@@ -1,0 +1,169 @@
+"""An async client for the reference router, used by Fairlane's activities, the demo and benchmarks.
+
+Failures come back typed: :class:`StaleRouteError` when a route update lost the
+generation race (the caller re-reads and decides), :class:`RouterError` for anything
+else, carrying the router's own reason so an audit record says why, not just "409".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from pydantic import TypeAdapter
+
+from contracts.routing import Route, RouteUpdate, Serving
+from router.schemas import Applicant, Decision, DecisionRecord, Deployment, DeploymentRequest
+
+_RECORDS = TypeAdapter(list[DecisionRecord])
+
+
+class RouterError(Exception):
+    """The router refused a request or could not be reached (``status_code`` is then None)."""
+
+    def __init__(self, reason: str, status_code: int | None = None) -> None:
+        super().__init__(reason if status_code is None else f"{status_code}: {reason}")
+        self.reason = reason
+        self.status_code = status_code
+
+
+class StaleRouteError(RouterError):
+    """A route update was refused because its generation is not newer (HTTP 409)."""
+
+    def __init__(self, reason: str, current: Route | None) -> None:
+        super().__init__(reason, 409)
+        self.current = current
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _reason(response: httpx.Response) -> str:
+    """The router's explanation, from FastAPI's ``detail`` (a string, or validation errors)."""
+    detail = _error_body(response).get("detail")
+    if detail is None:
+        return response.text or response.reason_phrase
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error.get('loc', []))}: {error.get('msg')}"
+            for error in detail
+        )
+    return str(detail)
+
+
+class RouterClient:
+    """``async with RouterClient(url, token) as router: await router.get_route("credit-limit")``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RouterError(f"router unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 409 and method == "PUT" and path.endswith("/route"):
+            current = _error_body(response).get("current")
+            raise StaleRouteError(
+                _reason(response), Route.model_validate(current) if current else None
+            )
+        if response.is_error:
+            raise RouterError(_reason(response), response.status_code)
+        return response
+
+    async def health(self) -> bool:
+        """Whether the router answers its health check."""
+        try:
+            await self._request("GET", "/healthz")
+        except RouterError:
+            return False
+        return True
+
+    async def get_route(self, model: str) -> Route:
+        response = await self._request("GET", f"/v1/models/{model}/route")
+        return Route.model_validate_json(response.content)
+
+    async def set_route(self, model: str, update: RouteUpdate) -> Route:
+        """Set the route; a retry of an applied update returns the route unchanged."""
+        response = await self._request(
+            "PUT", f"/v1/models/{model}/route", json=update.model_dump(mode="json")
+        )
+        return Route.model_validate_json(response.content)
+
+    async def deploy(
+        self, model: str, versions: Mapping[str, str | Path], primary_version: str
+    ) -> Deployment:
+        """Deploy exactly these versions (artifact paths as the router's host sees them)."""
+        body = DeploymentRequest(
+            versions={version: str(path) for version, path in versions.items()},
+            primary_version=primary_version,
+        )
+        response = await self._request(
+            "PUT", f"/v1/models/{model}/deployment", json=body.model_dump(mode="json")
+        )
+        return Deployment.model_validate_json(response.content)
+
+    async def decide(self, model: str, applicant: Applicant) -> Decision:
+        response = await self._request(
+            "POST", f"/v1/models/{model}/decisions", json=applicant.model_dump(mode="json")
+        )
+        return Decision.model_validate_json(response.content)
+
+    async def decisions(
+        self,
+        model: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        served_by: Serving | None = None,
+        include_shadow: bool = False,
+        limit: int = 1000,
+    ) -> list[DecisionRecord]:
+        """Logged decisions with ``since <= at < until`` (aware datetimes), oldest first."""
+        params: dict[str, str | int] = {
+            "include_shadow": str(include_shadow).lower(),
+            "limit": limit,
+        }
+        if since is not None:
+            params["since"] = since.isoformat()
+        if until is not None:
+            params["until"] = until.isoformat()
+        if served_by is not None:
+            params["served_by"] = served_by.value
+        response = await self._request("GET", f"/v1/models/{model}/decisions", params=params)
+        return _RECORDS.validate_json(response.content)

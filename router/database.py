@@ -1,0 +1,56 @@
+"""The router's own database: an engine for SQLite (the default) or Postgres, with its tables.
+
+The app is async but the decision path is synchronous work (model scoring, one
+short transaction) that FastAPI runs in its thread pool, so SQLite is opened for
+use across threads and in WAL mode: readers never wait for the decision writer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel, create_engine
+
+from router.decision_log import DecisionRow
+from router.deployments import DeploymentRow
+from router.route_table import RouteRow
+
+
+def _enable_wal(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_router_engine(url: str) -> Engine:
+    """An engine for ``url``, with the router's tables created if they are not there yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:")
+        if not in_memory:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # One shared connection, or every thread would see its own empty database.
+            poolclass=StaticPool if in_memory else None,
+        )
+        if not in_memory:
+            event.listen(engine, "connect", _enable_wal)
+    else:
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is what we ship
+        engine = create_engine(parsed, pool_pre_ping=True)
+
+    tables = [
+        SQLModel.metadata.tables[row.__tablename__]
+        for row in (RouteRow, DeploymentRow, DecisionRow)
+    ]
+    SQLModel.metadata.create_all(engine, tables=tables)
+    return engine

@@ -1,0 +1,232 @@
+"""The reference case holds: planted redlining, a zip-code proxy, and a model that learns it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from demo.credit_model import (
+    FEATURES,
+    DemoModelFiles,
+    LoadedModel,
+    ModelLoadError,
+    load_model,
+    prepare_demo_model,
+    save_model,
+    train_credit_model,
+)
+from demo.dataset import (
+    COLUMNS,
+    CREDIT_BAND_LABELS,
+    INCOME_BAND_LABELS,
+    credit_band,
+    credit_bands,
+    generate_applicants,
+    income_band,
+    income_bands,
+    read_dataset,
+    write_dataset,
+)
+from fairness.outcomes import ConditionalDisparity, combine_strata, conditional_disparity
+from router.fallback import rules_decision
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory: pytest.TempPathFactory) -> DemoModelFiles:
+    return prepare_demo_model(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="module")
+def validation(demo_files: DemoModelFiles) -> pd.DataFrame:
+    return read_dataset(demo_files.validation_csv)
+
+
+def limit_disparity(
+    frame: pd.DataFrame, approved: pd.Series, limits: pd.Series
+) -> ConditionalDisparity:
+    """Gap in granted limits between groups at the same income band x credit band."""
+    granted = frame[approved.to_numpy()]
+    return conditional_disparity(
+        limits[approved.to_numpy()],
+        granted["group"],
+        combine_strata(granted["income_band"], granted["credit_band"]),
+    )
+
+
+def test_a_seed_names_a_data_set() -> None:
+    pd.testing.assert_frame_equal(generate_applicants(2_000, 3), generate_applicants(2_000, 3))
+    assert not generate_applicants(2_000, 3).equals(generate_applicants(2_000, 4))
+
+
+def test_applicants_look_like_the_brief() -> None:
+    data = generate_applicants(20_000, 1)
+    assert list(data.columns) == list(COLUMNS)
+    assert data["applicant_id"].is_unique
+    assert data["income"].between(15_000, 250_000).all()
+    assert data["credit_history_years"].between(0, 30).all()
+    assert data["debt_ratio"].between(0, 1).all()
+    assert set(data["zip_code"]) == {f"Z{i:02d}" for i in range(20)}
+    assert (data["group"] == "B").mean() == pytest.approx(0.35, abs=0.02)
+    assert (data.loc[~data["approved"], "credit_limit"] == 0).all()
+    assert (data.loc[data["approved"], "credit_limit"] > 0).all()
+    assert set(data["income_band"]) == set(INCOME_BAND_LABELS)
+    assert set(data["credit_band"]) == set(CREDIT_BAND_LABELS)
+
+
+def test_band_functions_agree_on_every_edge() -> None:
+    incomes = [15_000, 29_999.99, 30_000, 59_999, 60_000, 100_000, 149_999, 150_000, 250_000]
+    years = [0, 1.9, 2, 4.9, 5, 9.9, 10, 30]
+    assert list(income_bands(incomes)) == [income_band(x) for x in incomes]
+    assert list(credit_bands(years)) == [credit_band(y) for y in years]
+    assert income_band(30_000) == "30-60k"
+    assert credit_band(2.0) == "2-5y"
+    assert credit_band(10.0) == "10y+"
+
+
+def test_zip_code_is_a_strong_proxy_for_group() -> None:
+    train, test = generate_applicants(10_000, 21), generate_applicants(10_000, 22)
+    majority_by_zip = train.groupby("zip_code")["group"].agg(lambda g: g.mode().iloc[0])
+    accuracy = (test["zip_code"].map(majority_by_zip) == test["group"]).mean()
+    base_rate = (test["group"] == "A").mean()
+    assert base_rate < 0.7
+    assert accuracy > 0.9
+
+
+def test_history_is_biased_against_group_b_at_equal_income_and_history() -> None:
+    data = generate_applicants(20_000, 5)
+    gap = limit_disparity(data, data["approved"], data["credit_limit"])
+    assert gap.worst_group == "B"
+    assert gap.relative_gap == pytest.approx(0.30, abs=0.05)
+    rates = data.groupby("group")["approved"].mean()
+    assert rates["B"] < rates["A"]
+
+
+def test_write_and_read_round_trip(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "sub" / "applicants.csv", 500, 8)
+    pd.testing.assert_frame_equal(read_dataset(path), generate_applicants(500, 8))
+
+
+def test_the_model_never_sees_group(demo_files: DemoModelFiles, validation: pd.DataFrame) -> None:
+    model = load_model(demo_files.artifact)
+    assert "group" not in model.features
+    assert model.features == list(FEATURES)
+    without_group = validation.drop(columns=["group"]).head(50)
+    assert model.decide(without_group) == model.decide(validation.head(50))
+
+
+def test_the_model_learns_the_redlining_and_the_rules_do_not(
+    demo_files: DemoModelFiles, validation: pd.DataFrame
+) -> None:
+    model = load_model(demo_files.artifact)
+    scored = model.decide(validation)
+    model_gap = limit_disparity(
+        validation,
+        pd.Series([approved for approved, _ in scored]),
+        pd.Series([limit for _, limit in scored]),
+    )
+    assert model_gap.worst_group == "B"
+    assert model_gap.relative_gap is not None
+    assert 0.25 <= model_gap.relative_gap <= 0.35
+
+    ruled = [
+        rules_decision(row.income, row.credit_history_years, row.debt_ratio)
+        for row in validation.itertuples(index=False)
+    ]
+    rules_gap = limit_disparity(
+        validation,
+        pd.Series([approved for approved, _ in ruled]),
+        pd.Series([limit for _, limit in ruled]),
+    )
+    assert rules_gap.relative_gap is not None
+    assert rules_gap.relative_gap < 0.05
+
+
+def test_prepare_demo_model_reuses_what_is_there(demo_files: DemoModelFiles) -> None:
+    stamps = [
+        path.stat().st_mtime_ns
+        for path in (demo_files.training_csv, demo_files.validation_csv, demo_files.artifact)
+    ]
+    data_dir = demo_files.artifact.parents[2]
+    again = prepare_demo_model(data_dir)
+    assert again == demo_files
+    assert demo_files.artifact == data_dir / "models" / "credit-limit" / "v1.joblib"
+    assert [
+        path.stat().st_mtime_ns
+        for path in (again.training_csv, again.validation_csv, again.artifact)
+    ] == stamps
+
+
+def test_artifact_is_plain_sklearn_and_round_trips(tmp_path: Path) -> None:
+    artifact = train_credit_model(generate_applicants(2_000, 2), "v-test")
+    path = save_model(artifact, tmp_path / "m.joblib")
+    raw = joblib.load(path)
+    assert set(raw) == {"approval", "limit", "features", "version", "trained_on"}
+    assert type(raw["approval"]).__module__.startswith("sklearn.")
+    assert type(raw["limit"]).__module__.startswith("sklearn.")
+    model = load_model(path)
+    assert isinstance(model, LoadedModel)
+    assert model.version == "v-test"
+    assert model.trained_on["rows"] == 2_000
+
+
+def test_missing_artifact_raises_model_load_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no such file"):
+        load_model(tmp_path / "absent.joblib")
+
+
+def test_corrupt_artifact_raises_model_load_error(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.joblib"
+    path.write_bytes(b"this is not a pickle")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        load_model(path)
+
+
+def test_foreign_artifact_raises_model_load_error(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.joblib"
+    joblib.dump({"weights": [1, 2, 3]}, path)
+    with pytest.raises(ModelLoadError, match="not a credit model artifact"):
+        load_model(path)
+
+
+def test_an_artifact_without_a_shared_encoder_scores_through_its_pipelines(tmp_path: Path) -> None:
+    data = generate_applicants(1_500, 4)
+    features = data[list(FEATURES)]
+    granted = data["approved"].to_numpy()
+
+    def encoder() -> ColumnTransformer:
+        return ColumnTransformer(
+            [("zip", OneHotEncoder(handle_unknown="ignore"), ["zip_code"])],
+            remainder="passthrough",
+        )
+
+    approval = make_pipeline(encoder(), LogisticRegression(max_iter=500)).fit(
+        features, data["approved"]
+    )
+    limit = make_pipeline(encoder(), LinearRegression()).fit(
+        features[granted], data.loc[granted, "credit_limit"]
+    )
+    artifact = {
+        "approval": approval,
+        "limit": limit,
+        "features": list(FEATURES),
+        "version": "linear",
+        "trained_on": {"rows": len(data)},
+    }
+    model = load_model(save_model(artifact, tmp_path / "linear.joblib"))
+
+    sample = features.head(40)
+    expected_approved = approval.predict(sample).astype(bool)
+    expected_limits = np.where(
+        expected_approved, np.round(np.maximum(limit.predict(sample), 0.0), -2), 0.0
+    )
+    assert model.decide(sample) == list(
+        zip(expected_approved.tolist(), expected_limits.tolist(), strict=True)
+    )

@@ -1,0 +1,608 @@
+"""The reference router over HTTP: auth, deployments, the routing contract, decisions, shadows."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from config.settings import Settings
+from contracts.routing import Route, RouteUpdate, Serving
+from demo.credit_model import (
+    DemoModelFiles,
+    LoadedModel,
+    load_model,
+    prepare_demo_model,
+    save_model,
+    train_credit_model,
+)
+from demo.dataset import generate_applicants
+from router.app import RouterConfigError, create_app
+from router.client import RouterClient, RouterError, StaleRouteError
+from router.dispatch import live_side
+from router.fallback import RULES_VERSION, rules_decision
+from router.schemas import Applicant
+from router.serving import ModelRegistry
+
+TOKEN = "router-test-token-7f3a"
+MODEL = "credit-limit"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """v1 is the demo model; v2 a second version trained on other applicants (the candidate)."""
+    data_dir = tmp_path_factory.mktemp("models")
+    files: DemoModelFiles = prepare_demo_model(data_dir, training_rows=4_000, validation_rows=500)
+    v2 = save_model(
+        train_credit_model(generate_applicants(3_000, 99), "v2"), data_dir / "v2.joblib"
+    )
+    return {"v1": files.artifact, "v2": v2}
+
+
+@pytest.fixture(scope="module")
+def models(artifacts: dict[str, Path]) -> dict[str, LoadedModel]:
+    return {version: load_model(path) for version, path in artifacts.items()}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, router_token=SecretStr(TOKEN))
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+def client_for(app: FastAPI, token: str = TOKEN) -> RouterClient:
+    return RouterClient("http://router", token, transport=httpx.ASGITransport(app=app))
+
+
+@pytest.fixture
+async def router(app: FastAPI) -> AsyncIterator[RouterClient]:
+    async with client_for(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def deployed(router: RouterClient, artifacts: dict[str, Path]) -> RouterClient:
+    await router.deploy(MODEL, artifacts, "v1")
+    return router
+
+
+def applicant(applicant_id: str, **changes: Any) -> Applicant:
+    base: dict[str, Any] = {
+        "applicant_id": applicant_id,
+        "income": 52_000.0,
+        "credit_history_years": 6.0,
+        "debt_ratio": 0.2,
+        "zip_code": "Z16",
+        "group": "B",
+    }
+    return Applicant(**(base | changes))
+
+
+def update(generation: int, **spec: Any) -> RouteUpdate:
+    return RouteUpdate(
+        generation=generation,
+        updated_by="test",
+        reason="testing",
+        **({"primary_version": "v1"} | spec),
+    )
+
+
+def model_answer(model: LoadedModel, who: Applicant) -> tuple[bool, float]:
+    frame = pd.DataFrame([who.model_dump(exclude={"applicant_id", "group"})])
+    return model.decide(frame)[0]
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a real loopback socket for the duration of the block."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+# --- start-up and authentication -------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, SecretStr(""), SecretStr("   ")])
+def test_refuses_to_start_without_a_token(tmp_path: Path, token: SecretStr | None) -> None:
+    with pytest.raises(RouterConfigError, match="FAIRLANE_ROUTER_TOKEN"):
+        create_app(Settings(data_dir=tmp_path, router_token=token))
+
+
+async def test_healthz_needs_no_token(app: FastAPI) -> None:
+    async with client_for(app, token="wrong") as client:
+        assert await client.health()
+
+
+PROTECTED = [
+    ("PUT", f"/v1/models/{MODEL}/deployment", {"versions": {"v1": "x"}, "primary_version": "v1"}),
+    ("GET", f"/v1/models/{MODEL}/route", None),
+    ("PUT", f"/v1/models/{MODEL}/route", {"primary_version": "v1", "generation": 1}),
+    ("POST", f"/v1/models/{MODEL}/decisions", {"applicant_id": "a"}),
+    ("GET", f"/v1/models/{MODEL}/decisions", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN])
+async def test_every_route_but_healthz_needs_the_token(
+    app: FastAPI, method: str, path: str, body: Any, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://r"
+    ) as raw:
+        response = await raw.request(method, path, json=body, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_token_never_reaches_the_logs(
+    router: RouterClient, artifacts: dict[str, Path]
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        await router.deploy(MODEL, artifacts, "v1")
+        await router.set_route(MODEL, update(1, serving=Serving.FALLBACK))
+        await router.decide(MODEL, applicant("a-1"))
+    assert logs
+    assert TOKEN not in repr(logs)
+
+
+# --- deployments ---------------------------------------------------------------------------
+
+
+async def test_deploy_creates_the_initial_route(
+    router: RouterClient, artifacts: dict[str, Path]
+) -> None:
+    deployment = await router.deploy(MODEL, artifacts, "v1")
+
+    assert deployment.versions == {v: str(p.resolve()) for v, p in artifacts.items()}
+    assert deployment.route.generation == 0
+    assert deployment.route.serving is Serving.PRIMARY
+    assert deployment.route.primary_version == "v1"
+    assert await router.get_route(MODEL) == deployment.route
+
+
+async def test_redeploy_keeps_the_current_route(
+    deployed: RouterClient, artifacts: dict[str, Path]
+) -> None:
+    flipped = await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK))
+    again = await deployed.deploy(MODEL, artifacts, "v1")
+    assert again.route == flipped
+
+
+@pytest.mark.parametrize(
+    ("versions", "primary", "reason"),
+    [
+        ({"v1": "/nonexistent/v1.joblib"}, "v1", "no such file"),
+        ({"v2": "V1_ARTIFACT"}, "v2", "holds version 'v1', not 'v2'"),
+        ({"v1": "V1_ARTIFACT"}, "v3", "primary_version 'v3' is not in versions"),
+        ({RULES_VERSION: "V1_ARTIFACT"}, RULES_VERSION, "fallback's own"),
+    ],
+)
+async def test_deploy_refuses_what_it_cannot_load(
+    router: RouterClient,
+    artifacts: dict[str, Path],
+    versions: dict[str, str],
+    primary: str,
+    reason: str,
+) -> None:
+    resolved = {v: str(artifacts["v1"]) if p == "V1_ARTIFACT" else p for v, p in versions.items()}
+    with pytest.raises(RouterError) as refused:
+        await router.deploy(MODEL, resolved, primary)
+    assert refused.value.status_code == 422
+    assert reason in refused.value.reason
+    with pytest.raises(RouterError) as unknown:
+        await router.get_route(MODEL)
+    assert unknown.value.status_code == 404
+
+
+async def test_deploy_refuses_a_corrupt_artifact(router: RouterClient, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.joblib"
+    corrupt.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(RouterError, match="unreadable") as refused:
+        await router.deploy(MODEL, {"v1": corrupt}, "v1")
+    assert refused.value.status_code == 422
+
+
+async def test_a_deployment_cannot_strand_the_route(
+    deployed: RouterClient, artifacts: dict[str, Path]
+) -> None:
+    await deployed.set_route(MODEL, update(1, candidate_version="v2", canary_percent=5))
+    with pytest.raises(RouterError, match="still uses") as refused:
+        await deployed.deploy(MODEL, {"v1": artifacts["v1"]}, "v1")
+    assert refused.value.status_code == 409
+
+
+# --- the routing contract -------------------------------------------------------------------
+
+
+async def test_unknown_model_is_404_everywhere(router: RouterClient) -> None:
+    calls = [
+        router.get_route("nope"),
+        router.set_route("nope", update(1)),
+        router.decide("nope", applicant("a")),
+        router.decisions("nope"),
+    ]
+    for call in calls:
+        with pytest.raises(RouterError, match="'nope'") as missing:
+            await call
+        assert missing.value.status_code == 404
+
+
+async def test_set_route_applies_a_newer_generation(deployed: RouterClient) -> None:
+    route = await deployed.set_route(
+        MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"])
+    )
+    assert route.generation == 1
+    assert route.serving is Serving.FALLBACK
+    assert route.shadow_versions == ["v1"]
+    assert route.updated_by == "test"
+    assert await deployed.get_route(MODEL) == route
+
+
+async def test_a_retried_identical_update_is_a_no_op(deployed: RouterClient) -> None:
+    flip = update(1, serving=Serving.FALLBACK, shadow_versions=["v1"])
+    first = await deployed.set_route(MODEL, flip)
+    before = await deployed.decide(MODEL, applicant("retry-1"))
+
+    retried = await deployed.set_route(MODEL, flip)
+
+    assert retried == first  # same generation, same updated_at: nothing was rewritten
+    after = await deployed.decide(MODEL, applicant("retry-1"))
+    assert (after.served_by, after.version, after.approved, after.credit_limit) == (
+        before.served_by,
+        before.version,
+        before.approved,
+        before.credit_limit,
+    )
+
+
+async def test_a_not_newer_different_update_is_stale(deployed: RouterClient) -> None:
+    await deployed.set_route(MODEL, update(2, serving=Serving.FALLBACK))
+
+    with pytest.raises(StaleRouteError) as same_generation:
+        await deployed.set_route(MODEL, update(2, serving=Serving.PRIMARY))
+    assert "already set with a different routing" in same_generation.value.reason
+    assert same_generation.value.current is not None
+    assert same_generation.value.current.generation == 2
+
+    with pytest.raises(StaleRouteError, match="not newer") as older:
+        await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK))
+    assert older.value.status_code == 409
+
+    route = await deployed.get_route(MODEL)
+    assert (route.generation, route.serving) == (2, Serving.FALLBACK)
+
+
+async def test_concurrent_writers_of_one_generation_cannot_both_win(
+    deployed: RouterClient,
+) -> None:
+    contenders = [
+        update(1, serving=Serving.FALLBACK),
+        update(1, serving=Serving.PRIMARY, shadow_versions=["v2"]),
+        update(1, candidate_version="v2", canary_percent=5),
+        update(1, serving=Serving.CANDIDATE, candidate_version="v2"),
+    ]
+    results = await asyncio.gather(
+        *(deployed.set_route(MODEL, change) for change in contenders), return_exceptions=True
+    )
+
+    winners = [r for r in results if isinstance(r, Route)]
+    assert len(winners) == 1
+    assert all(isinstance(r, StaleRouteError) for r in results if not isinstance(r, Route))
+    assert await deployed.get_route(MODEL) == winners[0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"primary_version": "v9"}, "primary_version 'v9' is not deployed"),
+        ({"candidate_version": "v9", "canary_percent": 5}, "candidate_version 'v9'"),
+        ({"shadow_versions": ["v1", "v9"]}, "shadow_versions 'v9'"),
+        ({"serving": Serving.CANDIDATE}, "needs a candidate_version"),
+        ({"canary_percent": 10}, "needs a candidate_version"),
+    ],
+)
+async def test_a_route_the_router_cannot_serve_is_422(
+    deployed: RouterClient, spec: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(RouterError) as refused:
+        await deployed.set_route(MODEL, update(1, **spec))
+    assert refused.value.status_code == 422
+    assert reason in refused.value.reason
+    assert (await deployed.get_route(MODEL)).generation == 0
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+async def test_primary_decides_and_group_is_only_recorded(
+    deployed: RouterClient, models: dict[str, LoadedModel]
+) -> None:
+    as_b = await deployed.decide(MODEL, applicant("g-1", group="B"))
+    as_a = await deployed.decide(MODEL, applicant("g-2", group="A"))
+
+    assert (as_b.served_by, as_b.version) == (Serving.PRIMARY, "v1")
+    assert (as_b.approved, as_b.credit_limit) == model_answer(models["v1"], applicant("g-1"))
+    assert (as_a.approved, as_a.credit_limit) == (as_b.approved, as_b.credit_limit)
+    logged = await deployed.decisions(MODEL)
+    assert [(r.applicant_id, r.group) for r in logged] == [("g-1", "B"), ("g-2", "A")]
+    assert logged[0].income_band == "30-60k"
+    assert logged[0].credit_band == "5-10y"
+
+
+async def test_fallback_rules_decide_and_the_model_scores_only_in_shadow(
+    deployed: RouterClient, models: dict[str, LoadedModel]
+) -> None:
+    await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
+    people = [
+        applicant("f-1"),
+        applicant("f-2", zip_code="Z01", group="A"),
+        applicant("f-3", debt_ratio=0.6),
+    ]
+
+    answers = [await deployed.decide(MODEL, who) for who in people]
+
+    for who, answer in zip(people, answers, strict=True):
+        assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
+        assert (answer.approved, answer.credit_limit) == rules_decision(
+            who.income, who.credit_history_years, who.debt_ratio
+        )
+    # The same income and history get the same answer whatever the zip code.
+    assert (answers[0].approved, answers[0].credit_limit) == (
+        answers[1].approved,
+        answers[1].credit_limit,
+    )
+
+    live = await deployed.decisions(MODEL)
+    assert [r.id for r in live] == [a.decision_id for a in answers]
+    assert not any(r.shadow for r in live)
+
+    everything = await deployed.decisions(MODEL, include_shadow=True)
+    shadows = [r for r in everything if r.shadow]
+    assert len(shadows) == len(people)
+    for who, answer, shadow in zip(people, answers, shadows, strict=True):
+        assert shadow.version == "v1"
+        assert shadow.served_by is Serving.FALLBACK
+        assert shadow.shadow_of == answer.decision_id
+        assert shadow.applicant_id == who.applicant_id
+        assert shadow.group == who.group
+        assert (shadow.approved, shadow.credit_limit) == model_answer(models["v1"], who)
+
+
+async def test_a_failing_shadow_never_costs_the_live_answer(
+    deployed: RouterClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
+    real_get = ModelRegistry.get
+
+    def broken_v1(self: ModelRegistry, model: str, version: str, artifact: Path) -> LoadedModel:
+        if version == "v1":
+            raise RuntimeError("shadow model crashed")
+        return real_get(self, model, version, artifact)
+
+    monkeypatch.setattr(ModelRegistry, "get", broken_v1)
+    answer = await deployed.decide(MODEL, applicant("s-1"))
+
+    assert answer.served_by is Serving.FALLBACK
+    assert [r.shadow for r in await deployed.decisions(MODEL, include_shadow=True)] == [False]
+
+
+async def test_candidate_mode_serves_the_candidate(
+    deployed: RouterClient, models: dict[str, LoadedModel]
+) -> None:
+    await deployed.set_route(
+        MODEL, update(1, serving=Serving.CANDIDATE, candidate_version="v2", shadow_versions=["v1"])
+    )
+    who = applicant("c-1")
+    answer = await deployed.decide(MODEL, who)
+
+    assert (answer.served_by, answer.version) == (Serving.CANDIDATE, "v2")
+    assert (answer.approved, answer.credit_limit) == model_answer(models["v2"], who)
+    logged = await deployed.decisions(MODEL, include_shadow=True)
+    assert [(r.version, r.shadow) for r in logged] == [("v2", False), ("v1", True)]
+
+
+def test_canary_share_of_2000_applicants_matches_and_ramps_monotonically() -> None:
+    ids = [f"canary-{i}" for i in range(2_000)]
+
+    def on_candidate(percent: float) -> set[str]:
+        route = update(1, candidate_version="v2", canary_percent=percent)
+        return {i for i in ids if live_side(route, MODEL, i)[0] is Serving.CANDIDATE}
+
+    ramp = {percent: on_candidate(percent) for percent in (1, 5, 25, 50, 100)}
+    for percent, chosen in ramp.items():
+        # Binomial standard deviation at 2,000 draws is at most 1.1 points; allow 3.
+        assert len(chosen) / len(ids) * 100 == pytest.approx(percent, abs=3.3)
+    assert ramp[1] <= ramp[5] <= ramp[25] <= ramp[50] <= ramp[100] == set(ids)
+    assert on_candidate(0) == set()
+
+
+async def test_canary_over_http_is_sticky_per_applicant(deployed: RouterClient) -> None:
+    route = await deployed.set_route(MODEL, update(1, candidate_version="v2", canary_percent=30))
+    ids = [f"sticky-{i}" for i in range(120)]
+
+    first = {i: await deployed.decide(MODEL, applicant(i)) for i in ids}
+    second = {i: await deployed.decide(MODEL, applicant(i)) for i in ids}
+
+    for i in ids:
+        expected_side, expected_version = live_side(route, MODEL, i)
+        assert (first[i].served_by, first[i].version) == (expected_side, expected_version)
+        assert (second[i].served_by, second[i].version) == (expected_side, expected_version)
+    share = sum(d.served_by is Serving.CANDIDATE for d in first.values()) / len(ids)
+    assert 0.15 < share < 0.45
+
+
+async def test_decisions_can_be_filtered(deployed: RouterClient) -> None:
+    start = datetime.now(UTC)
+    await deployed.decide(MODEL, applicant("q-1"))
+    await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
+    await deployed.decide(MODEL, applicant("q-2"))
+    middle = datetime.now(UTC)
+    await deployed.decide(MODEL, applicant("q-3"))
+
+    fallback = await deployed.decisions(MODEL, served_by=Serving.FALLBACK)
+    assert [r.applicant_id for r in fallback] == ["q-2", "q-3"]
+    assert [r.applicant_id for r in await deployed.decisions(MODEL, since=middle)] == ["q-3"]
+    assert [r.applicant_id for r in await deployed.decisions(MODEL, until=middle)] == ["q-1", "q-2"]
+    assert await deployed.decisions(MODEL, until=start - timedelta(seconds=1)) == []
+    assert len(await deployed.decisions(MODEL, include_shadow=True)) == 5
+    assert len(await deployed.decisions(MODEL, include_shadow=True, limit=2)) == 2
+
+
+async def test_decisions_query_refuses_naive_times(app: FastAPI, deployed: RouterClient) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://r"
+    ) as raw:
+        response = await raw.get(
+            f"/v1/models/{MODEL}/decisions",
+            params={"since": "2026-01-01T00:00:00"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert response.status_code == 422
+    assert "timezone" in response.text
+
+
+async def test_invalid_applicant_is_422_naming_the_field(deployed: RouterClient) -> None:
+    with pytest.raises(RouterError, match="debt_ratio") as refused:
+        await deployed.decide(MODEL, applicant("bad").model_copy(update={"debt_ratio": 1.5}))
+    assert refused.value.status_code == 422
+
+
+# --- persistence and the real socket -------------------------------------------------------------
+
+
+async def test_route_and_deployment_survive_a_restart(
+    settings: Settings, artifacts: dict[str, Path], models: dict[str, LoadedModel]
+) -> None:
+    async with client_for(create_app(settings)) as before:
+        await before.deploy(MODEL, artifacts, "v1")
+        flipped = await before.set_route(
+            MODEL, update(3, serving=Serving.FALLBACK, shadow_versions=["v2"])
+        )
+
+    async with client_for(create_app(settings)) as after:
+        assert await after.get_route(MODEL) == flipped
+        answer = await after.decide(MODEL, applicant("r-1"))
+        assert answer.served_by is Serving.FALLBACK
+        shadow = [r for r in await after.decisions(MODEL, include_shadow=True) if r.shadow]
+        assert [(r.version, r.shadow_of) for r in shadow] == [("v2", answer.decision_id)]
+        assert (shadow[0].approved, shadow[0].credit_limit) == model_answer(
+            models["v2"], applicant("r-1")
+        )
+        with pytest.raises(StaleRouteError):
+            await after.set_route(MODEL, update(3, serving=Serving.PRIMARY))
+
+
+async def test_the_contract_over_a_real_socket(app: FastAPI, artifacts: dict[str, Path]) -> None:
+    with served(app) as url:
+        async with RouterClient(url, TOKEN) as router:
+            assert await router.health()
+            await router.deploy(MODEL, artifacts, "v1")
+            assert (await router.decide(MODEL, applicant("net-1"))).served_by is Serving.PRIMARY
+            flip = update(1, serving=Serving.FALLBACK, shadow_versions=["v1"])
+            route: Route = await router.set_route(MODEL, flip)
+            assert await router.set_route(MODEL, flip) == route
+            answer = await router.decide(MODEL, applicant("net-2"))
+            assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
+            logged = await router.decisions(MODEL, include_shadow=True)
+            assert [(r.applicant_id, r.shadow) for r in logged] == [
+                ("net-1", False),
+                ("net-2", False),
+                ("net-2", True),
+            ]
+        async with RouterClient(url, "wrong") as intruder:
+            with pytest.raises(RouterError) as refused:
+                await intruder.get_route(MODEL)
+            assert refused.value.status_code == 401
+
+
+async def test_an_unreachable_router_is_a_router_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with RouterClient(f"http://127.0.0.1:{port}", TOKEN, timeout=2) as router:
+        with pytest.raises(RouterError, match="unreachable") as failed:
+            await router.get_route(MODEL)
+        assert failed.value.status_code is None
+        assert not await router.health()
+
+
+async def test_an_in_memory_database_is_shared_across_threads(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    app = create_app(
+        Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url="sqlite://")
+    )
+    async with client_for(app) as router:
+        await router.deploy(MODEL, artifacts, "v1")
+        answer = await router.decide(MODEL, applicant("mem-1"))
+        assert [r.id for r in await router.decisions(MODEL)] == [answer.decision_id]
+    assert not (tmp_path / "router.db").exists()
+
+
+async def test_the_contract_holds_on_postgres(
+    postgres_url: str, tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    settings = Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url=postgres_url)
+    model = f"pg-{tmp_path.name}"[:100]
+    async with client_for(create_app(settings)) as router:
+        await router.deploy(model, artifacts, "v1")
+        contenders = [
+            update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]),
+            update(1, serving=Serving.CANDIDATE, candidate_version="v2"),
+            update(1, candidate_version="v2", canary_percent=50),
+        ]
+        results = await asyncio.gather(
+            *(router.set_route(model, change) for change in contenders), return_exceptions=True
+        )
+        winners = [r for r in results if isinstance(r, Route)]
+        assert len(winners) == 1
+        assert sum(isinstance(r, StaleRouteError) for r in results) == 2
+        flip = update(2, serving=Serving.FALLBACK, shadow_versions=["v1"])
+        route = await router.set_route(model, flip)
+        assert await router.set_route(model, flip) == route
+        answer = await router.decide(model, applicant("pg-1"))
+        assert answer.served_by is Serving.FALLBACK
+
+    async with client_for(create_app(settings)) as restarted:
+        assert await restarted.get_route(model) == route
+        logged = await restarted.decisions(model, include_shadow=True)
+        assert [(r.version, r.shadow, r.shadow_of) for r in logged] == [
+            (RULES_VERSION, False, None),
+            ("v1", True, answer.decision_id),
+        ]
+        assert logged[0].at.tzinfo is not None
