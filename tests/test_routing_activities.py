@@ -12,6 +12,10 @@ from contracts.steps import ReadRouteInput, SetRouteInput
 from tests.fixtures.services import RouterService
 
 
+def _where(router: RouterService) -> ReadRouteInput:
+    return ReadRouteInput(router_url=router.url, model=router.model)
+
+
 @pytest.fixture(autouse=True)
 async def _fresh_route(router_service: RouterService) -> None:
     await router_service.reset()
@@ -20,9 +24,7 @@ async def _fresh_route(router_service: RouterService) -> None:
 async def test_a_retried_flip_is_not_applied_twice(router_service: RouterService) -> None:
     activities = RoutingActivities(router_service.token)
     env = ActivityEnvironment()
-    current = await env.run(
-        activities.read_route, ReadRouteInput(router_url=router_service.url, model=router_service.model)
-    )
+    current = await env.run(activities.read_route, _where(router_service))
     flip = SetRouteInput(
         router_url=router_service.url,
         model=router_service.model,
@@ -45,9 +47,7 @@ async def test_a_retried_flip_is_not_applied_twice(router_service: RouterService
 async def test_a_stale_flip_is_refused_and_not_retried(router_service: RouterService) -> None:
     activities = RoutingActivities(router_service.token)
     env = ActivityEnvironment()
-    current = await env.run(
-        activities.read_route, ReadRouteInput(router_url=router_service.url, model=router_service.model)
-    )
+    current = await env.run(activities.read_route, _where(router_service))
     stale = SetRouteInput(
         router_url=router_service.url,
         model=router_service.model,
