@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.security import READERS, require
@@ -208,7 +209,8 @@ async def sign_off(
             UPDATE_SIGNOFF, decision, result_type=SignoffReceipt
         )
     except WorkflowUpdateFailedError as error:
-        reason = str(error.cause) if error.cause else "the incident refused the sign-off"
+        cause = error.cause
+        reason = cause.message if isinstance(cause, ApplicationError) else "refused by the incident"
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from error
     except RPCError as error:
         raise _not_found_or(error, incident_id) from error
