@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey
 
+from contracts.analysis import Findings
 from contracts.model import ModelManifest
 from contracts.routing import Route
 from playbooks.schema import Playbook
@@ -68,6 +69,10 @@ class SignoffDecision(BaseModel):
     role: str = Field(min_length=1)
     decision: Literal["approve", "reject"]
     comment: str = Field(default="", max_length=4000)
+    assessment_digest: str | None = Field(
+        default=None,
+        description="the impact assessment the approver read, when the sign-off binds to one",
+    )
 
 
 class Vote(BaseModel):
@@ -91,6 +96,7 @@ class SignoffStatus(BaseModel):
     deadline: datetime
     reminders_sent: int = 0
     escalated: bool = False
+    assessment_digest: str | None = None
     outcome: Literal["pending", "approved", "rejected", "expired"] = "pending"
 
 
@@ -126,4 +132,5 @@ class IncidentState(BaseModel):
     route_now: Route | None = None
     steps: list[StepRecord] = Field(default_factory=list)
     signoff: SignoffStatus | None = None
+    findings: Findings = Field(default_factory=Findings)
     outcome: str | None = None

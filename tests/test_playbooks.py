@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from playbooks.base import FailureAction
 from playbooks.loader import (
     BUILTIN_PLAYBOOKS,
     PlaybookError,
@@ -16,7 +17,8 @@ from playbooks.loader import (
     find_playbook,
     load_playbook_text,
 )
-from playbooks.schema import FailureAction, Playbook, SignoffStep
+from playbooks.schema import Playbook
+from playbooks.steps import SignoffStep
 
 
 @pytest.mark.parametrize("name", BUILTIN_PLAYBOOKS)

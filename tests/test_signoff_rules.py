@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from contracts.incident import SignoffDecision
-from playbooks.schema import SignoffRole, SignoffStep
+from playbooks.steps import SignoffRole, SignoffStep
 from workflows.signoff import apply_decision, open_signoff, refusal
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

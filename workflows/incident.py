@@ -44,16 +44,22 @@ with workflow.unsafe.imports_passed_through():
         ReadRouteInput,
         SetRouteInput,
     )
-    from playbooks.schema import (
-        FailureAction,
+    from playbooks.base import FailureAction, RetrySpec
+    from playbooks.schema import Playbook
+    from playbooks.steps import (
+        AttributionAuditStep,
         NotifyStep,
-        Playbook,
-        RetrySpec,
+        ParallelAuditsStep,
+        ProvenanceAuditStep,
+        RemediateStep,
         RouteStep,
+        SandboxValidateStep,
         SignoffStep,
         Step,
     )
     from workflows import signoff as signoffs
+    from workflows.analysis import AnalysisSteps, GateFailure
+    from workflows.options import activity_options, step_options
     from workflows.routing import desired_route, next_update
 
 AUDIT_TIMEOUT = timedelta(seconds=30)
@@ -88,6 +94,7 @@ class IncidentWorkflow:
         self._activity_seq = 0
         self._event_seq = 0
         self._commander_may_approve = False
+        self._analysis = AnalysisSteps(incident, self._state.findings, self._activity_id)
 
     # ---- interface -------------------------------------------------------------------
 
@@ -177,23 +184,38 @@ class IncidentWorkflow:
         self._state.current_step = step.name
         await self._audit("step.started", step=step.name, detail={"kind": step.kind})
         try:
-            if isinstance(step, RouteStep):
-                record.detail = await self._route(step)
-            elif isinstance(step, NotifyStep):
-                record.detail = await self._notify_step(step)
-            else:
-                record.detail = await self._signoff(step)
+            record.detail = await self._dispatch(step)
         except ActivityError as error:
             failure = StepFailed(_cause(error))
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise failure from error
-        except StepFailed as failure:
+        except (StepFailed, GateFailure) as failure:
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
-            raise
+            raise StepFailed(str(failure)) from failure
         self._close_step(record, "succeeded", record.detail)
         await self._audit("step.succeeded", step=step.name, detail={"result": record.detail})
+
+    async def _dispatch(self, step: Step) -> str:
+        analysis = self._analysis
+        if isinstance(step, RouteStep):
+            return await self._route(step)
+        if isinstance(step, NotifyStep):
+            return await self._notify_step(step)
+        if isinstance(step, SignoffStep):
+            return await self._signoff(step)
+        if isinstance(step, ProvenanceAuditStep):
+            return await analysis.provenance(step)
+        if isinstance(step, AttributionAuditStep):
+            return await analysis.attribution(step)
+        if isinstance(step, ParallelAuditsStep):
+            return await analysis.parallel(step)
+        if isinstance(step, RemediateStep):
+            return await analysis.remediate(step)
+        if isinstance(step, SandboxValidateStep):
+            return await analysis.validate(step)
+        return await analysis.assess(step)
 
     def _close_step(self, record: StepRecord, status: Any, detail: str) -> None:
         record.status = status
@@ -203,7 +225,7 @@ class IncidentWorkflow:
     # ---- step kinds --------------------------------------------------------------------
 
     async def _route(self, step: RouteStep) -> str:
-        options = _activity_options(step.retry, step)
+        options = step_options(step)
         current = await self._read_route(step.name, options)
         if self._state.route_before is None:
             self._state.route_before = current
@@ -227,7 +249,11 @@ class IncidentWorkflow:
         return f"notified {step.channel} via {receipt.delivered_to}"
 
     async def _signoff(self, step: SignoffStep) -> str:
-        status = signoffs.open_signoff(step, workflow.now())
+        assessment = self._state.findings.assessment
+        digest = assessment.digest if assessment else None
+        if step.bind_to_assessment and digest is None:
+            raise StepFailed("this sign-off binds to an impact assessment, and none was written")
+        status = signoffs.open_signoff(step, workflow.now(), digest)
         self._state.signoff = status
         self._commander_may_approve = step.commander_may_approve
         await self._set_phase(Phase.AWAITING_SIGNOFF)
@@ -287,7 +313,7 @@ class IncidentWorkflow:
         before = self._state.route_before
         if before is None:
             return
-        options = _activity_options(ROLLBACK_RETRY)
+        options = activity_options(ROLLBACK_RETRY)
         current = await self._read_route("rollback", options)
         if current.spec().same_routing(before.spec()):
             self._record_route(current)
@@ -351,7 +377,7 @@ class IncidentWorkflow:
             ),
             result_type=NotificationReceipt,
             activity_id=self._activity_id(step.name if step is not None else "escalation"),
-            **_activity_options(step.retry if step is not None else RetrySpec(), step),
+            **(step_options(step) if step is not None else activity_options(RetrySpec())),
         )
         return receipt
 
@@ -429,23 +455,6 @@ class IncidentWorkflow:
             )
             for r in status.roles
         )
-
-
-def _activity_options(retry: RetrySpec, step: Step | None = None) -> dict[str, Any]:
-    timeouts = step.timeouts if step is not None else None
-    return {
-        "start_to_close_timeout": timeouts.start_to_close if timeouts else timedelta(seconds=30),
-        "schedule_to_close_timeout": timeouts.schedule_to_close
-        if timeouts
-        else timedelta(minutes=10),
-        "retry_policy": RetryPolicy(
-            initial_interval=retry.initial_interval,
-            backoff_coefficient=retry.backoff,
-            maximum_interval=retry.maximum_interval,
-            maximum_attempts=retry.maximum_attempts,
-            non_retryable_error_types=retry.non_retryable or None,
-        ),
-    }
 
 
 def _cause(error: ActivityError) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts.routing import Route, RouteSpec, RouteUpdate, Serving
-from playbooks.schema import RouteStep
+from playbooks.steps import RouteStep
 
 
 def desired_route(step: RouteStep, current: Route) -> RouteSpec:

@@ -4,7 +4,9 @@ A role is approved when ``quorum`` distinct holders approve it; one rejection by
 holder of a required role rejects that role (a veto: a legal objection is not
 out-voted). The sign-off is approved when every role is, rejected as soon as one is.
 Each principal decides once per sign-off, and the incident commander may not sign
-off their own incident unless the playbook allows it.
+off their own incident unless the playbook allows it. A sign-off bound to an impact
+assessment only takes decisions that name that assessment's digest, so approval of an
+older version never counts for a newer one.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.incident import RoleStatus, SignoffDecision, SignoffStatus, Vote
-from playbooks.schema import SignoffStep
+from playbooks.steps import SignoffStep
 
 
-def open_signoff(step: SignoffStep, now: datetime) -> SignoffStatus:
+def open_signoff(
+    step: SignoffStep, now: datetime, assessment_digest: str | None = None
+) -> SignoffStatus:
+    """A fresh sign-off; bound to ``assessment_digest`` when the step asks for it."""
     return SignoffStatus(
         step=step.name,
         subject=step.subject,
         roles=[RoleStatus(role=r.role, quorum=r.quorum) for r in step.roles],
         deadline=now + step.deadline,
+        assessment_digest=assessment_digest if step.bind_to_assessment else None,
     )
 
 
@@ -41,6 +47,13 @@ def refusal(
         return f"{decision.principal} does not hold the role {decision.role!r}"
     if role.outcome != "pending":
         return f"role {decision.role!r} is already decided: {role.outcome}"
+    bound = status.assessment_digest
+    if bound is not None and decision.assessment_digest != bound:
+        read = decision.assessment_digest or "none"
+        return (
+            f"this sign-off is bound to impact assessment {bound}; the decision names {read}: "
+            "read the current assessment and decide on it"
+        )
     if decision.principal == commander and not commander_may_approve:
         return "the incident commander cannot sign off their own incident"
     for other in status.roles:

@@ -1,0 +1,121 @@
+"""What the audit, remediation, validation and assessment steps hand back to the workflow.
+
+Full reports can be large, so they are written to files (content-addressed by the
+sha256 of their bytes) and the workflow carries only their summaries and references:
+its history stays small, and an auditor can check a report has not changed since.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.model import ModelManifest
+from playbooks.steps import (
+    AttributionAuditStep,
+    Gates,
+    ImpactAssessmentStep,
+    ProvenanceAuditStep,
+    RemediateStep,
+)
+
+PROVENANCE_AUDIT = "provenance_audit"
+ATTRIBUTION_AUDIT = "attribution_audit"
+REMEDIATE = "remediate"
+REMEDIATE_EXTERNAL = "remediate_external"
+SANDBOX_VALIDATE = "sandbox_validate"
+IMPACT_ASSESSMENT = "impact_assessment"
+
+
+class ReportRef(BaseModel):
+    path: str
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+class ProvenanceFindings(BaseModel):
+    report: ReportRef
+    rows: int
+    suspected_proxies: list[str]
+    too_small_groups: list[str]
+    headline: str
+
+
+class AttributionFindings(BaseModel):
+    report: ReportRef
+    explainer: str
+    sample_size: int
+    gap_drivers: list[str] = Field(description="most to least, the top_k")
+    headline: str
+
+
+class Candidate(BaseModel):
+    report: ReportRef
+    version: str
+    artifact: str
+    strategy: str
+    headline: str
+
+
+class Validation(BaseModel):
+    report: ReportRef
+    verdict: Literal["pass", "fail", "inconclusive"]
+    failed_gates: list[str]
+    headline: str
+
+
+class Assessment(BaseModel):
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    markdown: str
+    html: str
+    headline: str
+
+
+class Findings(BaseModel):
+    """Everything the incident has learned so far; the latest of each kind."""
+
+    provenance: ProvenanceFindings | None = None
+    attribution: AttributionFindings | None = None
+    confirmed_proxies: list[str] = Field(default_factory=list)
+    candidate: Candidate | None = None
+    validation: Validation | None = None
+    assessment: Assessment | None = None
+    remediation_rounds: int = 0
+
+
+class ProvenanceInput(BaseModel):
+    incident_id: str
+    model: ModelManifest
+    step: ProvenanceAuditStep
+
+
+class AttributionInput(BaseModel):
+    incident_id: str
+    model: ModelManifest
+    step: AttributionAuditStep
+    suspected_proxies: list[str] = Field(default_factory=list)
+
+
+class RemediateInput(BaseModel):
+    incident_id: str
+    model: ModelManifest
+    step: RemediateStep
+    round: int = Field(ge=1)
+    confirmed_proxies: list[str]
+    suspected_proxies: list[str]
+
+
+class ValidateInput(BaseModel):
+    incident_id: str
+    model: ModelManifest
+    candidate: Candidate
+    gates: Gates
+    proxies: list[str]
+
+
+class AssessmentInput(BaseModel):
+    incident_id: str
+    model: ModelManifest
+    step: ImpactAssessmentStep
+    summary: str
+    findings: Findings
