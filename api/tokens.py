@@ -27,6 +27,7 @@ class Role(StrEnum):
     DATA_SCIENCE_LEAD = "data_science_lead"
     AUDITOR = "auditor"
     ALERT_SOURCE = "alert_source"
+    TRAINING_PIPELINE = "training_pipeline"
     ADMIN = "admin"
 
 

@@ -50,7 +50,7 @@ class AttributionFindings(BaseModel):
 
 
 class Candidate(BaseModel):
-    report: ReportRef
+    report: ReportRef | None = Field(description="None when an external pipeline trained it")
     version: str
     artifact: str
     strategy: str
@@ -111,6 +111,30 @@ class ValidateInput(BaseModel):
     candidate: Candidate
     gates: Gates
     proxies: list[str]
+
+
+class TrainingJob(BaseModel):
+    """What an external training pipeline receives; it answers at ``callback_url``."""
+
+    incident_id: str
+    model: str
+    parent_version: str
+    training_data: str | None
+    validation_data: str | None
+    protected_attributes: list[str]
+    confirmed_proxies: list[str]
+    suspected_proxies: list[str]
+    round: int
+    callback_url: str
+
+
+class TrainingResult(BaseModel):
+    """The pipeline's answer: where the candidate it trained is, and how it was made."""
+
+    version: str = Field(min_length=1, max_length=64)
+    artifact: str = Field(min_length=1)
+    strategy: str = Field(default="external", max_length=200)
+    summary: str = Field(default="", max_length=4000)
 
 
 class AssessmentInput(BaseModel):

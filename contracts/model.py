@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Lineage(BaseModel):
+    """How a version was derived: enough to reproduce it and to audit why it exists."""
+
+    parent: str
+    strategy: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    data_digests: dict[str, str] = Field(default_factory=dict)
+    code_version: str
+    incident_id: str | None = None
 
 
 class ModelVersion(BaseModel):
@@ -14,7 +26,7 @@ class ModelVersion(BaseModel):
     artifact: str = Field(min_length=1, description="path of the model artifact")
     training_data: str | None = None
     validation_data: str | None = None
-    parent: str | None = Field(default=None, description="version this one was derived from")
+    lineage: Lineage | None = None
 
 
 class Outcomes(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
-from contracts.model import ModelManifest
+from contracts.model import ModelManifest, ModelVersion
 
 
 class RegisteredModel(SQLModel, table=True):
@@ -66,6 +66,23 @@ class ModelRegistry:
             session.add(row)
             session.commit()
             return revision
+
+    def add_version(self, model_id: str, version: ModelVersion, registered_by: str) -> int:
+        """Register a derived version (a candidate) beside the others; idempotent by name."""
+        manifest = self.get(model_id)
+        if manifest is None:
+            raise KeyError(model_id)
+        if any(v.version == version.version for v in manifest.versions):
+            if manifest.version(version.version) == version:
+                return self._revision(model_id)
+            raise ValueError(f"{model_id} already has a different version {version.version!r}")
+        updated = manifest.model_copy(update={"versions": [*manifest.versions, version]})
+        return self.register(updated, registered_by)
+
+    def _revision(self, model_id: str) -> int:
+        with Session(self._engine) as session:
+            row = session.get(RegisteredModel, model_id)
+            return row.revision if row else 0
 
     def get(self, model_id: str) -> ModelManifest | None:
         with Session(self._engine) as session:
