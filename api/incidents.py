@@ -67,6 +67,11 @@ class SignoffRequest(BaseModel):
     role: Role
     decision: Literal["approve", "reject"]
     comment: str = Field(default="", max_length=4000)
+    assessment_digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="digest of the impact assessment read, when the sign-off binds to one",
+    )
 
 
 def _client(request: Request) -> Client:
@@ -202,6 +207,7 @@ async def sign_off(
         role=body.role.value,
         decision=body.decision,
         comment=body.comment,
+        assessment_digest=body.assessment_digest,
     )
     handle = _client(request).get_workflow_handle(incident_id)
     try:

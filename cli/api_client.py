@@ -30,7 +30,7 @@ class CliError(Exception):
     """A message for the person at the terminal; printed without a traceback."""
 
 
-def call(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
+def _request(settings: Settings, method: str, path: str, **kwargs: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {resolve_token(settings)}"}
     try:
         response = httpx.request(
@@ -44,7 +44,18 @@ def call(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
         except ValueError:
             detail = response.text
         raise CliError(f"HTTP {response.status_code}: {detail}")
-    return response.json()
+    return response
+
+
+def call(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
+    """A JSON API call."""
+    return _request(settings, method, path, **kwargs).json()
+
+
+def call_raw(settings: Settings, method: str, path: str) -> tuple[str, str]:
+    """A document API call: its text and its assessment digest header."""
+    response = _request(settings, method, path)
+    return response.text, response.headers.get("X-Assessment-Digest", "")
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli.api_client import call
+from cli.api_client import call, call_raw
 from config import Settings
 
 app = typer.Typer(help="Open, list, show and watch incidents.", no_args_is_help=True)
@@ -73,14 +74,42 @@ def watch(
         time.sleep(interval)
 
 
+@app.command("report")
+def report(
+    incident_id: str,
+    html: Annotated[
+        bool, typer.Option("--html", help="HTML with plots instead of Markdown")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="file to write; stdout when omitted")] = None,
+) -> None:
+    """The incident's Algorithmic Impact Assessment; its digest is what sign-offs bind to."""
+    fmt = "html" if html else "md"
+    content, digest = call_raw(
+        Settings(), "GET", f"/v1/incidents/{incident_id}/report?format={fmt}"
+    )
+    if out is None:
+        typer.echo(content)
+    else:
+        out.write_text(content)
+    typer.echo(f"assessment digest: {digest}", err=True)
+
+
 def signoff(
     incident_id: str,
     role: Annotated[str, typer.Option(help="the role you decide for")],
     approve: Annotated[bool, typer.Option("--approve/--reject")],
     comment: Annotated[str, typer.Option()] = "",
+    assessment: Annotated[
+        str | None, typer.Option(help="digest of the impact assessment you read (sha256:…)")
+    ] = None,
 ) -> None:
     """Approve or reject an incident's open sign-off, for a role you hold."""
-    body = {"role": role, "decision": "approve" if approve else "reject", "comment": comment}
+    body = {
+        "role": role,
+        "decision": "approve" if approve else "reject",
+        "comment": comment,
+        "assessment_digest": assessment,
+    }
     receipt = call(Settings(), "POST", f"/v1/incidents/{incident_id}/signoffs", json=body)
     typer.echo(
         f"recorded: {role} is {receipt['role_outcome']}, sign-off is {receipt['signoff_outcome']}"

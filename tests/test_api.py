@@ -113,6 +113,7 @@ def _concrete(path: str) -> str:
         path.replace("{incident_id}", "inc-20261123-abcd")
         .replace("{model_id}", "credit-limit")
         .replace("{name}", "drift-rollback")
+        .replace("{token}", "dG9rZW4=")
     )
 
 
@@ -138,6 +139,9 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("legal1", "GET", "/v1/incidents/inc-20261123-abcd/trail"),
         ("ic", "GET", "/v1/trail/verify"),
         ("alerts", "GET", "/v1/playbooks"),
+        ("alerts", "GET", "/v1/incidents/inc-20261123-abcd/report"),
+        ("ic", "POST", "/v1/incidents/inc-20261123-abcd/training-callbacks/dG9rZW4="),
+        ("auditor", "POST", "/v1/incidents/inc-20261123-abcd/training-callbacks/dG9rZW4=/failure"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:
