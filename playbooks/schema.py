@@ -11,7 +11,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from playbooks.base import Strict
+from playbooks.base import StepBase, Strict
 from playbooks.steps import Step
 
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -26,19 +26,23 @@ class Playbook(Strict):
 
     @model_validator(mode="after")
     def _steps_consistent(self) -> Playbook:
-        seen: dict[str, int] = {}
+        """Names are unique (nested ones too: they label the audit trail); goto goes back."""
+        seen: dict[str, str] = {}
+        top_level: dict[str, int] = {}
         for index, step in enumerate(self.steps):
-            if not _STEP_NAME.match(step.name):
-                raise ValueError(
-                    f"steps[{index}].name {step.name!r}: use lower case letters, digits, - and _"
-                )
-            if step.name in seen:
-                raise ValueError(
-                    f"steps[{index}].name {step.name!r} is already used by steps[{seen[step.name]}]"
-                )
-            seen[step.name] = index
+            for path, named in _named_steps(step, f"steps[{index}]"):
+                if not _STEP_NAME.match(named.name):
+                    raise ValueError(
+                        f"{path}.name {named.name!r}: use lower case letters, digits, - and _"
+                    )
+                if named.name in seen:
+                    raise ValueError(
+                        f"{path}.name {named.name!r} is already used by {seen[named.name]}"
+                    )
+                seen[named.name] = path
+            top_level[step.name] = index
             target = step.on_failure.step
-            if target is not None and seen.get(target, index) >= index:
+            if target is not None and top_level.get(target, index) >= index:
                 raise ValueError(
                     f"steps[{index}].on_failure.step {target!r} must name an earlier step"
                 )
@@ -49,3 +53,9 @@ class Playbook(Strict):
             if step.name == name:
                 return index
         raise KeyError(name)
+
+
+def _named_steps(step: Step, path: str) -> list[tuple[str, StepBase]]:
+    """A step and, for a parallel step, the steps inside it, with their YAML paths."""
+    nested = [(f"{path}.steps[{i}]", sub) for i, sub in enumerate(getattr(step, "steps", []))]
+    return [(path, step), *nested]

@@ -145,3 +145,38 @@ def test_cli_validate_reports_ok_and_problems(tmp_path: Path) -> None:
     failed = runner.invoke(app, ["playbook", "validate", str(bad)])
     assert failed.exit_code == 1
     assert "steps[0] (line 4)" in failed.output
+
+
+def test_nested_step_names_are_unique_and_errors_name_the_nested_path() -> None:
+    clash = _problems(
+        """name: x
+version: "1"
+steps:
+  - name: audits
+    kind: parallel
+    steps:
+      - {name: provenance, kind: provenance_audit}
+      - {name: audits, kind: attribution_audit}
+"""
+    )
+    assert "steps[0].steps[1].name 'audits' is already used by steps[0]" in clash[0]
+    nested = _problems(
+        """name: x
+version: "1"
+steps:
+  - name: audits
+    kind: parallel
+    steps:
+      - {name: provenance, kind: provenance_audit, proxy_auc: 0.4}
+      - {name: attribution, kind: attribution_audit}
+"""
+    )
+    assert nested[0].startswith("steps[0].steps[0].proxy_auc (line 7)")
+
+
+def test_remediation_strategies_need_their_parameters() -> None:
+    problems = _problems(
+        "name: x\nversion: '1'\nsteps:\n"
+        "  - {name: fix, kind: remediate, strategies: [{name: constrained}]}\n"
+    )
+    assert "constrained needs `constraint`" in problems[0]
