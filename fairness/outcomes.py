@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from fairlearn.metrics import MetricFrame, count, demographic_parity_ratio, selection_rate
+from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate
 from pydantic import BaseModel, ConfigDict
 
 STRATUM_SEPARATOR = " x "
@@ -123,10 +123,6 @@ def combine_strata(*labels: npt.ArrayLike) -> list[str]:
     return [STRATUM_SEPARATOR.join(row) for row in zip(*columns, strict=True)]
 
 
-def _mean_of_amounts(_y_true: npt.NDArray[np.float64], y_pred: npt.NDArray[np.float64]) -> float:
-    return float(np.mean(y_pred))
-
-
 def conditional_disparity(
     amounts: npt.ArrayLike,
     groups: npt.ArrayLike,
@@ -148,13 +144,14 @@ def conditional_disparity(
     values = _amounts(amounts, len(group_labels))
     all_groups = sorted(group_labels.unique())
 
-    frame = MetricFrame(
-        metrics={"mean": _mean_of_amounts, "rows": count},
-        y_true=values,
-        y_pred=values,
-        sensitive_features=group_labels,
-        control_features=stratum_labels,
-    ).by_group
+    # A plain group-by rather than fairlearn's MetricFrame with control features: the
+    # same means (tests compare them), in about 30 ms instead of 0.85 s on 7,000 rows;
+    # sandbox validation computes this for every slicing of every model it compares.
+    frame = (
+        pd.DataFrame({"stratum": stratum_labels, "group": group_labels, "amount": values})
+        .groupby(["stratum", "group"])["amount"]
+        .agg(mean="mean", rows="size")
+    )
 
     comparisons: list[StratumComparison] = []
     skipped: list[str] = []
