@@ -46,6 +46,11 @@ class AuditTrail:
             )
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        """The database the trail lives in (Fairlane's own tables share it)."""
+        return self._engine
+
     def append(self, event: AuditEvent) -> AuditRecord:
         """Chain ``event`` onto the trail and return its record.
 

@@ -7,12 +7,15 @@ import socket
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.analysis import AnalysisActivities
 from activities.audit_events import AuditActivities
 from activities.audit_interceptor import AuditInterceptor
+from activities.external_training import ExternalTrainingActivities
 from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
+from registry.service import ModelRegistry
 from workflows.incident import IncidentWorkflow
 
 
@@ -26,6 +29,8 @@ def build_worker(client: Client, settings: Settings, trail: AuditTrail) -> Worke
     routing = RoutingActivities(settings.router_token.get_secret_value())
     notify = NotifyActivities(settings.notify_webhook_url)
     audit = AuditActivities(trail)
+    analysis = AnalysisActivities(settings.data_dir.resolve(), ModelRegistry(trail.engine))
+    external = ExternalTrainingActivities(settings.api_url)
     identity = worker_identity()
     return Worker(
         client,
@@ -36,6 +41,12 @@ def build_worker(client: Client, settings: Settings, trail: AuditTrail) -> Worke
             routing.set_route,
             notify.send_notification,
             audit.record_audit_event,
+            analysis.provenance_audit,
+            analysis.attribution_audit,
+            analysis.remediate,
+            analysis.sandbox_validate,
+            analysis.impact_assessment,
+            external.remediate_external,
         ],
         interceptors=[AuditInterceptor(trail, identity)],
         identity=identity,

@@ -1,0 +1,301 @@
+"""The audit, remediation, validation and assessment steps' side effects.
+
+Each activity reads the model's registered data and artifacts, runs its engine from
+`analysis/` in a worker thread while heartbeating, writes the full report as a
+content-addressed file under ``data_dir/incidents/<id>/`` and returns a summary. A
+problem no retry can fix (a missing data file or column, a model file that does not
+load) is a typed, non-retryable failure with the reason, which the audit trail keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pandas as pd
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.heartbeat import Progress, run_with_heartbeat
+from analysis.assessment import write_assessment
+from analysis.attribution import AttributionReport, attribution_audit
+from analysis.data import DataFileError, read_table
+from analysis.models import ModelFileError, load_artifact
+from analysis.provenance import ProvenanceReport, provenance_audit
+from analysis.remediation import (
+    Constrained,
+    DropProxies,
+    RemediationResult,
+    Reweigh,
+    StrategySpec,
+    Threshold,
+    TransformProxies,
+    remediate,
+)
+from analysis.reports import write_report
+from analysis.validation import ValidationReport, scorer_from_artifact, validate_candidate
+from contracts.analysis import (
+    ATTRIBUTION_AUDIT,
+    IMPACT_ASSESSMENT,
+    PROVENANCE_AUDIT,
+    REMEDIATE,
+    SANDBOX_VALIDATE,
+    Assessment,
+    AssessmentInput,
+    AttributionFindings,
+    AttributionInput,
+    Candidate,
+    ProvenanceFindings,
+    ProvenanceInput,
+    RemediateInput,
+    ValidateInput,
+    Validation,
+)
+from contracts.model import Lineage, ModelManifest, ModelVersion
+from demo.credit_model import ModelLoadError
+from fairness.gates import GateSpec
+from fairness.proxy import ProxyThresholds
+from playbooks.steps import Gates, RemediationStrategy
+from registry.service import ModelRegistry
+
+T = TypeVar("T")
+_UNFIXABLE: tuple[type[Exception], ...] = (DataFileError, ModelFileError, ModelLoadError)
+
+
+@contextmanager
+def typed_failures() -> Iterator[None]:
+    """Turn problems that retrying cannot fix into non-retryable, typed failures."""
+    try:
+        yield
+    except _UNFIXABLE as error:
+        raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from error
+
+
+def _needed(value: str | None, what: str, model: ModelManifest) -> str:
+    if not value:
+        raise ApplicationError(
+            f"model {model.id} has no {what} in its manifest",
+            type="ManifestIncomplete",
+            non_retryable=True,
+        )
+    return value
+
+
+def selection_half(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows remediation may look at when choosing a candidate (every other row)."""
+    return frame.iloc[::2]
+
+
+def held_out_half(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows the sandbox judges the chosen candidate on: never seen while choosing it."""
+    return frame.iloc[1::2]
+
+
+def strategy_spec(strategy: RemediationStrategy) -> StrategySpec:
+    """The engine's strategy for a playbook's (`external` never reaches here)."""
+    proxies = "suspected" if strategy.include_suspected else "confirmed"
+    constraint = strategy.constraint or "equalized_odds"
+    match strategy.name:
+        case "drop_proxies":
+            return DropProxies(proxies=proxies)
+        case "transform_proxies":
+            return TransformProxies(proxies=proxies)
+        case "reweigh":
+            return Reweigh(proxies=proxies if strategy.include_suspected else "none")
+        case "constrained":
+            return Constrained(constraint=constraint)
+        case _:
+            return Threshold(constraint=constraint)
+
+
+def gate_spec(gates: Gates) -> GateSpec:
+    return GateSpec(
+        disparate_impact_ratio=gates.min_disparate_impact_ratio,
+        equalized_odds_difference=gates.max_equalized_odds_difference,
+        conditional_amount_disparity=gates.max_conditional_amount_disparity,
+        accuracy_loss=gates.max_accuracy_loss,
+        min_group_size=gates.min_group_size,
+        alpha=gates.alpha,
+        bootstrap_samples=gates.bootstrap_samples,
+    )
+
+
+class AnalysisActivities:
+    def __init__(self, data_dir: Path, registry: ModelRegistry) -> None:
+        self._data_dir = data_dir
+        self._registry = registry
+
+    def _folder(self, incident_id: str) -> Path:
+        return self._data_dir / "incidents" / incident_id
+
+    async def _compute(self, work: Callable[[Progress], T]) -> T:
+        with typed_failures():
+            return await run_with_heartbeat(work)
+
+    @activity.defn(name=PROVENANCE_AUDIT)
+    async def provenance_audit(self, request: ProvenanceInput) -> ProvenanceFindings:
+        model, step = request.model, request.step
+        data = _needed(model.version(model.primary_version).training_data, "training_data", model)
+
+        def work(progress: Progress) -> ProvenanceReport:
+            frame = read_table(data)
+            return provenance_audit(
+                frame,
+                protected=model.protected_attributes,
+                label=model.label,
+                min_group_size=step.min_group_size,
+                reference=step.reference_population,
+                thresholds=ProxyThresholds(nmi=step.proxy_nmi, auc=step.proxy_auc),
+                progress=progress,
+            )
+
+        report = await self._compute(work)
+        ref = write_report(self._folder(request.incident_id), step.name, report)
+        return ProvenanceFindings(
+            report=ref,
+            rows=report.rows,
+            suspected_proxies=report.suspected_proxies,
+            too_small_groups=[g for s in report.representation.slices for g in s.too_small],
+            headline=report.headline,
+        )
+
+    @activity.defn(name=ATTRIBUTION_AUDIT)
+    async def attribution_audit(self, request: AttributionInput) -> AttributionFindings:
+        model, step = request.model, request.step
+        version = model.version(model.primary_version)
+        data = _needed(version.validation_data, "validation_data", model)
+
+        def work(progress: Progress) -> AttributionReport:
+            return attribution_audit(
+                load_artifact(version.artifact),
+                read_table(data),
+                protected=model.protected_attributes,
+                outcome=step.outcome,
+                sample_size=step.sample_size,
+                suspected_proxies=request.suspected_proxies,
+                top_k=step.top_k,
+                progress=progress,
+            )
+
+        report = await self._compute(work)
+        ref = write_report(self._folder(request.incident_id), step.name, report)
+        drivers = [f for gap in report.gaps for f in gap.top_drivers]
+        return AttributionFindings(
+            report=ref,
+            explainer=report.explainer.name,
+            sample_size=report.rows,
+            gap_drivers=list(dict.fromkeys(drivers)),
+            headline=report.headline,
+        )
+
+    @activity.defn(name=REMEDIATE)
+    async def remediate(self, request: RemediateInput) -> Candidate:
+        model, step = request.model, request.step
+        parent = model.version(model.primary_version)
+        training = _needed(parent.training_data, "training_data", model)
+        validation = _needed(parent.validation_data, "validation_data", model)
+        label = _needed(model.label, "label", model)
+        decision = _needed(model.outcomes.decision, "outcomes.decision", model)
+        amount = _needed(model.outcomes.amount, "outcomes.amount", model)
+        version = f"{parent.version}-fair-{request.incident_id[-8:]}-r{request.round}"
+        output = self._data_dir / "models" / model.id / f"{version}.joblib"
+
+        def work(progress: Progress) -> RemediationResult:
+            return remediate(
+                read_table(training),
+                selection_half(read_table(validation)),
+                parent.artifact,
+                protected=model.protected_attributes,
+                label=label,
+                decision=decision,
+                amount=amount,
+                strata=model.strata,
+                confirmed_proxies=request.confirmed_proxies,
+                suspected_proxies=request.suspected_proxies,
+                strategies=[strategy_spec(s) for s in step.strategies],
+                max_accuracy_loss=step.max_accuracy_loss,
+                version=version,
+                output=output,
+                progress=progress,
+            )
+
+        result = await self._compute(work)
+        ref = write_report(self._folder(request.incident_id), step.name, result)
+        if result.lineage is None or result.artifact_path is None or result.chosen is None:
+            raise ApplicationError(
+                f"no strategy produced a deployable candidate: {result.headline}",
+                type="NoCandidate",
+                non_retryable=True,
+            )
+        self._registry.add_version(
+            model.id,
+            ModelVersion(
+                version=version,
+                artifact=str(result.artifact_path),
+                training_data=parent.training_data,
+                validation_data=parent.validation_data,
+                lineage=Lineage(
+                    parent=parent.version,
+                    strategy=result.lineage.strategy,
+                    parameters=dict(result.lineage.parameters),
+                    data_digests={
+                        "training": result.lineage.training_data_digest,
+                        "validation": result.lineage.validation_data_digest,
+                    },
+                    code_version=result.lineage.code_version,
+                    incident_id=request.incident_id,
+                ),
+            ),
+            registered_by=f"fairlane:{request.incident_id}",
+        )
+        return Candidate(
+            report=ref,
+            version=version,
+            artifact=str(result.artifact_path),
+            strategy=result.chosen.name,
+            headline=result.headline,
+        )
+
+    @activity.defn(name=SANDBOX_VALIDATE)
+    async def sandbox_validate(self, request: ValidateInput) -> Validation:
+        model = request.model
+        baseline = model.version(model.primary_version)
+        data = _needed(baseline.validation_data, "validation_data", model)
+
+        def work(progress: Progress) -> ValidationReport:
+            progress("scoring baseline and candidate")
+            return validate_candidate(
+                held_out_half(read_table(data)),
+                scorer_from_artifact(baseline.artifact),
+                scorer_from_artifact(request.candidate.artifact),
+                protected=model.protected_attributes,
+                label=model.label,
+                decision=model.outcomes.decision,
+                amount=model.outcomes.amount,
+                strata=model.strata,
+                proxies=request.proxies,
+                gates=gate_spec(request.gates),
+                seed=0,
+            )
+
+        report = await self._compute(work)
+        ref = write_report(self._folder(request.incident_id), "sandbox-validate", report)
+        gates = report.gate_report
+        failed = [
+            f"{r.gate.value}{f' ({r.slicing})' if r.slicing else ''}: {r.reason}"
+            for r in gates.results
+            if r.verdict.value != "pass"
+        ]
+        return Validation(
+            report=ref,
+            verdict=gates.verdict.value,
+            failed_gates=failed,
+            headline=report.headline,
+        )
+
+    @activity.defn(name=IMPACT_ASSESSMENT)
+    async def impact_assessment(self, request: AssessmentInput) -> Assessment:
+        folder = self._folder(request.incident_id)
+        return await self._compute(lambda progress: write_assessment(request, folder))
