@@ -95,3 +95,17 @@ def test_log_lines_never_carry_tokens() -> None:
     assert event["router_token"] == "[redacted]"
     assert event["headers"] == "Authorization: Bearer [redacted]"
     assert event["model"] == "credit-limit"
+
+
+def test_audit_provenance_on_any_csv_and_json_output(tmp_path: Path) -> None:
+    from demo.dataset import write_dataset
+
+    data = write_dataset(tmp_path / "applicants.csv", 3_000, seed=3)
+    table = _run(tmp_path, "audit", "provenance", str(data), "--protected", "group")
+    assert table.returncode == 0, table.stderr
+    assert "zip_code" in table.stdout and "suspected proxy" in table.stdout
+    as_json = _run(tmp_path, "audit", "provenance", str(data), "--protected", "group", "--json")
+    assert json.loads(as_json.stdout)["suspected_proxies"][0] == "zip_code"
+    missing = _run(tmp_path, "audit", "provenance", str(data), "--protected", "gender")
+    assert missing.returncode == 1 and "gender" in missing.stderr
+    assert "Traceback" not in missing.stderr
