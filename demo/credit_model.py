@@ -201,7 +201,7 @@ def prepare_demo_model(
     data_dir: Path,
     *,
     training_rows: int = 20_000,
-    validation_rows: int = 10_000,
+    validation_rows: int = 40_000,
     seed: int = 7,
 ) -> DemoModelFiles:
     """Write the training and validation sets and the v1 artifact, reusing any already there.

@@ -23,8 +23,27 @@ ZIP_CODES: tuple[str, ...] = tuple(f"Z{i:02d}" for i in range(20))
 REDLINED_ZIP_CODES: tuple[str, ...] = ZIP_CODES[14:]
 GROUPS: tuple[str, str] = ("A", "B")
 
-INCOME_BAND_EDGES: tuple[float, ...] = (30_000.0, 60_000.0, 100_000.0, 150_000.0)
-INCOME_BAND_LABELS: tuple[str, ...] = ("<30k", "30-60k", "60-100k", "100-150k", "150k+")
+INCOME_BAND_EDGES: tuple[float, ...] = (
+    20_000.0,
+    30_000.0,
+    40_000.0,
+    50_000.0,
+    60_000.0,
+    75_000.0,
+    100_000.0,
+    150_000.0,
+)
+INCOME_BAND_LABELS: tuple[str, ...] = (
+    "<20k",
+    "20-30k",
+    "30-40k",
+    "40-50k",
+    "50-60k",
+    "60-75k",
+    "75-100k",
+    "100-150k",
+    "150k+",
+)
 CREDIT_BAND_EDGES: tuple[float, ...] = (2.0, 5.0, 10.0)
 CREDIT_BAND_LABELS: tuple[str, ...] = ("<2y", "2-5y", "5-10y", "10y+")
 

@@ -7,7 +7,9 @@ debt ratio only, so it cannot look at the group or at a proxy of it like zip cod
 
 from __future__ import annotations
 
-from demo.dataset import CREDIT_BAND_LABELS, INCOME_BAND_LABELS, credit_band, income_band
+from bisect import bisect_right
+
+from demo.dataset import CREDIT_BAND_LABELS, credit_band
 
 RULES_VERSION = "rules-v1"
 
@@ -15,10 +17,10 @@ MAX_DEBT_RATIO = 0.45
 MIN_CREDIT_HISTORY_YEARS = 1.0
 MIN_INCOME = 18_000.0
 
-# Limits per stratum, in the order of the strata labels the fairness maths uses.
-BASE_LIMIT_BY_INCOME_BAND: dict[str, float] = dict(
-    zip(INCOME_BAND_LABELS, (2_000.0, 5_000.0, 9_000.0, 14_000.0, 20_000.0), strict=True)
-)
+# The published limit schedule: a base limit per income tier (its own tiers, a business
+# policy, independent of the strata fairness is measured in), scaled by credit history.
+INCOME_TIER_FLOORS: tuple[float, ...] = (30_000.0, 60_000.0, 100_000.0, 150_000.0)
+BASE_LIMIT_BY_TIER: tuple[float, ...] = (2_000.0, 5_000.0, 9_000.0, 14_000.0, 20_000.0)
 LIMIT_FACTOR_BY_CREDIT_BAND: dict[str, float] = dict(
     zip(CREDIT_BAND_LABELS, (0.6, 0.8, 1.0, 1.2), strict=True)
 )
@@ -36,7 +38,7 @@ def rules_decision(
     if not approved:
         return False, 0.0
     limit = (
-        BASE_LIMIT_BY_INCOME_BAND[income_band(income)]
+        BASE_LIMIT_BY_TIER[bisect_right(INCOME_TIER_FLOORS, income)]
         * LIMIT_FACTOR_BY_CREDIT_BAND[credit_band(credit_history_years)]
     )
     return True, limit

@@ -82,11 +82,26 @@ def test_applicants_look_like_the_brief() -> None:
 
 
 def test_band_functions_agree_on_every_edge() -> None:
-    incomes = [15_000, 29_999.99, 30_000, 59_999, 60_000, 100_000, 149_999, 150_000, 250_000]
+    incomes = [
+        15_000,
+        19_999,
+        20_000,
+        29_999.99,
+        30_000,
+        59_999,
+        60_000,
+        74_999,
+        75_000,
+        100_000,
+        149_999,
+        150_000,
+        250_000,
+    ]
     years = [0, 1.9, 2, 4.9, 5, 9.9, 10, 30]
     assert list(income_bands(incomes)) == [income_band(x) for x in incomes]
     assert list(credit_bands(years)) == [credit_band(y) for y in years]
-    assert income_band(30_000) == "30-60k"
+    assert income_band(30_000) == "30-40k"
+    assert income_band(74_999) == "60-75k"
     assert credit_band(2.0) == "2-5y"
     assert credit_band(10.0) == "10y+"
 

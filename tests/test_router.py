@@ -360,7 +360,7 @@ async def test_primary_decides_and_group_is_only_recorded(
     assert (as_a.approved, as_a.credit_limit) == (as_b.approved, as_b.credit_limit)
     logged = await deployed.decisions(MODEL)
     assert [(r.applicant_id, r.group) for r in logged] == [("g-1", "B"), ("g-2", "A")]
-    assert logged[0].income_band == "30-60k"
+    assert logged[0].income_band == "50-60k"
     assert logged[0].credit_band == "5-10y"
 
 

@@ -32,7 +32,7 @@ from demo.credit_model import (
     save_model,
     train_credit_model,
 )
-from demo.dataset import REDLINED_ZIP_CODES, read_dataset
+from demo.dataset import CREDIT_BAND_LABELS, INCOME_BAND_LABELS, REDLINED_ZIP_CODES, read_dataset
 from fairness.gates import Gate, GateSpec, Verdict, evaluate_gates
 from fairness.group_metrics import Status
 
@@ -137,7 +137,8 @@ def test_the_balanced_suite_shows_the_same_gap(validation: ValidationReport) -> 
     after = validation.candidate.edge_cases.slicing("group").conditional_amount_disparity
     assert before is not None and before.estimate is not None and before.estimate > 0.25
     assert after is not None and after.estimate == 0.0
-    assert validation.edge_case_profiles == 2 * 20 * 100  # groups x strata x per cell
+    strata = len(INCOME_BAND_LABELS) * len(CREDIT_BAND_LABELS)
+    assert validation.edge_case_profiles == 2 * strata * 100  # groups x strata x per cell
 
 
 def test_the_report_has_both_models_and_a_headline(validation: ValidationReport) -> None:
@@ -173,10 +174,10 @@ def test_typical_proxies_come_from_the_data(held_out: pd.DataFrame) -> None:
     )
     assert set(values["zip_code"]["B"].values()) <= set(REDLINED_ZIP_CODES)
     assert not set(values["zip_code"]["A"].values()) & set(REDLINED_ZIP_CODES)
-    stratum = "30-60k x 2-5y"
+    stratum = "30-40k x 2-5y"
     rows = held_out[
         (held_out["group"] == "B")
-        & (held_out["income_band"] == "30-60k")
+        & (held_out["income_band"] == "30-40k")
         & (held_out["credit_band"] == "2-5y")
     ]
     counts = rows["zip_code"].value_counts()
