@@ -619,7 +619,7 @@ def _headline(
         text += "; confirmed proxy"
     elif top.feature in suspected:
         text += "; a suspected proxy"
-    else:
+    elif suspected:
         text += "; not a suspected proxy"
     others = [feature for feature in confirmed if feature != top.feature]
     if others:

@@ -39,6 +39,8 @@ SUMMARY = "Group B receives ~30% lower credit limits at identical income and cre
 PRINCIPALS: dict[str, list[Role]] = {
     "dana.ic": [Role.INCIDENT_COMMANDER],
     "lee.legal": [Role.LEGAL],
+    "lin.legal": [Role.LEGAL],
+    "eve.exec": [Role.EXECUTIVE],
     "chen.compliance": [Role.COMPLIANCE],
     "mallory.comms": [Role.COMMUNICATIONS],
     "ana.auditor": [Role.AUDITOR],
@@ -247,6 +249,55 @@ async def close_and_audit(api: Api, incident: str) -> None:
     say(f"\ntrail verify: {verdict} ({report['records_checked']} records checked)")
 
 
+ETHICAL_SIGNERS = (
+    ("lee.legal", "legal"),
+    ("lin.legal", "legal"),
+    ("chen.compliance", "compliance"),
+    ("eve.exec", "executive"),
+    ("mallory.comms", "communications"),
+)
+
+
+async def ethical_audit(api: Api, router: RouterClient, model: str) -> None:
+    """The full runbook: audits, a fairer candidate, gates, the assessment, bound sign-offs."""
+    await serve_primary(router, model)
+    say("\n5. The full ETHICAL-AUDIT runbook on the same model:")
+    body = {"model": model, "playbook": "ethical-audit", "severity": "sev1", "summary": SUMMARY}
+    incident: str = (await api.ok("dana.ic", "POST", "/v1/incidents", json=body))["incident_id"]
+    say(f"  {incident} opened")
+    shown = 0
+
+    def progressed(state: dict[str, Any]) -> bool:
+        nonlocal shown
+        for step in state["steps"][shown:]:
+            if step["status"] != "running":
+                say(f"  [{step['status']}] {step['name']}: {step['detail']}")
+                shown += 1
+        return bool(state["phase"] == "awaiting_signoff" or state["phase"] in _CLOSED)
+
+    state = await api.wait_for(incident, progressed, "awaiting sign-off", timeout_s=900)
+    assessment = state["findings"]["assessment"]
+    if assessment is None:
+        say(f"  stopped without an assessment: {state['phase']} ({state['outcome']})")
+        return
+    report = await api.call("ana.auditor", "GET", f"/v1/incidents/{incident}/report")
+    say(f"  impact assessment {assessment['digest']}\n  {assessment['html']}")
+    say("  " + "\n  ".join(report.text.splitlines()[:12]))
+    path = f"/v1/incidents/{incident}/signoffs"
+    unbound = await api.call(
+        "lee.legal", "POST", path, json={"role": "legal", "decision": "approve"}
+    )
+    say(
+        f"  approval naming no assessment -> HTTP {unbound.status_code}: {unbound.json()['detail']}"
+    )
+    for who, role in ETHICAL_SIGNERS:
+        decision = {"role": role, "decision": "approve", "assessment_digest": assessment["digest"]}
+        receipt = await api.ok(who, "POST", path, json=decision)
+        say(f"  {who} approves for {role} -> sign-off {receipt['signoff_outcome']}")
+    final = await api.wait_for(incident, lambda s: s["phase"] in _CLOSED, "closed")
+    say(f"  {incident} closed: phase={final['phase']} ({final['outcome']})")
+
+
 async def deploy_and_register(
     api: Api, router: RouterClient, files: DemoModelFiles, router_url: str
 ) -> None:
@@ -280,6 +331,7 @@ async def scenario(settings: Settings) -> None:
             incident = await contain(api, router, files.model_id, applicants)
             await sign_off(api, incident)
             await close_and_audit(api, incident)
+            await ethical_audit(api, router, files.model_id)
     finally:
         await api.close()
         stack.stop()

@@ -138,8 +138,17 @@ def test_a_proxy_nobody_suspected_is_a_driver_but_not_confirmed(
 
     assert "zip_code" in report.gaps[0].top_drivers
     assert report.confirmed_proxies == []
-    assert report.headline.endswith("not a suspected proxy")
+    assert "proxy" not in report.headline  # nobody suspected anything: nothing to say
     assert report.scale.kind == "log_odds"
+    told = attribution_audit(
+        demo_model,
+        validation,
+        protected=["group"],
+        outcome="decision",
+        sample_size=1_000,
+        suspected_proxies=["debt_ratio"],
+    )
+    assert told.headline.endswith("not a suspected proxy")
 
 
 def test_the_slice_keeps_each_groups_share(validation: pd.DataFrame) -> None:
