@@ -139,10 +139,13 @@ class AnalysisActivities:
         model, step = request.model, request.step
         data = _needed(model.version(model.primary_version).training_data, "training_data", model)
 
+        # Outcomes the model produces are not inputs that could smuggle the attribute in.
+        outcomes = {model.label, model.outcomes.decision, model.outcomes.amount}
+
         def work(progress: Progress) -> ProvenanceReport:
             frame = read_table(data)
             return provenance_audit(
-                frame,
+                frame.drop(columns=[c for c in frame.columns if c in outcomes - {model.label}]),
                 protected=model.protected_attributes,
                 label=model.label,
                 min_group_size=step.min_group_size,

@@ -22,6 +22,9 @@ from fairness.proxy import FeatureProxy, ProxyScan, ProxyThresholds, scan_proxie
 from fairness.representation import LabelError, Reference, Representation, represent
 
 _ID_SUFFIX = "_id"
+# Folds of the proxy scan's cross-validation; an attribute value needs at least this many
+# rows to be modelled whatever the playbook's minimum group size.
+CV_FOLDS = 5
 
 
 class ExcludedColumn(BaseModel):
@@ -121,7 +124,8 @@ def provenance_audit(
         protected,
         features,
         thresholds=thresholds,
-        min_class_size=min_group_size,
+        cv_folds=CV_FOLDS,
+        min_class_size=max(min_group_size, CV_FOLDS),
         seed=seed,
         progress=progress,
     )

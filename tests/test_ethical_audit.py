@@ -99,7 +99,7 @@ async def test_audits_find_the_proxy_and_signoff_binds_to_the_assessment(
     queue = _queue()
     async with running_worker(time_env.client, trail, router_service, queue):
         handle = await start_incident(time_env.client, incident, queue)
-        state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
+        state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=60)
         findings = state.findings
         assert findings.provenance and "zip_code" in findings.provenance.suspected_proxies
         assert findings.confirmed_proxies == ["zip_code"]
@@ -145,7 +145,7 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
     queue = _queue()
     async with running_worker(time_env.client, trail, router_service, queue):
         handle = await start_incident(time_env.client, incident, queue)
-        first = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
+        first = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=60)
         old = first.findings.assessment
         assert old is not None
         await handle.execute_update(
@@ -159,7 +159,7 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
             },
         )
         while True:  # back through remediate, validate and a new assessment
-            state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
+            state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=60)
             if (
                 state.findings.remediation_rounds == 2
                 and state.signoff
