@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from audit.trail import AuditTrail
@@ -20,8 +23,9 @@ from contracts.incident import Phase
 from contracts.model import ModelManifest
 from playbooks.loader import load_playbook_text
 from registry.service import ModelRegistry
+from stack.temporal import ensure_search_attributes
 from tests.fixtures.incidents import decide, incident_input, start_incident, wait_for_phase
-from tests.fixtures.services import RouterService, running_worker
+from tests.fixtures.services import BIN, RouterService, running_worker
 
 AUDITS = """
   - {name: contain, kind: route, serving: fallback}
@@ -79,6 +83,19 @@ def registered(router_service: RouterService, trail: AuditTrail) -> ModelManifes
     return manifest
 
 
+@pytest_asyncio.fixture(scope="module")
+async def audit_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: these incidents run minutes of real
+    computation, and time skipping is global to a server, so they must not share one."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+    )
+    await ensure_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
+
+
 @pytest.fixture(autouse=True)
 async def _fresh_route(router_service: RouterService) -> None:
     await router_service.reset()
@@ -89,7 +106,7 @@ def _queue() -> str:
 
 
 async def test_audits_find_the_proxy_and_signoff_binds_to_the_assessment(
-    time_env: WorkflowEnvironment,
+    audit_env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
     registered: ModelManifest,
@@ -97,9 +114,9 @@ async def test_audits_find_the_proxy_and_signoff_binds_to_the_assessment(
     incident = incident_input(router_service, load_playbook_text(_playbook(LOOSE)))
     incident.model = registered
     queue = _queue()
-    async with running_worker(time_env.client, trail, router_service, queue):
-        handle = await start_incident(time_env.client, incident, queue)
-        state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=60)
+    async with running_worker(audit_env.client, trail, router_service, queue):
+        handle = await start_incident(audit_env.client, incident, queue)
+        state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
         findings = state.findings
         assert findings.provenance and "zip_code" in findings.provenance.suspected_proxies
         assert findings.confirmed_proxies == ["zip_code"]
@@ -135,7 +152,7 @@ async def test_audits_find_the_proxy_and_signoff_binds_to_the_assessment(
 
 
 async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
-    time_env: WorkflowEnvironment,
+    audit_env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
     registered: ModelManifest,
@@ -143,9 +160,9 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
     incident = incident_input(router_service, load_playbook_text(_playbook(LOOSE)))
     incident.model = registered
     queue = _queue()
-    async with running_worker(time_env.client, trail, router_service, queue):
-        handle = await start_incident(time_env.client, incident, queue)
-        first = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=60)
+    async with running_worker(audit_env.client, trail, router_service, queue):
+        handle = await start_incident(audit_env.client, incident, queue)
+        first = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
         old = first.findings.assessment
         assert old is not None
         await handle.execute_update(
@@ -159,7 +176,7 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
             },
         )
         while True:  # back through remediate, validate and a new assessment
-            state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=60)
+            state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
             if (
                 state.findings.remediation_rounds == 2
                 and state.signoff
@@ -184,7 +201,7 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
 
 
 async def test_a_failed_gate_goes_back_to_remediation_a_bounded_number_of_times(
-    time_env: WorkflowEnvironment,
+    audit_env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
     registered: ModelManifest,
@@ -192,8 +209,8 @@ async def test_a_failed_gate_goes_back_to_remediation_a_bounded_number_of_times(
     incident = incident_input(router_service, load_playbook_text(_playbook(IMPOSSIBLE)))
     incident.model = registered
     queue = _queue()
-    async with running_worker(time_env.client, trail, router_service, queue):
-        handle = await start_incident(time_env.client, incident, queue)
+    async with running_worker(audit_env.client, trail, router_service, queue):
+        handle = await start_incident(audit_env.client, incident, queue)
         final = await handle.result()
 
     assert final.phase is Phase.FAILED
@@ -203,7 +220,7 @@ async def test_a_failed_gate_goes_back_to_remediation_a_bounded_number_of_times(
 
 
 async def test_a_missing_data_file_is_a_typed_failure_in_the_trail(
-    time_env: WorkflowEnvironment,
+    audit_env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
     registered: ModelManifest,
@@ -213,8 +230,8 @@ async def test_a_missing_data_file_is_a_typed_failure_in_the_trail(
     incident = incident_input(router_service, load_playbook_text(_playbook(LOOSE)))
     incident.model = broken
     queue = _queue()
-    async with running_worker(time_env.client, trail, router_service, queue):
-        handle = await start_incident(time_env.client, incident, queue)
+    async with running_worker(audit_env.client, trail, router_service, queue):
+        handle = await start_incident(audit_env.client, incident, queue)
         final = await handle.result()
 
     assert final.phase is Phase.FAILED
