@@ -131,17 +131,10 @@ async def test_audits_find_the_proxy_and_signoff_binds_to_the_assessment(
         with pytest.raises(WorkflowUpdateFailedError) as unbound:
             await decide(handle, "lee.legal", "legal")
         assert "bound to impact assessment" in str(unbound.value.cause)
-        approved = await handle.execute_update(
-            "decide_signoff",
-            {
-                "principal": "lee.legal",
-                "principal_roles": ["legal"],
-                "role": "legal",
-                "decision": "approve",
-                "assessment_digest": assessment.digest,
-            },
+        approved = await decide(
+            handle, "lee.legal", "legal", "approve", assessment_digest=assessment.digest
         )
-        assert approved["signoff_outcome"] == "approved"
+        assert approved.signoff_outcome == "approved"
         final = await handle.result()
 
     assert final.phase is Phase.RESOLVED
@@ -165,16 +158,7 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
         first = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
         old = first.findings.assessment
         assert old is not None
-        await handle.execute_update(
-            "decide_signoff",
-            {
-                "principal": "l1",
-                "principal_roles": ["legal"],
-                "role": "legal",
-                "decision": "reject",
-                "assessment_digest": old.digest,
-            },
-        )
+        await decide(handle, "l1", "legal", "reject", assessment_digest=old.digest)
         while True:  # back through remediate, validate and a new assessment
             state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=240)
             if (
@@ -186,16 +170,7 @@ async def test_a_rejection_loops_back_and_an_old_assessment_no_longer_counts(
         new = state.findings.assessment
         assert new is not None and new.digest != old.digest
         with pytest.raises(WorkflowUpdateFailedError) as stale:
-            await handle.execute_update(
-                "decide_signoff",
-                {
-                    "principal": "l2",
-                    "principal_roles": ["legal"],
-                    "role": "legal",
-                    "decision": "approve",
-                    "assessment_digest": old.digest,
-                },
-            )
+            await decide(handle, "l2", "legal", "approve", assessment_digest=old.digest)
         assert new.digest in str(stale.value.cause)
         await handle.terminate("test over")
 
