@@ -112,7 +112,7 @@ class _Attempt:
             # Deterministic per attempt and outcome: a repeated write is a no-op.
             event_id=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
             f"/{info.attempt}/{outcome}",
-            incident_id=info.workflow_id,
+            incident_id=incident_of(info.workflow_id) if info.workflow_id else None,
             kind=f"activity.{outcome}",
             actor=self.actor,
             step=info.activity_id.split(":", 1)[0],
@@ -126,6 +126,12 @@ class _Attempt:
                 **(detail or {}),
             },
         )
+
+
+def incident_of(workflow_id: str) -> str:
+    """The incident a workflow works for: its own id, or the prefix of a child's
+    ``<incident>/<purpose>/...`` id (canary ramp steps, shadow retirement)."""
+    return workflow_id.split("/", 1)[0]
 
 
 def _actor(args: Sequence[Any], identity: str) -> str:

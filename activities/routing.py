@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from contracts.canary import DEPLOY_VERSION, DeployVersionInput
 from contracts.routing import Route
 from contracts.steps import READ_ROUTE, SET_ROUTE, ReadRouteInput, SetRouteInput
 from router.client import RouterClient, RouterError, StaleRouteError
@@ -36,6 +37,20 @@ class RoutingActivities:
                 ) from error
             except RouterError as error:
                 raise _typed(error) from error
+
+    @activity.defn(name=DEPLOY_VERSION)
+    async def deploy_version(self, request: DeployVersionInput) -> str:
+        """Add a version to the model's deployment at its router, keeping every other version."""
+        async with RouterClient(request.router_url, self._token) as client:
+            try:
+                deployment = await client.get_deployment(request.model)
+                if deployment.versions.get(request.version) == request.artifact:
+                    return f"{request.version} already deployed"
+                versions = {**deployment.versions, request.version: request.artifact}
+                await client.deploy(request.model, versions, deployment.primary_version)
+            except RouterError as error:
+                raise _typed(error) from error
+        return f"{request.version} deployed from {request.artifact}"
 
 
 def _typed(error: RouterError) -> Exception:

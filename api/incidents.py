@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.security import READERS, require
 from api.tokens import APPROVER_ROLES, Principal, Role
 from config import Settings
+from contracts.canary import QUERY_CANARY_PROGRESS, RampStepProgress
 from contracts.incident import (
     QUERY_STATE,
     SA_MODEL,
@@ -35,6 +36,7 @@ from playbooks.loader import PlaybookError, find_playbook
 from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
+T = TypeVar("T")
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 INCIDENT_ID = r"^inc-[a-z0-9-]{1,80}$"
@@ -181,12 +183,30 @@ async def show_incident(
     request: Request,
     _: Annotated[Principal, Depends(require(*READERS))],
 ) -> IncidentState:
-    handle = _client(request).get_workflow_handle(incident_id)
+    client = _client(request)
+    handle = client.get_workflow_handle(incident_id)
     try:
         state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
     except RPCError as error:
         raise _not_found_or(error, incident_id) from error
+    if state.canary is not None and state.canary.step_workflow_id is not None:
+        state.canary.live = await _ramp_progress(client, state.canary.step_workflow_id)
     return state
+
+
+async def _ramp_progress(client: Client, workflow_id: str) -> RampStepProgress | None:
+    """The running ramp step's own progress (bake clock, latest analysis), if it still runs.
+
+    The incident cannot query its child from inside a query, so the API asks both; a
+    step that finished between the two queries simply has no live progress.
+    """
+    try:
+        progress: RampStepProgress = await client.get_workflow_handle(workflow_id).query(
+            QUERY_CANARY_PROGRESS, result_type=RampStepProgress
+        )
+    except (RPCError, WorkflowQueryFailedError):
+        return None
+    return progress
 
 
 @router.post("/{incident_id}/signoffs", response_model=SignoffReceipt)
@@ -209,18 +229,26 @@ async def sign_off(
         comment=body.comment,
         assessment_digest=body.assessment_digest,
     )
-    handle = _client(request).get_workflow_handle(incident_id)
+    receipt: SignoffReceipt = await execute_update(
+        _client(request), incident_id, UPDATE_SIGNOFF, decision, SignoffReceipt
+    )
+    return receipt
+
+
+async def execute_update(
+    client: Client, incident_id: str, update: str, argument: BaseModel, result_type: type[T]
+) -> T:
+    """A human decision delivered to the incident: refusals are 409 with the incident's reason."""
+    handle = client.get_workflow_handle(incident_id)
     try:
-        receipt: SignoffReceipt = await handle.execute_update(
-            UPDATE_SIGNOFF, decision, result_type=SignoffReceipt
-        )
+        result: T = await handle.execute_update(update, argument, result_type=result_type)
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         reason = cause.message if isinstance(cause, ApplicationError) else "refused by the incident"
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from error
     except RPCError as error:
         raise _not_found_or(error, incident_id) from error
-    return receipt
+    return result
 
 
 def _not_found_or(error: RPCError, incident_id: str) -> HTTPException:

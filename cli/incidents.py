@@ -94,6 +94,36 @@ def report(
     typer.echo(f"assessment digest: {digest}", err=True)
 
 
+CANARY_ACTIONS = ("pause", "resume", "promote", "abort")
+
+
+@app.command("canary")
+def canary(
+    action: Annotated[str, typer.Argument(help="pause | resume | promote | abort")],
+    incident_id: str,
+    reason: Annotated[str, typer.Option(help="why; kept in the audit trail")],
+    full: Annotated[
+        bool, typer.Option("--full", help="with promote: skip every remaining ramp step")
+    ] = False,
+) -> None:
+    """Control an incident's canary ramp (incident commanders only)."""
+    if action not in CANARY_ACTIONS:
+        raise typer.BadParameter(f"{action!r} is not one of {', '.join(CANARY_ACTIONS)}")
+    if full and action != "promote":
+        raise typer.BadParameter("--full only goes with promote")
+    path_action = "promote_full" if full else action
+    receipt = call(
+        Settings(),
+        "POST",
+        f"/v1/incidents/{incident_id}/canary/{path_action}",
+        json={"reason": reason},
+    )
+    typer.echo(
+        f"{receipt['action']} accepted at ramp step {receipt['ramp_step']} "
+        f"({receipt['percent']:g}%)"
+    )
+
+
 def signoff(
     incident_id: str,
     role: Annotated[str, typer.Option(help="the role you decide for")],
@@ -141,6 +171,40 @@ def render_state(state: dict[str, Any]) -> str:
             lines.append(
                 f"    {role['role']:<15} {role['outcome']:<9} quorum {role['quorum']}  {votes}"
             )
+    if state.get("canary"):
+        lines.extend(render_canary(state["canary"]))
     if state.get("outcome"):
         lines.append(f"  outcome: {state['outcome']}")
     return "\n".join(lines)
+
+
+def render_canary(canary: dict[str, Any]) -> list[str]:
+    ramp = " -> ".join(f"{p:g}%" for p in canary["ramp"])
+    paused = ", PAUSED" if canary["paused"] else ""
+    lines = [
+        f"  canary {canary['candidate_version']} {canary['state']}{paused}: "
+        f"at {canary['percent']:g}% (step {canary['ramp_index'] + 1} of {ramp})"
+    ]
+    for done in canary["completed"]:
+        lines.append(
+            f"    {done['percent']:>5g}%  {done['result']:<13} {done['looks']:>4} looks  "
+            f"{done['detail']}"
+        )
+    live = canary.get("live")
+    if live:
+        lines.append(
+            f"    baking: {live['time_left']} left of {live['bake_target']}, "
+            f"{live['looks']} looks ({live['passes']} pass, {live['breaches']} breach, "
+            f"{live['inconclusive']} inconclusive), extensions {live['extensions']}"
+        )
+        if live.get("latest"):
+            lines.append(f"    latest: {live['latest']['analysis']['headline']}")
+        needed = {g: n for g, n in live.get("samples_needed", {}).items() if n}
+        if needed:
+            lines.append(f"    samples still needed per group: {needed}")
+    if canary.get("shadow_until"):
+        lines.append(
+            f"    promoted {canary['promoted_at']}; old version in shadow until "
+            f"{canary['shadow_until']}"
+        )
+    return lines

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey
 
 from contracts.analysis import Findings
+from contracts.canary import CanaryStatus
 from contracts.model import ModelManifest
 from contracts.routing import Route
 from playbooks.schema import Playbook
@@ -133,4 +134,5 @@ class IncidentState(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
     signoff: SignoffStatus | None = None
     findings: Findings = Field(default_factory=Findings)
+    canary: CanaryStatus | None = None
     outcome: str | None = None

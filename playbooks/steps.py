@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from contracts.routing import Serving
 from playbooks.base import StepBase, Strict, TimeoutSpec, long_computation
+from playbooks.canary import CanaryStep
 from playbooks.durations import Duration
 
 _PLACEHOLDER = re.compile(r"{(\w+)}")
@@ -190,7 +191,8 @@ Step = Annotated[
     | ParallelAuditsStep
     | RemediateStep
     | SandboxValidateStep
-    | ImpactAssessmentStep,
+    | ImpactAssessmentStep
+    | CanaryStep,
     Field(discriminator="kind"),
 ]
 STEP_KINDS = (
@@ -203,4 +205,5 @@ STEP_KINDS = (
     "remediate",
     "sandbox_validate",
     "impact_assessment",
+    "canary",
 )

@@ -1,8 +1,9 @@
-"""The router's HTTP API: deploy model versions, read and flip routes, serve and log decisions.
+"""The router's HTTP API: deployments, routes, decisions, their outcomes and window summaries.
 
 Views stay thin; the work lives in one module per job (route table, deployments,
-dispatch, decision log). Views are plain ``def``: scoring and the short database
-transaction are blocking work that FastAPI runs in its thread pool, off the event loop.
+dispatch, decision log, outcomes, summary). Views are plain ``def``: scoring and the
+short database transaction are blocking work that FastAPI runs in its thread pool,
+off the event loop.
 Dependencies are ``async`` and views open their own session, so a request makes one
 trip to the thread pool, not one per dependency: each trip is a GIL hand-off that costs
 milliseconds on a busy machine, and this is the path the containment benchmark times.
@@ -34,6 +35,7 @@ from router.database import create_router_engine
 from router.decision_log import query_decisions
 from router.deployments import all_deployments, get_deployment, save_deployment
 from router.fallback import RULES_VERSION
+from router.outcomes import OutcomeConflictError, UnknownDecisionsError, record_outcomes
 from router.route_table import (
     StaleUpdateError,
     UnknownModelError,
@@ -48,10 +50,14 @@ from router.schemas import (
     Applicant,
     Decision,
     DecisionRecord,
+    DecisionSummaryRow,
     Deployment,
     DeploymentRequest,
+    OutcomesRecorded,
+    OutcomesRequest,
 )
 from router.serving import ModelRegistry, ModelUnavailableError, load_versions
+from router.summary import summarize_decisions
 
 log = structlog.get_logger(__name__)
 
@@ -152,6 +158,22 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
     )
 
 
+@models.get("/deployment")
+def read_deployment(model: ModelId, state: StateDep) -> Deployment:
+    """The deployed versions and the route, so a writer can add a version and keep the rest."""
+    with Session(state.engine) as session:
+        row = get_deployment(session, model)
+        if row is None:
+            raise UnknownModelError(model)
+        return Deployment(
+            model=model,
+            versions=row.versions,
+            primary_version=row.primary_version,
+            updated_at=row.updated_at,
+            route=get_route(session, model),
+        )
+
+
 @models.get("/route")
 def read_route(model: ModelId, state: StateDep) -> Route:
     with Session(state.engine) as session:
@@ -203,6 +225,28 @@ def list_decisions(
         )
 
 
+@models.get("/decisions/summary")
+def decision_summary(
+    model: ModelId, state: StateDep, since: AwareDatetime, until: AwareDatetime
+) -> list[DecisionSummaryRow]:
+    """Live decisions with ``since <= at < until``, as counts and sums per cell."""
+    if until < since:
+        raise HTTPException(
+            422, f"until ({until.isoformat()}) is before since ({since.isoformat()})"
+        )
+    with Session(state.engine) as session:
+        get_route(session, model)
+        return summarize_decisions(session, model, since, until)
+
+
+@models.post("/outcomes")
+def add_outcomes(model: ModelId, body: OutcomesRequest, state: StateDep) -> OutcomesRecorded:
+    """Record outcomes of live decisions, all or nothing; resending one is a no-op."""
+    with Session(state.engine) as session:
+        get_route(session, model)
+        return record_outcomes(session, model, body.by_decision(), datetime.now(UTC))
+
+
 def _reload_deployments(engine: Engine, registry: ModelRegistry) -> None:
     """Load every persisted deployment; one broken artifact must not keep the others down."""
     with Session(engine) as session:
@@ -245,6 +289,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(StaleUpdateError)
     async def stale_route(_request: Request, exc: StaleUpdateError) -> JSONResponse:
         return _error(409, exc.reason, current=exc.current.model_dump(mode="json"))
+
+    @app.exception_handler(UnknownDecisionsError)
+    async def unknown_decisions(_request: Request, exc: UnknownDecisionsError) -> JSONResponse:
+        return _error(422, exc.reason, decision_ids=exc.decision_ids)
+
+    @app.exception_handler(OutcomeConflictError)
+    async def outcome_conflict(_request: Request, exc: OutcomeConflictError) -> JSONResponse:
+        return _error(409, exc.reason, decision_ids=exc.decision_ids)
 
     @app.exception_handler(ModelUnavailableError)
     async def model_unavailable(_request: Request, exc: ModelUnavailableError) -> JSONResponse:

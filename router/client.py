@@ -1,8 +1,9 @@
 """An async client for the reference router, used by Fairlane's activities, the demo and benchmarks.
 
 Failures come back typed: :class:`StaleRouteError` when a route update lost the
-generation race (the caller re-reads and decides), :class:`RouterError` for anything
-else, carrying the router's own reason so an audit record says why, not just "409".
+generation race (the caller re-reads and decides), :class:`OutcomeConflictError` when
+outcomes contradict ones already recorded, :class:`RouterError` for anything else,
+carrying the router's own reason so an audit record says why, not just "409".
 """
 
 from __future__ import annotations
@@ -17,9 +18,18 @@ import httpx
 from pydantic import TypeAdapter
 
 from contracts.routing import Route, RouteUpdate, Serving
-from router.schemas import Applicant, Decision, DecisionRecord, Deployment, DeploymentRequest
+from router.schemas import (
+    Applicant,
+    Decision,
+    DecisionRecord,
+    DecisionSummaryRow,
+    Deployment,
+    DeploymentRequest,
+    OutcomesRecorded,
+)
 
 _RECORDS = TypeAdapter(list[DecisionRecord])
+_SUMMARY = TypeAdapter(list[DecisionSummaryRow])
 
 
 class RouterError(Exception):
@@ -37,6 +47,17 @@ class StaleRouteError(RouterError):
     def __init__(self, reason: str, current: Route | None) -> None:
         super().__init__(reason, 409)
         self.current = current
+
+
+class OutcomeConflictError(RouterError):
+    """Outcomes were refused because some decisions already have the opposite one (HTTP 409).
+
+    Nothing of the batch was recorded; ``decision_ids`` are the contradicted decisions.
+    """
+
+    def __init__(self, reason: str, decision_ids: list[int]) -> None:
+        super().__init__(reason, 409)
+        self.decision_ids = decision_ids
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:
@@ -102,6 +123,11 @@ class RouterClient:
             raise StaleRouteError(
                 _reason(response), Route.model_validate(current) if current else None
             )
+        if response.status_code == 409 and method == "POST" and path.endswith("/outcomes"):
+            ids = _error_body(response).get("decision_ids")
+            raise OutcomeConflictError(
+                _reason(response), [int(i) for i in ids] if isinstance(ids, list) else []
+            )
         if response.is_error:
             raise RouterError(_reason(response), response.status_code)
         return response
@@ -138,6 +164,11 @@ class RouterClient:
         )
         return Deployment.model_validate_json(response.content)
 
+    async def get_deployment(self, model: str) -> Deployment:
+        """The model's deployed versions and current route."""
+        response = await self._request("GET", f"/v1/models/{model}/deployment")
+        return Deployment.model_validate_json(response.content)
+
     async def decide(self, model: str, applicant: Applicant) -> Decision:
         response = await self._request(
             "POST", f"/v1/models/{model}/decisions", json=applicant.model_dump(mode="json")
@@ -167,3 +198,35 @@ class RouterClient:
             params["served_by"] = served_by.value
         response = await self._request("GET", f"/v1/models/{model}/decisions", params=params)
         return _RECORDS.validate_json(response.content)
+
+    async def record_outcomes(self, model: str, outcomes: Mapping[int, bool]) -> OutcomesRecorded:
+        """Record ground truth (decision id -> good) for live decisions of ``model``.
+
+        All or nothing, and safe to retry: an outcome already recorded counts as
+        ``unchanged``. Raises :class:`OutcomeConflictError` if one contradicts a
+        recorded outcome, :class:`RouterError` (422) if an id is not a live decision
+        of the model or the batch is larger than
+        :data:`router.schemas.MAX_OUTCOMES_PER_REQUEST`. An empty mapping records
+        nothing and asks the router nothing.
+        """
+        if not outcomes:
+            return OutcomesRecorded(recorded=0, unchanged=0)
+        # Validated by the router, so every refusal comes back as a RouterError.
+        body = {"outcomes": [{"decision_id": i, "good": good} for i, good in outcomes.items()]}
+        response = await self._request("POST", f"/v1/models/{model}/outcomes", json=body)
+        return OutcomesRecorded.model_validate_json(response.content)
+
+    async def decision_summary(
+        self, model: str, since: datetime, until: datetime
+    ) -> list[DecisionSummaryRow]:
+        """Live decisions with ``since <= at < until`` (aware datetimes), as sums per cell.
+
+        One row per served_by, version, group, income and credit band, decision and
+        outcome (None while unknown), with the count and the credit limits' sum and
+        sum of squares. Shadow scores are never included.
+        """
+        params = {"since": since.isoformat(), "until": until.isoformat()}
+        response = await self._request(
+            "GET", f"/v1/models/{model}/decisions/summary", params=params
+        )
+        return _SUMMARY.validate_json(response.content)

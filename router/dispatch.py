@@ -2,7 +2,10 @@
 
 The canary split is a hash of the applicant id, not a coin toss: the same applicant
 always lands on the same side, and raising the percentage only moves applicants
-from primary to candidate, never back, so a ramp does not flip anyone's experience.
+from the serving side to the candidate, never back, so a ramp does not flip anyone's
+experience. The split applies whatever the route serves, primary or fallback: during
+an incident the remediated candidate is ramped against the rules-based fallback, with
+the contained model still scoring in shadow.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ def canary_bucket(model: str, applicant_id: str) -> float:
 
 
 def live_side(route: RouteSpec, model: str, applicant_id: str) -> tuple[Serving, str]:
-    """The side that answers this applicant, and the version it answers with."""
-    if route.serving is Serving.FALLBACK:
-        return Serving.FALLBACK, RULES_VERSION
+    """The side that answers this applicant, and the version it answers with.
+
+    Serving primary or fallback, applicants whose :func:`canary_bucket` is below
+    ``canary_percent`` get the candidate and everyone else the serving side.
+    """
     candidate = route.candidate_version
     if route.serving is Serving.CANDIDATE:
         if candidate is None:
@@ -47,6 +52,8 @@ def live_side(route: RouteSpec, model: str, applicant_id: str) -> tuple[Serving,
         return Serving.CANDIDATE, candidate
     if candidate is not None and canary_bucket(model, applicant_id) < route.canary_percent:
         return Serving.CANDIDATE, candidate
+    if route.serving is Serving.FALLBACK:
+        return Serving.FALLBACK, RULES_VERSION
     return Serving.PRIMARY, route.primary_version
 
 

@@ -1,4 +1,4 @@
-"""HTTP bodies of the router beyond the routing contract: deployments and decisions.
+"""HTTP bodies of the router beyond the routing contract: deployments, decisions, outcomes.
 
 Shared by the app and :mod:`router.client`, so both sides of the wire agree by
 construction. The route itself is :mod:`contracts.routing`.
@@ -7,9 +7,9 @@ construction. The route itself is :mod:`contracts.routing`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from contracts.routing import Route, Serving
 
@@ -77,3 +77,63 @@ class DecisionRecord(BaseModel):
     credit_band: str
     approved: bool
     credit_limit: float
+
+
+MAX_OUTCOMES_PER_REQUEST = 10_000
+
+
+class Outcome(BaseModel):
+    """The ground truth of one live decision, once known (``good``: e.g. the applicant repaid)."""
+
+    decision_id: int = Field(ge=1)
+    good: bool
+
+
+class OutcomesRequest(BaseModel):
+    """Outcomes to record, all or nothing; a decision named twice must carry one outcome."""
+
+    outcomes: list[Outcome] = Field(min_length=1, max_length=MAX_OUTCOMES_PER_REQUEST)
+
+    @model_validator(mode="after")
+    def _one_outcome_per_decision(self) -> Self:
+        seen: dict[int, bool] = {}
+        contradicted: set[int] = set()
+        for outcome in self.outcomes:
+            if seen.setdefault(outcome.decision_id, outcome.good) != outcome.good:
+                contradicted.add(outcome.decision_id)
+        if contradicted:
+            raise ValueError(
+                f"decisions {sorted(contradicted)} are given both a good and a bad outcome"
+            )
+        return self
+
+    def by_decision(self) -> dict[int, bool]:
+        """The outcomes keyed by decision id (a repeated identical outcome counts once)."""
+        return {outcome.decision_id: outcome.good for outcome in self.outcomes}
+
+
+class OutcomesRecorded(BaseModel):
+    """What recording did: outcomes new to the log, and outcomes it already held."""
+
+    recorded: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+
+
+class DecisionSummaryRow(BaseModel):
+    """Sufficient statistics of the live decisions of a window that share every field here.
+
+    ``outcome`` is the ground truth joined to the decisions (None while unknown);
+    ``credit_limit_sum`` and ``credit_limit_sumsq`` are the sum of the limits and of
+    their squares, so means and variances follow without shipping the rows.
+    """
+
+    served_by: Serving
+    version: str
+    group: str
+    income_band: str
+    credit_band: str
+    approved: bool
+    outcome: bool | None
+    count: int = Field(ge=1)
+    credit_limit_sum: float
+    credit_limit_sumsq: float

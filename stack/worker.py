@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -10,23 +11,39 @@ from temporalio.worker import Worker
 from activities.analysis import AnalysisActivities
 from activities.audit_events import AuditActivities
 from activities.audit_interceptor import AuditInterceptor
+from activities.canary import CanaryActivities
 from activities.external_training import ExternalTrainingActivities
 from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
+from metrics.decision_log import DecisionLogProvider
+from metrics.provider import MetricsProvider
 from registry.service import ModelRegistry
+from workflows.canary_step import CanaryStepWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.shadow import RetireShadowWorkflow
 
 
 def worker_identity() -> str:
     return f"fairlane-worker@{socket.gethostname()}"
 
 
-def build_worker(client: Client, settings: Settings, trail: AuditTrail) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    trail: AuditTrail,
+    providers: Mapping[str, MetricsProvider] | None = None,
+) -> Worker:
+    """The worker; ``providers`` replaces the metrics providers canary analyses read from."""
     if settings.router_token is None:
         raise SystemExit("FAIRLANE_ROUTER_TOKEN is not set: the worker cannot reach the router")
-    routing = RoutingActivities(settings.router_token.get_secret_value())
+    router_token = settings.router_token.get_secret_value()
+    routing = RoutingActivities(router_token)
+    if providers is None:
+        decision_log = DecisionLogProvider(router_token)
+        providers = {decision_log.name: decision_log}
+    canary = CanaryActivities(providers)
     notify = NotifyActivities(settings.notify_webhook_url)
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), ModelRegistry(trail.engine))
@@ -35,10 +52,12 @@ def build_worker(client: Client, settings: Settings, trail: AuditTrail) -> Worke
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow],
+        workflows=[IncidentWorkflow, CanaryStepWorkflow, RetireShadowWorkflow],
         activities=[
             routing.read_route,
             routing.set_route,
+            routing.deploy_version,
+            canary.canary_analysis,
             notify.send_notification,
             audit.record_audit_event,
             analysis.provenance_audit,

@@ -1,4 +1,7 @@
-"""The reference router over HTTP: auth, deployments, the routing contract, decisions, shadows."""
+"""The reference router over HTTP: auth, deployments, the routing contract, decisions, shadows.
+
+Outcomes and window summaries are in test_router_outcomes.py, on the fixtures here.
+"""
 
 from __future__ import annotations
 
@@ -152,7 +155,29 @@ PROTECTED = [
     ("PUT", f"/v1/models/{MODEL}/route", {"primary_version": "v1", "generation": 1}),
     ("POST", f"/v1/models/{MODEL}/decisions", {"applicant_id": "a"}),
     ("GET", f"/v1/models/{MODEL}/decisions", None),
+    ("GET", f"/v1/models/{MODEL}/deployment", None),
+    ("POST", f"/v1/models/{MODEL}/outcomes", {"outcomes": [{"decision_id": 1, "good": True}]}),
+    (
+        "GET",
+        f"/v1/models/{MODEL}/decisions/summary"
+        "?since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00Z",
+        None,
+    ),
 ]
+
+
+def test_every_model_route_of_the_app_is_in_the_protected_list(app: FastAPI) -> None:
+    """A new route must join PROTECTED, so the test above proves it needs the token."""
+    listed = {
+        (method, path.split("?")[0].replace(MODEL, "{model}")) for method, path, _ in PROTECTED
+    }
+    served = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path != "/healthz"
+        for method in operations
+    }
+    assert served == listed
 
 
 @pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
@@ -255,6 +280,9 @@ async def test_unknown_model_is_404_everywhere(router: RouterClient) -> None:
         router.set_route("nope", update(1)),
         router.decide("nope", applicant("a")),
         router.decisions("nope"),
+        router.get_deployment("nope"),
+        router.record_outcomes("nope", {1: True}),
+        router.decision_summary("nope", datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)),
     ]
     for call in calls:
         with pytest.raises(RouterError, match="'nope'") as missing:
@@ -449,6 +477,84 @@ def test_canary_share_of_2000_applicants_matches_and_ramps_monotonically() -> No
         assert len(chosen) / len(ids) * 100 == pytest.approx(percent, abs=3.3)
     assert ramp[1] <= ramp[5] <= ramp[25] <= ramp[50] <= ramp[100] == set(ids)
     assert on_candidate(0) == set()
+
+
+def test_the_canary_splits_the_fallback_as_it_splits_the_primary() -> None:
+    """Ramped against the fallback, the same applicants reach the candidate as against primary."""
+    ids = [f"canary-{i}" for i in range(2_000)]
+
+    def sides(serving: Serving, percent: float) -> dict[str, tuple[Serving, str]]:
+        route = update(1, serving=serving, candidate_version="v2", canary_percent=percent)
+        return {i: live_side(route, MODEL, i) for i in ids}
+
+    previous: set[str] = set()
+    for percent in (0, 1, 5, 25, 50, 100):
+        over_fallback = sides(Serving.FALLBACK, percent)
+        chosen = {i for i, side in over_fallback.items() if side == (Serving.CANDIDATE, "v2")}
+        rest = {side for i, side in over_fallback.items() if i not in chosen}
+        assert rest <= {(Serving.FALLBACK, RULES_VERSION)}
+        assert len(chosen) / len(ids) * 100 == pytest.approx(percent, abs=3.3)
+        assert previous <= chosen
+        over_primary = sides(Serving.PRIMARY, percent)
+        assert chosen == {i for i, side in over_primary.items() if side[0] is Serving.CANDIDATE}
+        previous = chosen
+    assert previous == set(ids)
+
+
+async def test_canary_over_the_fallback_over_http(
+    deployed: RouterClient, models: dict[str, LoadedModel]
+) -> None:
+    """The incident ramp: rules answer most, the candidate some, the contained v1 shadows all."""
+    route = await deployed.set_route(
+        MODEL,
+        update(
+            1,
+            serving=Serving.FALLBACK,
+            shadow_versions=["v1"],
+            candidate_version="v2",
+            canary_percent=30,
+        ),
+    )
+    people = [
+        applicant(f"cf-{i}", income=20_000.0 + 1_500.0 * i, credit_history_years=i % 12)
+        for i in range(120)
+    ]
+
+    first = {who.applicant_id: await deployed.decide(MODEL, who) for who in people}
+    second = {who.applicant_id: await deployed.decide(MODEL, who) for who in people}
+
+    for who in people:
+        answer = first[who.applicant_id]
+        expected = live_side(route, MODEL, who.applicant_id)
+        assert (answer.served_by, answer.version) == expected
+        again = second[who.applicant_id]
+        assert (again.served_by, again.version, again.approved, again.credit_limit) == (
+            answer.served_by,
+            answer.version,
+            answer.approved,
+            answer.credit_limit,
+        )
+        if answer.served_by is Serving.CANDIDATE:
+            assert answer.version == "v2"
+            assert (answer.approved, answer.credit_limit) == model_answer(models["v2"], who)
+        else:
+            assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
+            assert (answer.approved, answer.credit_limit) == rules_decision(
+                who.income, who.credit_history_years, who.debt_ratio
+            )
+    share = sum(d.served_by is Serving.CANDIDATE for d in first.values()) / len(people)
+    assert 0.15 < share < 0.45
+
+    logged = await deployed.decisions(MODEL, include_shadow=True, limit=10_000)
+    live = {r.id: r for r in logged if not r.shadow}
+    shadows = [r for r in logged if r.shadow]
+    assert len(live) == 2 * len(people)
+    # The contained model keeps scoring every application in shadow, whoever answered it.
+    assert sorted(r.shadow_of for r in shadows if r.shadow_of is not None) == sorted(live)
+    for shadow in shadows:
+        assert shadow.shadow_of is not None
+        assert shadow.version == "v1"
+        assert shadow.served_by is live[shadow.shadow_of].served_by
 
 
 async def test_canary_over_http_is_sticky_per_applicant(deployed: RouterClient) -> None:

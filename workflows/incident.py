@@ -16,11 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.audit import AuditEvent
+    from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
     from contracts.incident import (
         QUERY_STATE,
         SA_PHASE,
@@ -33,18 +32,11 @@ with workflow.unsafe.imports_passed_through():
         SignoffReceipt,
         StepRecord,
     )
-    from contracts.routing import Route, RouteSpec
     from contracts.steps import (
-        READ_ROUTE,
-        RECORD_AUDIT_EVENT,
-        SEND_NOTIFICATION,
-        SET_ROUTE,
-        Notification,
         NotificationReceipt,
-        ReadRouteInput,
-        SetRouteInput,
     )
     from playbooks.base import FailureAction, RetrySpec
+    from playbooks.canary import CanaryStep
     from playbooks.schema import Playbook
     from playbooks.steps import (
         AttributionAuditStep,
@@ -59,13 +51,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import signoff as signoffs
     from workflows.analysis import AnalysisSteps, GateFailure
+    from workflows.bookkeeping import Bookkeeping
+    from workflows.canary import CanaryFailed, CanaryRamp
     from workflows.options import activity_options, step_options
-    from workflows.routing import desired_route, next_update
+    from workflows.ports import IncidentPorts
+    from workflows.routing import desired_route
 
-AUDIT_TIMEOUT = timedelta(seconds=30)
-AUDIT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
 # Restoring the route after a rejection must get through a router hiccup.
 ROLLBACK_RETRY = RetrySpec(maximum_attempts=20, maximum_interval=timedelta(seconds=30))
 
@@ -91,10 +82,11 @@ class IncidentWorkflow:
             opened_at=incident.opened_at,
             phase=Phase.OPEN,
         )
-        self._activity_seq = 0
-        self._event_seq = 0
+        self._books = Bookkeeping(incident.incident_id)
+        self._ports = IncidentPorts(incident, self._state, self._books)
         self._commander_may_approve = False
         self._analysis = AnalysisSteps(incident, self._state.findings, self._activity_id)
+        self._canary = CanaryRamp(incident, self._state, self._books, self._ports, self._notify)
 
     # ---- interface -------------------------------------------------------------------
 
@@ -130,6 +122,16 @@ class IncidentWorkflow:
         )
         if reason is not None:
             raise ApplicationError(reason, type="SignoffRefused", non_retryable=True)
+
+    @workflow.update(name=UPDATE_CANARY_CONTROL)
+    async def control_canary(self, control: CanaryControl) -> ControlReceipt:
+        return await self._canary.control(control)
+
+    @control_canary.validator
+    def _validate_canary_control(self, control: CanaryControl) -> None:
+        reason = self._canary.refusal(control)
+        if reason is not None:
+            raise ApplicationError(reason, type="ControlRefused", non_retryable=True)
 
     # ---- the interpreter -------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class IncidentWorkflow:
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise failure from error
-        except (StepFailed, GateFailure) as failure:
+        except (StepFailed, GateFailure, CanaryFailed) as failure:
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise StepFailed(str(failure)) from failure
@@ -215,6 +217,8 @@ class IncidentWorkflow:
             return await analysis.remediate(step)
         if isinstance(step, SandboxValidateStep):
             return await analysis.validate(step)
+        if isinstance(step, CanaryStep):
+            return await self._canary.run(step)
         return await analysis.assess(step)
 
     def _close_step(self, record: StepRecord, status: Any, detail: str) -> None:
@@ -226,14 +230,14 @@ class IncidentWorkflow:
 
     async def _route(self, step: RouteStep) -> str:
         options = step_options(step)
-        current = await self._read_route(step.name, options)
+        current = await self._ports.read_route(step.name, options)
         if self._state.route_before is None:
             self._state.route_before = current
         spec = desired_route(step, current)
         if current.spec().same_routing(spec):
-            self._record_route(current)
+            self._ports.record_route(current)
             return f"route already {spec.serving.value} at generation {current.generation}"
-        route = await self._set_route(
+        route = await self._ports.set_route(
             step.name, options, current, spec, f"{self._playbook.name}/{step.name}"
         )
         return (
@@ -313,12 +317,9 @@ class IncidentWorkflow:
         before = self._state.route_before
         if before is None:
             return
-        options = activity_options(ROLLBACK_RETRY)
-        current = await self._read_route("rollback", options)
-        if current.spec().same_routing(before.spec()):
-            self._record_route(current)
-            return
-        await self._set_route("rollback", options, current, before.spec(), f"rollback: {reason}")
+        await self._ports.change_route(
+            "rollback", activity_options(ROLLBACK_RETRY), before.spec(), f"rollback: {reason}"
+        )
 
     async def _finish(self, phase: Phase, outcome: str) -> IncidentState:
         self._state.outcome = outcome
@@ -329,57 +330,16 @@ class IncidentWorkflow:
 
     # ---- activities --------------------------------------------------------------------
 
-    async def _read_route(self, step_name: str, options: dict[str, Any]) -> Route:
-        route: Route = await workflow.execute_activity(
-            READ_ROUTE,
-            ReadRouteInput(
-                router_url=self._incident.model.router.url, model=self._incident.model.id
-            ),
-            result_type=Route,
-            activity_id=self._activity_id(step_name),
-            **options,
-        )
-        return route
-
-    async def _set_route(
-        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
-    ) -> Route:
-        update = next_update(current, spec, f"fairlane:{self._incident.incident_id}", reason)
-        route: Route = await workflow.execute_activity(
-            SET_ROUTE,
-            SetRouteInput(
-                router_url=self._incident.model.router.url,
-                model=self._incident.model.id,
-                update=update,
-            ),
-            result_type=Route,
-            activity_id=self._activity_id(step_name),
-            **options,
-        )
-        self._record_route(route)
-        return route
-
-    def _record_route(self, route: Route) -> None:
-        self._state.route_now = route
-        self._state.contained = route.serving.value == "fallback"
-
     async def _notify(
         self, channel: str, subject: str, message: str, step: Step | None = None
     ) -> NotificationReceipt:
-        receipt: NotificationReceipt = await workflow.execute_activity(
-            SEND_NOTIFICATION,
-            Notification(
-                incident_id=self._incident.incident_id,
-                channel=channel,
-                severity=self._incident.severity.value,
-                subject=subject,
-                message=message,
-            ),
-            result_type=NotificationReceipt,
-            activity_id=self._activity_id(step.name if step is not None else "escalation"),
-            **(step_options(step) if step is not None else activity_options(RetrySpec())),
+        return await self._ports.notify(
+            channel,
+            subject,
+            message,
+            self._activity_id(step.name if step is not None else "escalation"),
+            step_options(step) if step is not None else activity_options(RetrySpec()),
         )
-        return receipt
 
     async def _audit(
         self,
@@ -389,26 +349,7 @@ class IncidentWorkflow:
         step: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self._event_seq += 1
-        info = workflow.info()
-        event = AuditEvent(
-            event_id=f"{info.workflow_id}/{info.run_id}/event/{self._event_seq}",
-            incident_id=self._incident.incident_id,
-            kind=kind,
-            actor=actor or "fairlane:workflow",
-            step=step,
-            detail=detail or {},
-            at=workflow.now(),
-        )
-        # A local activity: the record is written by this worker without a round trip
-        # through the server's task queues, so bookkeeping does not slow containment.
-        await workflow.execute_local_activity(
-            RECORD_AUDIT_EVENT,
-            event,
-            activity_id=self._activity_id(step or "incident"),
-            start_to_close_timeout=AUDIT_TIMEOUT,
-            retry_policy=AUDIT_RETRY,
-        )
+        await self._books.audit(kind, actor=actor, step=step, detail=detail)
 
     async def _set_phase(self, phase: Phase) -> None:
         previous = self._state.phase
@@ -417,8 +358,7 @@ class IncidentWorkflow:
         await self._audit("phase.changed", detail={"from": previous.value, "to": phase.value})
 
     def _activity_id(self, step_name: str) -> str:
-        self._activity_seq += 1
-        return f"{step_name}:{self._activity_seq}"
+        return self._books.activity_id(step_name)
 
     # ---- text ----------------------------------------------------------------------------
 

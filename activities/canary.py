@@ -1,0 +1,49 @@
+"""The canary's analysis: one look at a ramp step's live decisions, judged per group.
+
+The provider (decision log, Prometheus, ...) turns the window into decision cells;
+:func:`fairness.live.analyse_window` judges them. Both are cheap next to the traffic
+they summarise, so the activity needs no heartbeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from contracts.canary import CANARY_ANALYSIS, AnalysisRequest, CanaryAnalysis
+from fairness.live import analyse_window
+from metrics.provider import MetricsProvider
+
+
+class CanaryActivities:
+    def __init__(self, providers: Mapping[str, MetricsProvider]) -> None:
+        self._providers = dict(providers)
+
+    @activity.defn(name=CANARY_ANALYSIS)
+    async def canary_analysis(self, request: AnalysisRequest) -> CanaryAnalysis:
+        provider = self._providers.get(request.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"metrics provider {request.provider!r} is not configured on this worker "
+                f"(configured: {sorted(self._providers)})",
+                type="UnknownMetricsProvider",
+                non_retryable=True,
+            )
+        window = await provider.window(
+            request.router_url,
+            request.model,
+            request.candidate_version,
+            request.since,
+            request.until,
+        )
+        analysis = analyse_window(window.cells, request.thresholds, alpha=request.alpha)
+        return CanaryAnalysis(
+            look=request.look,
+            since=request.since,
+            until=request.until,
+            provider=window.provider,
+            decisions=window.decisions,
+            analysis=analysis,
+        )

@@ -1,0 +1,1 @@
+"""Where live decisions are read from: metrics providers behind one interface."""

@@ -1,0 +1,28 @@
+"""The metrics-provider interface: live decisions of a model for a window, as cells.
+
+The canary analysis (and the drift monitor) never talk to a router or to Prometheus
+directly; they ask a provider for a :class:`~contracts.metrics.DecisionWindow`. The
+decision-log provider reads the reference router's log; other sources plug in by
+implementing this one method.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from contracts.metrics import DecisionWindow
+
+
+class ProviderError(Exception):
+    """The provider could not answer (unreachable, refused); worth retrying."""
+
+
+class MetricsProvider(Protocol):
+    name: str
+
+    async def window(
+        self, router_url: str, model: str, candidate_version: str, since: datetime, until: datetime
+    ) -> DecisionWindow:
+        """Live decisions of ``model`` with ``since <= at < until``; shadow scores excluded."""
+        ...
