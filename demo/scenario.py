@@ -26,6 +26,12 @@ from config import Settings
 from config.logging import configure_logging
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
+from demo.canary import (
+    DEMO_PLAYBOOK,
+    inject_regression,
+    live_traffic,
+    write_demo_playbook,
+)
 from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
@@ -258,44 +264,114 @@ ETHICAL_SIGNERS = (
 )
 
 
-async def ethical_audit(api: Api, router: RouterClient, model: str) -> None:
-    """The full runbook: audits, a fairer candidate, gates, the assessment, bound sign-offs."""
+async def ethical_audit(
+    api: Api, router: RouterClient, model: str, applicants: pd.DataFrame
+) -> None:
+    """The full runbook: audits, a fairer candidate, gates, the assessment, bound sign-offs,
+    then the fairness-gated canary under live traffic, with a regression injected mid-ramp."""
     await serve_primary(router, model)
-    say("\n5. The full ETHICAL-AUDIT runbook on the same model:")
-    body = {"model": model, "playbook": "ethical-audit", "severity": "sev1", "summary": SUMMARY}
+    say(
+        f"\n5. The full ETHICAL-AUDIT runbook on the same model ({DEMO_PLAYBOOK}: ramp in seconds):"
+    )
+    body = {"model": model, "playbook": DEMO_PLAYBOOK, "severity": "sev1", "summary": SUMMARY}
     incident: str = (await api.ok("dana.ic", "POST", "/v1/incidents", json=body))["incident_id"]
     say(f"  {incident} opened")
-    shown = 0
-
-    def progressed(state: dict[str, Any]) -> bool:
-        nonlocal shown
-        for step in state["steps"][shown:]:
-            if step["status"] != "running":
-                say(f"  [{step['status']}] {step['name']}: {step['detail']}")
-                shown += 1
-        return bool(state["phase"] == "awaiting_signoff" or state["phase"] in _CLOSED)
-
-    state = await api.wait_for(incident, progressed, "awaiting sign-off", timeout_s=900)
-    assessment = state["findings"]["assessment"]
-    if assessment is None:
-        say(f"  stopped without an assessment: {state['phase']} ({state['outcome']})")
-        return
-    report = await api.call("ana.auditor", "GET", f"/v1/incidents/{incident}/report")
-    say(f"  impact assessment {assessment['digest']}\n  {assessment['html']}")
-    say("  " + "\n  ".join(report.text.splitlines()[:12]))
-    path = f"/v1/incidents/{incident}/signoffs"
-    unbound = await api.call(
-        "lee.legal", "POST", path, json={"role": "legal", "decision": "approve"}
-    )
+    follow = Follow()
+    signed: set[str] = set()
+    async with live_traffic(router, model, applicants, applicant_from) as sent:
+        while True:
+            state = await api.wait_for(
+                incident,
+                lambda s: follow.show(s, signed),
+                "a sign-off, the regression point or the end",
+                timeout_s=900,
+            )
+            if state["phase"] in _CLOSED:
+                break
+            if state["phase"] == "awaiting_signoff":
+                digest = await _sign_assessment(api, incident, state, first=not signed)
+                signed.add(digest)
+                continue
+            candidate = state["canary"]["candidate_version"]
+            artifact = await inject_regression(router, model, candidate)
+            follow.injected = True
+            say(
+                f"  !! injected a bias regression: {candidate} now serves {artifact.name} "
+                f"at {state['canary']['percent']:g}% of live traffic"
+            )
+    say(f"  {sent[0]} live requests sent through the router during the runbook")
+    follow.show(state, signed)
+    say(f"  {incident} closed: phase={state['phase']} ({state['outcome']})")
+    route = state["route_now"]
     say(
-        f"  approval naming no assessment -> HTTP {unbound.status_code}: {unbound.json()['detail']}"
+        f"  router: serving {route['serving']} {route['primary_version']}, "
+        f"shadow {route['shadow_versions']}"
     )
+
+
+class Follow:
+    """Prints each step as it finishes and each ramp step of the canary, and says when the
+    demo has something to do: a sign-off on a new assessment, the bad push halfway up the
+    first ramp, or reading the closed incident."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.ramp: dict[str, int] = {}
+        self.injected = False
+
+    def show(self, state: dict[str, Any], signed: set[str]) -> bool:
+        self._print(state)
+        if state["phase"] in _CLOSED:
+            return True
+        assessment = state["findings"]["assessment"]
+        if state["phase"] == "awaiting_signoff" and assessment:
+            return assessment["digest"] not in signed
+        canary = state.get("canary")
+        return bool(
+            not self.injected
+            and canary
+            and canary["state"] == "ramping"
+            and canary["percent"] >= 25
+        )
+
+    def _print(self, state: dict[str, Any]) -> None:
+        canary = state.get("canary")
+        if canary:
+            key = canary["candidate_version"]
+            for done in canary["completed"][self.ramp.get(key, 0) :]:
+                say(
+                    f"    canary {done['percent']:>3g}% {done['result']:<12} "
+                    f"({done['looks']} looks): {done['detail'][:150]}"
+                )
+            self.ramp[key] = len(canary["completed"])
+        for step in state["steps"][self.steps :]:
+            if step["status"] == "running":
+                break
+            say(f"  [{step['status']}] {step['name']}: {step['detail'][:220]}")
+            self.steps += 1
+
+
+async def _sign_assessment(api: Api, incident: str, state: dict[str, Any], *, first: bool) -> str:
+    assessment = state["findings"]["assessment"]
+    path = f"/v1/incidents/{incident}/signoffs"
+    if first:
+        report = await api.call("ana.auditor", "GET", f"/v1/incidents/{incident}/report")
+        say(f"  impact assessment {assessment['digest']}\n  {assessment['html']}")
+        say("  " + "\n  ".join(report.text.splitlines()[:12]))
+        unbound = await api.call(
+            "lee.legal", "POST", path, json={"role": "legal", "decision": "approve"}
+        )
+        say(
+            f"  approval naming no assessment -> HTTP {unbound.status_code}: "
+            f"{unbound.json()['detail']}"
+        )
+    else:
+        say(f"  a new impact assessment after the rollback: {assessment['digest']}")
     for who, role in ETHICAL_SIGNERS:
         decision = {"role": role, "decision": "approve", "assessment_digest": assessment["digest"]}
         receipt = await api.ok(who, "POST", path, json=decision)
         say(f"  {who} approves for {role} -> sign-off {receipt['signoff_outcome']}")
-    final = await api.wait_for(incident, lambda s: s["phase"] in _CLOSED, "closed")
-    say(f"  {incident} closed: phase={final['phase']} ({final['outcome']})")
+    return str(assessment["digest"])
 
 
 async def deploy_and_register(
@@ -331,7 +407,7 @@ async def scenario(settings: Settings) -> None:
             incident = await contain(api, router, files.model_id, applicants)
             await sign_off(api, incident)
             await close_and_audit(api, incident)
-            await ethical_audit(api, router, files.model_id)
+            await ethical_audit(api, router, files.model_id, applicants)
     finally:
         await api.close()
         stack.stop()
@@ -346,6 +422,15 @@ def run_demo() -> None:
     tokens_file = data_dir / "demo-tokens.json"
     tokens_file.unlink(missing_ok=True)
     configure_logging("console", "warning")
+    playbooks_dir = write_demo_playbook(data_dir / "demo-playbooks").parent
     asyncio.run(
-        scenario(settings.model_copy(update={"data_dir": data_dir, "tokens_file": tokens_file}))
+        scenario(
+            settings.model_copy(
+                update={
+                    "data_dir": data_dir,
+                    "tokens_file": tokens_file,
+                    "playbooks_dir": playbooks_dir,
+                }
+            )
+        )
     )

@@ -52,12 +52,16 @@ def load_playbook_file(path: Path) -> Playbook:
     return load_playbook_text(text, str(path))
 
 
-def builtin_playbook(name: str) -> Playbook:
-    """One of the playbooks that ship with Fairlane, by name."""
+def builtin_playbook_text(name: str) -> str:
+    """The YAML of one of the playbooks that ship with Fairlane, by name."""
     if name not in BUILTIN_PLAYBOOKS:
         raise PlaybookError(name, [f"no such playbook; shipped: {', '.join(BUILTIN_PLAYBOOKS)}"])
-    text = resources.files("playbooks").joinpath(f"{name}.yaml").read_text()
-    return load_playbook_text(text, f"playbooks/{name}.yaml")
+    return resources.files("playbooks").joinpath(f"{name}.yaml").read_text()
+
+
+def builtin_playbook(name: str) -> Playbook:
+    """One of the playbooks that ship with Fairlane, by name."""
+    return load_playbook_text(builtin_playbook_text(name), f"playbooks/{name}.yaml")
 
 
 def find_playbook(name: str, extra_dir: Path | None = None) -> Playbook:

@@ -75,6 +75,8 @@ def child_environment(settings: Settings) -> dict[str, str]:
             "FAIRLANE_LOG_FORMAT": "json",
         }
     )
+    if settings.playbooks_dir is not None:
+        env["FAIRLANE_PLAYBOOKS_DIR"] = str(settings.playbooks_dir)
     if settings.router_token is not None:
         env["FAIRLANE_ROUTER_TOKEN"] = settings.router_token.get_secret_value()
     env.pop("DATABASE_URL", None)  # FAIRLANE_DATABASE_URL above is the one that counts

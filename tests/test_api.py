@@ -114,6 +114,7 @@ def _concrete(path: str) -> str:
         .replace("{model_id}", "credit-limit")
         .replace("{name}", "drift-rollback")
         .replace("{token}", "dG9rZW4=")
+        .replace("{action}", "pause")
     )
 
 
@@ -142,6 +143,9 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("alerts", "GET", "/v1/incidents/inc-20261123-abcd/report"),
         ("ic", "POST", "/v1/incidents/inc-20261123-abcd/training-callbacks/dG9rZW4="),
         ("auditor", "POST", "/v1/incidents/inc-20261123-abcd/training-callbacks/dG9rZW4=/failure"),
+        ("legal1", "POST", "/v1/incidents/inc-20261123-abcd/canary/pause"),
+        ("auditor", "POST", "/v1/incidents/inc-20261123-abcd/canary/abort"),
+        ("admin", "POST", "/v1/incidents/inc-20261123-abcd/canary/promote_full"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:

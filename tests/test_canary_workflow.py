@@ -45,6 +45,7 @@ from contracts.model import ModelVersion
 from contracts.routing import RouteUpdate, Serving
 from demo.credit_model import save_model, train_credit_model
 from demo.dataset import generate_applicants
+from demo.scenario import applicant_from
 from metrics.simulated import (
     AmountModel,
     ArmModel,
@@ -221,6 +222,19 @@ async def refusal(control: Awaitable[ControlReceipt]) -> str:
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ControlRefused"
     return cause.message
+
+
+async def _candidate_share(router: RouterService, requests: int) -> float:
+    """Real applications through the real router: the share the candidate answered."""
+    applicants = generate_applicants(requests, 23)
+    async with router.client() as client:
+        answers = [
+            await client.decide(router.model, applicant_from(row, f"share-{uuid.uuid4().hex}"))
+            for row in applicants.itertuples(index=False)
+        ]
+    assert {a.version for a in answers if a.served_by is Serving.CANDIDATE} == {CANDIDATE}
+    assert {a.served_by for a in answers} == {Serving.CANDIDATE, Serving.FALLBACK}
+    return sum(a.served_by is Serving.CANDIDATE for a in answers) / requests
 
 
 async def _route(router: RouterService) -> Any:
@@ -429,6 +443,9 @@ async def test_pause_stops_the_bake_clock_across_days_and_resume_finishes_the_ra
         assert "already paused" in await refusal(incident.control("pause"))
         before = await incident.progress()
         assert before.clock_running_since is None and before.paused_by == COMMANDER
+
+        share = await _candidate_share(router_service, requests=400)
+        assert abs(share - 0.50) < 0.08, f"{share:.2f} of real requests went to the candidate"
 
         await env.sleep(timedelta(days=5))
         during = await incident.progress()
