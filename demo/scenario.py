@@ -331,7 +331,7 @@ class Follow:
             not self.injected
             and canary
             and canary["state"] == "ramping"
-            and canary["percent"] >= 25
+            and canary["percent"] >= INJECT_AT_PERCENT
         )
 
     def _print(self, state: dict[str, Any]) -> None:
