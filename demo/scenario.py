@@ -28,6 +28,7 @@ from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
 from demo.canary import (
     DEMO_PLAYBOOK,
+    INJECT_AT_PERCENT,
     inject_regression,
     live_traffic,
     write_demo_playbook,
