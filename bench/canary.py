@@ -518,8 +518,9 @@ async def direct_flip_s(router: RouterClient, model: str, version: str, times: i
                 updated_by="bench-direct",
             ),
         )
-        while (await router.get_route(model)).serving is not Serving.FALLBACK:
-            pass
+        shown = await router.get_route(model)
+        while shown.serving is not Serving.FALLBACK:
+            shown = await router.get_route(model)
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
 

@@ -26,7 +26,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -55,9 +54,8 @@ from metrics.simulated import (
     TrafficModel,
 )
 from playbooks.loader import load_playbook_text
-from stack.temporal import ensure_search_attributes
 from tests.fixtures.incidents import COMMANDER, incident_input, start_incident, state_of
-from tests.fixtures.services import BIN, RouterService, running_worker
+from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
 CANDIDATE = "v2-candidate"
 STRATA = {"20-30k|short": 1.0, "50-60k|long": 1.0, "80-90k|medium": 1.0}
@@ -65,14 +63,9 @@ STRATA = {"20-30k|short": 1.0, "50-60k|long": 1.0, "80-90k|medium": 1.0}
 
 @pytest_asyncio.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own: time skipping is global to a server."""
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    await ensure_search_attributes(environment.client, "default")
-    yield environment
-    await environment.shutdown()
+    """This module's own server: its incidents skip weeks ahead."""
+    async with time_skipping_server() as environment:
+        yield environment
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +148,16 @@ class Incident:
         self.input = incident_input(router, load_playbook_text(playbook, "canary-test.yaml"))
         self.input.model.versions.append(ModelVersion(version=CANDIDATE, artifact=str(artifact)))
         self.client: Client = env.client
+        self.router = router
         self.trail = trail
         self.queue = f"canary-{uuid.uuid4().hex[:8]}"
         self.handle: WorkflowHandle[object, IncidentState] | None = None
+
+    async def run(self, providers: dict[str, SimulatedTraffic]) -> IncidentState:
+        """Start the incident with a worker reading ``providers`` and wait for its end."""
+        async with running_worker(self.client, self.trail, self.router, self.queue, providers):
+            handle = await self.start()
+            return await handle.result()
 
     async def start(self) -> WorkflowHandle[object, IncidentState]:
         self.handle = await start_incident(self.client, self.input, self.queue)
@@ -249,15 +249,7 @@ async def test_a_full_ramp_of_seven_day_bakes_promotes_the_candidate(
     candidate_artifact: Path,
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
-    async with running_worker(
-        env.client,
-        trail,
-        router_service,
-        incident.queue,
-        await simulated(env),
-    ):
-        handle = await incident.start()
-        final = await handle.result()
+    final = await incident.run(await simulated(env))
 
     assert final.phase is Phase.RESOLVED, final.outcome
     canary = final.canary
@@ -357,9 +349,7 @@ async def test_a_breach_at_the_second_step_rolls_back_to_the_fallback(
     biased = await simulated(
         env, regressions=[Regression(starts_at=regression_at, group="B", amount_factor=0.8)]
     )
-    async with running_worker(env.client, trail, router_service, incident.queue, biased):
-        handle = await incident.start()
-        final = await handle.result()
+    final = await incident.run(biased)
 
     assert final.phase is Phase.FAILED
     canary = final.canary
@@ -395,15 +385,7 @@ async def test_too_few_samples_stays_inconclusive_and_never_promotes(
 ) -> None:
     playbook = canary_playbook(bake="1d", extend_by="1d", inconclusive_limit=2)
     incident = Incident(env, router_service, trail, candidate_artifact, playbook)
-    async with running_worker(
-        env.client,
-        trail,
-        router_service,
-        incident.queue,
-        await simulated(env, per_hour=1),
-    ):
-        handle = await incident.start()
-        final = await handle.result()
+    final = await incident.run(await simulated(env, per_hour=1))
 
     assert final.phase is Phase.FAILED
     canary = final.canary
@@ -540,15 +522,7 @@ async def test_history_stays_bounded_over_a_ninety_day_ramp(
     limit = 300
     playbook = canary_playbook(bake="18d", analysis_interval="3h", history_limit=limit)
     incident = Incident(env, router_service, trail, candidate_artifact, playbook)
-    async with running_worker(
-        env.client,
-        trail,
-        router_service,
-        incident.queue,
-        await simulated(env),
-    ):
-        handle = await incident.start()
-        final = await handle.result()
+    final = await incident.run(await simulated(env))
 
     assert final.phase is Phase.RESOLVED
     assert final.canary is not None
@@ -556,7 +530,8 @@ async def test_history_stays_bounded_over_a_ninety_day_ramp(
     assert looks == 5 * 18 * 8
     assert final.canary.completed[-1].finished_at - final.opened_at >= timedelta(days=90)
 
-    incident_events = len((await handle.fetch_history()).events)
+    assert incident.handle is not None
+    incident_events = len((await incident.handle.fetch_history()).events)
     assert incident_events < 250, "the incident's history grows with the bake"
     runs = []
     for step in range(1, 6):

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from audit.trail import AuditTrail
@@ -23,9 +22,8 @@ from contracts.incident import Phase
 from contracts.model import ModelManifest
 from playbooks.loader import load_playbook_text
 from registry.service import ModelRegistry
-from stack.temporal import ensure_search_attributes
 from tests.fixtures.incidents import decide, incident_input, start_incident, wait_for_phase
-from tests.fixtures.services import BIN, RouterService, running_worker
+from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
 AUDITS = """
   - {name: contain, kind: route, serving: fallback}
@@ -87,13 +85,8 @@ def registered(router_service: RouterService, trail: AuditTrail) -> ModelManifes
 async def audit_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of this module's own: these incidents run minutes of real
     computation, and time skipping is global to a server, so they must not share one."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=str(BIN / "temporal-test-server"),
-    )
-    await ensure_search_attributes(env.client, "default")
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)
