@@ -10,9 +10,11 @@ audit trail through the production worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from audit.trail import AuditTrail
@@ -61,9 +64,10 @@ CANDIDATE = "v2-candidate"
 STRATA = {"20-30k|short": 1.0, "50-60k|long": 1.0, "80-90k|medium": 1.0}
 
 
-@pytest_asyncio.fixture(scope="module")
+@pytest_asyncio.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own server: its incidents skip weeks ahead."""
+    """A server per test: these incidents skip weeks ahead, and a promotion abandons a
+    30-day timer whose leftovers could stop a shared server from skipping time."""
     async with time_skipping_server() as environment:
         yield environment
 
@@ -153,9 +157,31 @@ class Incident:
         self.queue = f"canary-{uuid.uuid4().hex[:8]}"
         self.handle: WorkflowHandle[object, IncidentState] | None = None
 
+    @asynccontextmanager
+    async def worker(self, providers: dict[str, SimulatedTraffic]) -> AsyncIterator[None]:
+        """The production worker on this incident's queue, reading ``providers``.
+
+        Leaving it terminates the shadow-retirement timer a promotion abandons, while the
+        worker still runs: a workflow left with a task on a queue no worker polls stops
+        the time-skipping server from skipping time, and the next test would hang.
+        """
+        async with running_worker(self.client, self.trail, self.router, self.queue, providers):
+            try:
+                yield
+            finally:
+                retire = self.retirement()
+                with contextlib.suppress(RPCError):  # never started: nothing was promoted
+                    if (await retire.describe()).status == WorkflowExecutionStatus.RUNNING:
+                        await retire.terminate("test over")
+
+    def retirement(self) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(
+            f"{self.input.incident_id}/retire-shadow/{self.router.files.version}"
+        )
+
     async def run(self, providers: dict[str, SimulatedTraffic]) -> IncidentState:
         """Start the incident with a worker reading ``providers`` and wait for its end."""
-        async with running_worker(self.client, self.trail, self.router, self.queue, providers):
+        async with self.worker(providers):
             handle = await self.start()
             return await handle.result()
 
@@ -197,15 +223,6 @@ class Incident:
             state.canary.step_workflow_id
         ).query(QUERY_CANARY_PROGRESS, result_type=RampStepProgress)
         return progress
-
-    async def end_shadow_retirement(self, router: RouterService) -> None:
-        """Terminate the abandoned 30-day shadow timer: a workflow left on a queue no
-        worker polls would stop this server from skipping time for the next test."""
-        handle = self.client.get_workflow_handle(
-            f"{self.input.incident_id}/retire-shadow/{router.files.version}"
-        )
-        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        await handle.terminate("test over")
 
     def kinds(self) -> list[str]:
         return [r.kind for r in self.trail.records(self.input.incident_id)]
@@ -274,8 +291,8 @@ async def test_a_full_ramp_of_seven_day_bakes_promotes_the_candidate(
         assert set(result) >= {"metric", "comparison", "counts", "estimate", "interval", "verdict"}
     assert last["since"] < last["until"]
     assert "canary.promoted" in incident.kinds()
-
-    await incident.end_shadow_retirement(router_service)
+    # The 30-day shadow timer was running when the test's worker ended it.
+    assert (await incident.retirement().describe()).status == WorkflowExecutionStatus.TERMINATED
 
 
 @pytest.mark.parametrize("promoted_still_primary", [True, False])
@@ -411,13 +428,7 @@ async def test_pause_stops_the_bake_clock_across_days_and_resume_finishes_the_ra
 ) -> None:
     playbook = canary_playbook(ramp="[50, 100]", bake="2d")
     incident = Incident(env, router_service, trail, candidate_artifact, playbook)
-    async with running_worker(
-        env.client,
-        trail,
-        router_service,
-        incident.queue,
-        await simulated(env),
-    ):
+    async with incident.worker(await simulated(env)):
         handle = await incident.start()
         await incident.ramp_step_running(0)
         receipt = await incident.control("pause")
@@ -447,7 +458,6 @@ async def test_pause_stops_the_bake_clock_across_days_and_resume_finishes_the_ra
         r.actor for r in trail.records(incident.input.incident_id) if r.kind == "canary.resume"
     }
     assert actors == {COMMANDER}
-    await incident.end_shadow_retirement(router_service)
 
 
 async def test_promote_skips_a_bake_and_promote_full_skips_the_rest(
@@ -457,13 +467,7 @@ async def test_promote_skips_a_bake_and_promote_full_skips_the_rest(
     candidate_artifact: Path,
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
-    async with running_worker(
-        env.client,
-        trail,
-        router_service,
-        incident.queue,
-        await simulated(env),
-    ):
+    async with incident.worker(await simulated(env)):
         handle = await incident.start()
         await incident.ramp_step_running(0)
         await incident.control("promote")
@@ -476,7 +480,6 @@ async def test_promote_skips_a_bake_and_promote_full_skips_the_rest(
     assert [s.result for s in final.canary.completed] == ["promoted", "promoted_full"]
     assert (await _route(router_service)).primary_version == CANDIDATE
     assert "canary.promote" in incident.kinds() and "canary.promote_full" in incident.kinds()
-    await incident.end_shadow_retirement(router_service)
 
 
 async def test_abort_rolls_back_and_only_a_commander_may_control(
@@ -486,13 +489,7 @@ async def test_abort_rolls_back_and_only_a_commander_may_control(
     candidate_artifact: Path,
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
-    async with running_worker(
-        env.client,
-        trail,
-        router_service,
-        incident.queue,
-        await simulated(env),
-    ):
+    async with incident.worker(await simulated(env)):
         handle = await incident.start()
         await incident.ramp_step_running(0)
         for action in ("pause", "promote", "abort"):
@@ -539,7 +536,6 @@ async def test_history_stays_bounded_over_a_ninety_day_ramp(
         runs += await _run_lengths(env.client, child)
     assert len(runs) > 5, "no ramp step continued as new"
     assert max(runs) <= limit + 40
-    await incident.end_shadow_retirement(router_service)
 
 
 async def _run_lengths(client: Client, workflow_id: str) -> list[int]:
