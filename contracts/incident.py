@@ -13,6 +13,7 @@ from contracts.analysis import Findings
 from contracts.canary import CanaryStatus
 from contracts.model import ModelManifest
 from contracts.routing import Route
+from contracts.severity import Severity
 from playbooks.schema import Playbook
 
 WORKFLOW_TYPE = "IncidentWorkflow"
@@ -27,13 +28,6 @@ SA_SEVERITY = SearchAttributeKey.for_keyword("FairlaneSeverity")
 SA_PHASE = SearchAttributeKey.for_keyword("FairlanePhase")
 SA_PLAYBOOK = SearchAttributeKey.for_keyword("FairlanePlaybook")
 SEARCH_ATTRIBUTES = (SA_MODEL, SA_SEVERITY, SA_PHASE, SA_PLAYBOOK)
-
-
-class Severity(StrEnum):
-    SEV1 = "sev1"
-    SEV2 = "sev2"
-    SEV3 = "sev3"
-    SEV4 = "sev4"
 
 
 class Phase(StrEnum):

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from contracts.monitoring import MonitoringPolicy
+
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -60,6 +62,11 @@ class ModelManifest(BaseModel):
     protected_attributes: list[str] = Field(min_length=1)
     strata: list[str] = Field(default_factory=list, description="e.g. income_band, credit_band")
     router: RouterRef
+    monitoring: MonitoringPolicy = Field(
+        default_factory=MonitoringPolicy,
+        description="the drift monitor's bands and cadence, and the playbook a breach or a "
+        "firing alert opens",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelManifest:
