@@ -28,10 +28,10 @@ from contracts.incident import (
     IncidentInput,
     IncidentState,
     Phase,
-    Severity,
     SignoffDecision,
     SignoffReceipt,
 )
+from contracts.severity import Severity
 from playbooks.loader import PlaybookError, find_playbook
 from registry.service import ModelRegistry
 

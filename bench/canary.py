@@ -71,11 +71,11 @@ from contracts.incident import (
     WORKFLOW_TYPE,
     IncidentInput,
     IncidentState,
-    Severity,
 )
 from contracts.metrics import DecisionCell, Side
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
+from contracts.severity import Severity
 from demo.credit_model import DemoModelFiles, load_model, prepare_demo_model, save_model
 from demo.dataset import generate_applicants, read_dataset
 from fairness.live import LiveThresholds, analyse_window
