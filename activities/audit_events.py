@@ -13,6 +13,7 @@ from temporalio import activity
 
 from audit.trail import AuditTrail
 from contracts.audit import AuditEvent
+from contracts.steps import RECORD_AUDIT_EVENTS
 
 
 class AuditActivities:
@@ -26,3 +27,9 @@ class AuditActivities:
         """Append ``event`` to the trail and return its seq (the stored one on a repeat)."""
         record = await asyncio.to_thread(self._trail.append, event)
         return record.seq
+
+    @activity.defn(name=RECORD_AUDIT_EVENTS)
+    async def record_audit_events(self, events: list[AuditEvent]) -> list[int]:
+        """Append a batch in one transaction (a watch's alerts); seqs in the batch's order."""
+        records = await asyncio.to_thread(self._trail.append_many, events)
+        return [record.seq for record in records]

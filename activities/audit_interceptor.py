@@ -26,7 +26,7 @@ from audit.chain import digest
 from audit.trail import AuditTrail
 from contracts.audit import AuditEvent
 
-SELF_AUDITING_ACTIVITIES = frozenset({"record_audit_event"})
+SELF_AUDITING_ACTIVITIES = frozenset({"record_audit_event", "record_audit_events"})
 """Activities whose whole job is to write an audit record; auditing them would double it."""
 
 AUDIT_WRITE_FAILED = "AuditWriteFailed"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.providers import select_provider
 from contracts.canary import CANARY_ANALYSIS, AnalysisRequest, CanaryAnalysis
 from fairness.live import analyse_window
 from metrics.provider import MetricsProvider
@@ -23,14 +23,7 @@ class CanaryActivities:
 
     @activity.defn(name=CANARY_ANALYSIS)
     async def canary_analysis(self, request: AnalysisRequest) -> CanaryAnalysis:
-        provider = self._providers.get(request.provider)
-        if provider is None:
-            raise ApplicationError(
-                f"metrics provider {request.provider!r} is not configured on this worker "
-                f"(configured: {sorted(self._providers)})",
-                type="UnknownMetricsProvider",
-                non_retryable=True,
-            )
+        provider = select_provider(self._providers, request.provider)
         window = await provider.window(
             request.router_url,
             request.model,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -32,6 +30,7 @@ from contracts.incident import (
     SignoffReceipt,
 )
 from contracts.severity import Severity
+from incidents.start import new_incident_id, start_incident
 from playbooks.loader import PlaybookError, find_playbook
 from registry.service import ModelRegistry
 
@@ -109,9 +108,8 @@ async def open_incident(
     except PlaybookError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     now = datetime.now(UTC)
-    incident_id = f"inc-{now:%Y%m%d}-{secrets.token_hex(4)}"
     incident = IncidentInput(
-        incident_id=incident_id,
+        incident_id=new_incident_id(now),
         model=manifest,
         playbook=playbook,
         severity=body.severity,
@@ -119,20 +117,8 @@ async def open_incident(
         commander=principal.name,
         opened_at=now,
     )
-    await _client(request).start_workflow(
-        WORKFLOW_TYPE,
-        incident,
-        id=incident_id,
-        task_queue=settings.task_queue,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(SA_MODEL, manifest.id),
-                SearchAttributePair(SA_SEVERITY, body.severity.value),
-                SearchAttributePair(SA_PHASE, Phase.OPEN.value),
-                SearchAttributePair(SA_PLAYBOOK, playbook.name),
-            ]
-        ),
-    )
+    await start_incident(_client(request), settings.task_queue, incident)
+    incident_id = incident.incident_id
     return IncidentOpened(
         incident_id=incident_id,
         ui_url=ui_url(settings, incident_id),

@@ -9,7 +9,7 @@ updated or deleted by this code; only the one-row head is rewritten.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -57,27 +57,41 @@ class AuditTrail:
         Idempotent by ``event_id``: an event already in the trail returns the stored
         record and writes nothing, so retried activities never record twice.
         """
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Chain ``events`` in order, in one transaction: a storm of alerts costs one lock
+        and one commit per batch, not per alert. Idempotent per event like :meth:`append`."""
+        if not events:
+            return []
         with Session(self._engine, expire_on_commit=False) as session:
             self._lock_for_append(session)
-            existing = session.exec(
-                select(AuditRecord).where(AuditRecord.event_id == event.event_id)
-            ).first()
-            if existing is not None:
-                return existing
+            ids = [event.event_id for event in events]
+            existing = {
+                record.event_id: record
+                for record in session.exec(
+                    select(AuditRecord).where(col(AuditRecord.event_id).in_(ids))
+                )
+            }
             head = session.get(AuditHead, 1)
-            record = _chained(
-                event,
-                seq=head.last_seq + 1 if head else 1,
-                prev_hash=head.last_hash if head else GENESIS_HASH,
-            )
+            seq, prev_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS_HASH)
+            stored: list[AuditRecord] = []
+            for event in events:
+                record = existing.get(event.event_id)
+                if record is None:
+                    seq += 1
+                    record = _chained(event, seq=seq, prev_hash=prev_hash)
+                    prev_hash = record.hash
+                    existing[event.event_id] = record
+                    session.add(record)
+                stored.append(record)
             if head is None:
-                head = AuditHead(last_seq=record.seq, last_hash=record.hash)
+                head = AuditHead(last_seq=seq, last_hash=prev_hash)
             else:
-                head.last_seq, head.last_hash = record.seq, record.hash
-            session.add(record)
+                head.last_seq, head.last_hash = seq, prev_hash
             session.add(head)
             session.commit()
-            return record
+            return stored
 
     def records(
         self, incident_id: str | None = None, after_seq: int = 0, limit: int | None = None

@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     # Notifications: a webhook for `notify` steps; without one, a log sink.
     notify_webhook_url: str | None = None
 
+    # External alerts: the labels that name an alert's model (first present wins), and
+    # an optional HMAC secret every alert POST must then sign its body with.
+    alert_model_labels: list[str] = Field(default=["fairlane_model", "model"], min_length=1)
+    alert_hmac_secret: SecretStr | None = None
+
+    # Prometheus. With `prometheus_url` set, workers also offer the "prometheus" metrics
+    # provider (per-group counters scraped from the router) beside the decision log.
+    # With `worker_metrics_address` (host:port) set, a worker serves Temporal's SDK
+    # metrics and its own fairlane_* counters there, at /metrics.
+    prometheus_url: str | None = None
+    worker_metrics_address: str | None = None
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'fairlane.db'}"

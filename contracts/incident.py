@@ -14,6 +14,7 @@ from contracts.canary import CanaryStatus
 from contracts.model import ModelManifest
 from contracts.routing import Route
 from contracts.severity import Severity
+from contracts.watch import AlertCounts, ClassifiedAlert, IncidentTrigger
 from playbooks.schema import Playbook
 
 WORKFLOW_TYPE = "IncidentWorkflow"
@@ -54,6 +55,11 @@ class IncidentInput(BaseModel):
     summary: str = Field(min_length=1, max_length=4000)
     commander: str = Field(description="principal who opened the incident")
     opened_at: datetime
+    trigger: IncidentTrigger | None = Field(
+        default=None,
+        description="set when a model's watch opened the incident (an alert or a monitor "
+        "breach), after containing the model",
+    )
 
 
 class SignoffDecision(BaseModel):
@@ -111,6 +117,14 @@ class StepRecord(BaseModel):
     detail: str = ""
 
 
+class AttachedAlerts(BaseModel):
+    """The alerts the model's watch attached to this incident (every one is on the trail)."""
+
+    counts: AlertCounts = Field(default_factory=AlertCounts)
+    firing: list[str] = Field(default_factory=list, description="fingerprints still firing")
+    recent: list[ClassifiedAlert] = Field(default_factory=list, description="the latest ones")
+
+
 class IncidentState(BaseModel):
     incident_id: str
     model: str
@@ -129,4 +143,6 @@ class IncidentState(BaseModel):
     signoff: SignoffStatus | None = None
     findings: Findings = Field(default_factory=Findings)
     canary: CanaryStatus | None = None
+    trigger: IncidentTrigger | None = None
+    alerts: AttachedAlerts = Field(default_factory=AttachedAlerts)
     outcome: str | None = None

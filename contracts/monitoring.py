@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.severity import Severity
 from fairness.live import LiveThresholds, MetricVerdict, WindowAnalysis
+from playbooks.durations import Duration
 
 MONITOR_THRESHOLDS = LiveThresholds(max_approval_rate_shift=None, max_error_rate_increase=None)
 """The canary's thresholds without its guards: a monitored model has no stable side to
@@ -29,10 +30,10 @@ class MonitoringPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window: timedelta = Field(
+    window: Duration = Field(
         default=timedelta(hours=24), gt=timedelta(0), description="length of the rolling window"
     )
-    interval: timedelta = Field(
+    interval: Duration = Field(
         default=timedelta(hours=1), gt=timedelta(0), description="time between evaluations"
     )
     thresholds: LiveThresholds = Field(

@@ -52,6 +52,13 @@ class MonitorArm(BaseModel):
     policy: MonitoringPolicy
 
 
+class ArmMonitorInput(BaseModel):
+    """The ``arm_monitor`` activity's input (a playbook's ``monitor`` step)."""
+
+    model: str
+    arm: MonitorArm
+
+
 class MonitorDisarm(BaseModel):
     actor: str = Field(min_length=1)
     reason: str = Field(default="", max_length=2000)
@@ -113,8 +120,8 @@ class IncidentTrigger(BaseModel):
     source: AlertSource
     watch_workflow_id: str
     reason: str
-    route_before: Route
-    route_after: Route
+    route_before: Route | None = Field(description="None if the router could not be read")
+    route_after: Route | None = Field(description="None if the containment did not succeed")
     alerts: list[ClassifiedAlert] = Field(default_factory=list)
     evaluation: MonitorEvaluation | None = None
 

@@ -7,7 +7,7 @@ draws them from a small generative model: per group, applicants spread over stra
 (income x credit band); per side (candidate, stable) x group, a decision rate, an
 approval probability, the approved amount's mean and standard deviation in each
 stratum, and optionally the chance of a good outcome after an approval or a decline.
-Regressions make the candidate worse for a group from a given time on.
+Regressions make one side worse for a group for a while (the candidate, by default).
 
 Time is cut into buckets (an hour by default) aligned to ``epoch``, when the traffic
 starts. Every decision of a bucket is stamped at the bucket's start, so a window
@@ -96,7 +96,8 @@ class GroupModel(BaseModel):
 
 
 class Regression(BaseModel):
-    """The candidate turns worse for one group from ``starts_at`` on.
+    """One side (the candidate, unless told) turns worse for one group from ``starts_at``
+    on, until ``ends_at`` if given.
 
     Approval probability is multiplied by ``approval_factor`` (capped at 1) and the
     whole amount distribution by ``amount_factor`` (mean and sd alike); the factors
@@ -106,7 +107,9 @@ class Regression(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
     group: str
+    side: Side = Side.CANDIDATE
     approval_factor: float = Field(default=1.0, ge=0)
     amount_factor: float = Field(default=1.0, gt=0)
 
@@ -303,8 +306,10 @@ class SimulatedTraffic:
         approval = np.ones_like(self._rates)
         scale = np.ones_like(self._rates)
         for regression in self.model.regressions:
-            if stamp >= regression.starts_at:
+            ended = regression.ends_at is not None and stamp >= regression.ends_at
+            if stamp >= regression.starts_at and not ended:
                 g = self._groups.index(regression.group)
-                approval[0, g] *= regression.approval_factor
-                scale[0, g] *= regression.amount_factor
+                side = SIDES.index(regression.side)
+                approval[side, g] *= regression.approval_factor
+                scale[side, g] *= regression.amount_factor
         return approval, scale

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from contracts.monitoring import MonitoringPolicy
 from contracts.routing import Serving
 from playbooks.base import StepBase, Strict, TimeoutSpec, long_computation
 from playbooks.canary import CanaryStep
@@ -182,6 +183,16 @@ class ImpactAssessmentStep(StepBase):
     timeouts: TimeoutSpec = Field(default_factory=long_computation)
 
 
+class MonitorStep(StepBase):
+    """Arm the model's drift monitor (after a promotion, on the version now serving).
+
+    Without a ``policy`` the monitor uses the one in the model's manifest.
+    """
+
+    kind: Literal["monitor"]
+    policy: MonitoringPolicy | None = None
+
+
 Step = Annotated[
     RouteStep
     | NotifyStep
@@ -192,7 +203,8 @@ Step = Annotated[
     | RemediateStep
     | SandboxValidateStep
     | ImpactAssessmentStep
-    | CanaryStep,
+    | CanaryStep
+    | MonitorStep,
     Field(discriminator="kind"),
 ]
 STEP_KINDS = (
@@ -206,4 +218,5 @@ STEP_KINDS = (
     "sandbox_validate",
     "impact_assessment",
     "canary",
+    "monitor",
 )

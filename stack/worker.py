@@ -13,6 +13,8 @@ from activities.audit_events import AuditActivities
 from activities.audit_interceptor import AuditInterceptor
 from activities.canary import CanaryActivities
 from activities.external_training import ExternalTrainingActivities
+from activities.incidents import IncidentActivities
+from activities.monitor import MonitorActivities
 from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
@@ -23,6 +25,7 @@ from registry.service import ModelRegistry
 from workflows.canary_step import CanaryStepWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.shadow import RetireShadowWorkflow
+from workflows.watch import ModelWatchWorkflow
 
 
 def worker_identity() -> str:
@@ -35,7 +38,7 @@ def build_worker(
     trail: AuditTrail,
     providers: Mapping[str, MetricsProvider] | None = None,
 ) -> Worker:
-    """The worker; ``providers`` replaces the metrics providers canary analyses read from."""
+    """The worker; ``providers`` replaces the metrics providers the canary and the monitor read."""
     if settings.router_token is None:
         raise SystemExit("FAIRLANE_ROUTER_TOKEN is not set: the worker cannot reach the router")
     router_token = settings.router_token.get_secret_value()
@@ -44,22 +47,29 @@ def build_worker(
         decision_log = DecisionLogProvider(router_token)
         providers = {decision_log.name: decision_log}
     canary = CanaryActivities(providers)
+    monitor = MonitorActivities(providers)
+    registry = ModelRegistry(trail.engine)
+    incidents = IncidentActivities(client, settings.task_queue, registry, settings.playbooks_dir)
     notify = NotifyActivities(settings.notify_webhook_url)
     audit = AuditActivities(trail)
-    analysis = AnalysisActivities(settings.data_dir.resolve(), ModelRegistry(trail.engine))
+    analysis = AnalysisActivities(settings.data_dir.resolve(), registry)
     external = ExternalTrainingActivities(settings.api_url)
     identity = worker_identity()
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[IncidentWorkflow, CanaryStepWorkflow, RetireShadowWorkflow],
+        workflows=[IncidentWorkflow, CanaryStepWorkflow, RetireShadowWorkflow, ModelWatchWorkflow],
         activities=[
             routing.read_route,
             routing.set_route,
             routing.deploy_version,
             canary.canary_analysis,
+            monitor.evaluate_monitor_window,
+            incidents.open_incident,
+            incidents.arm_monitor,
             notify.send_notification,
             audit.record_audit_event,
+            audit.record_audit_events,
             analysis.provenance_audit,
             analysis.attribution_audit,
             analysis.remediate,

@@ -146,6 +146,9 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("legal1", "POST", "/v1/incidents/inc-20261123-abcd/canary/pause"),
         ("auditor", "POST", "/v1/incidents/inc-20261123-abcd/canary/abort"),
         ("admin", "POST", "/v1/incidents/inc-20261123-abcd/canary/promote_full"),
+        ("ic", "POST", "/v1/alerts/alertmanager"),
+        ("auditor", "POST", "/v1/alerts"),
+        ("admin", "POST", "/v1/alerts"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts.audit import AuditEvent
-    from contracts.steps import RECORD_AUDIT_EVENT
+    from contracts.steps import RECORD_AUDIT_EVENT, RECORD_AUDIT_EVENTS
 
 AUDIT_TIMEOUT = timedelta(seconds=30)
 AUDIT_RETRY = RetryPolicy(
@@ -44,21 +44,44 @@ class Bookkeeping:
         step: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self._event_seq += 1
-        info = workflow.info()
-        event = AuditEvent(
-            event_id=f"{info.workflow_id}/{info.run_id}/event/{self._event_seq}",
-            incident_id=self._incident_id,
-            kind=kind,
-            actor=actor or "fairlane:workflow",
-            step=step,
-            detail=detail or {},
-            at=workflow.now(),
-        )
+        event = self.event(kind, actor=actor, step=step, detail=detail)
         await workflow.execute_local_activity(
             RECORD_AUDIT_EVENT,
             event,
             activity_id=self.activity_id(step or "incident"),
             start_to_close_timeout=AUDIT_TIMEOUT,
             retry_policy=AUDIT_RETRY,
+        )
+
+    async def audit_batch(self, events: list[AuditEvent], step: str) -> None:
+        """Record ``events`` (built with :meth:`event`) in one local activity."""
+        if events:
+            await workflow.execute_local_activity(
+                RECORD_AUDIT_EVENTS,
+                events,
+                activity_id=self.activity_id(step),
+                start_to_close_timeout=AUDIT_TIMEOUT,
+                retry_policy=AUDIT_RETRY,
+            )
+
+    def event(
+        self,
+        kind: str,
+        *,
+        actor: str | None = None,
+        step: str | None = None,
+        detail: dict[str, Any] | None = None,
+        subject: str | None = None,
+    ) -> AuditEvent:
+        """An event of this run, on ``subject``'s trail (by default, this workflow's incident)."""
+        self._event_seq += 1
+        info = workflow.info()
+        return AuditEvent(
+            event_id=f"{info.workflow_id}/{info.run_id}/event/{self._event_seq}",
+            incident_id=subject or self._incident_id,
+            kind=kind,
+            actor=actor or "fairlane:workflow",
+            step=step,
+            detail=detail or {},
+            at=workflow.now(),
         )

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
@@ -35,11 +35,22 @@ with workflow.unsafe.imports_passed_through():
     from contracts.steps import (
         NotificationReceipt,
     )
+    from contracts.watch import (
+        ARM_MONITOR,
+        RECENT_LIMIT,
+        SIGNAL_ALERTS_ATTACHED,
+        SIGNAL_INCIDENT_CLOSED,
+        AlertsAttached,
+        ArmMonitorInput,
+        IncidentClosed,
+        MonitorArm,
+    )
     from playbooks.base import FailureAction, RetrySpec
     from playbooks.canary import CanaryStep
     from playbooks.schema import Playbook
     from playbooks.steps import (
         AttributionAuditStep,
+        MonitorStep,
         NotifyStep,
         ParallelAuditsStep,
         ProvenanceAuditStep,
@@ -87,6 +98,13 @@ class IncidentWorkflow:
         self._commander_may_approve = False
         self._analysis = AnalysisSteps(incident, self._state.findings, self._activity_id)
         self._canary = CanaryRamp(incident, self._state, self._books, self._ports, self._notify)
+        if incident.trigger is not None:
+            # The watch contained the model before opening the incident: a rollback
+            # restores the route it found, not the fallback it left.
+            self._state.trigger = incident.trigger
+            self._state.route_before = incident.trigger.route_before
+            if incident.trigger.route_after is not None:
+                self._ports.record_route(incident.trigger.route_after)
 
     # ---- interface -------------------------------------------------------------------
 
@@ -127,6 +145,21 @@ class IncidentWorkflow:
     async def control_canary(self, control: CanaryControl) -> ControlReceipt:
         return await self._canary.control(control)
 
+    @workflow.signal(name=SIGNAL_ALERTS_ATTACHED)
+    def attach_alerts(self, batch: AlertsAttached) -> None:
+        """Alerts the model's watch received while this incident is open (already on the
+        trail, under this incident); kept here as counts, what still fires, the latest."""
+        ledger = self._state.alerts
+        firing = dict.fromkeys(ledger.firing)
+        for item in batch.alerts:
+            ledger.counts.add(item.kind)
+            if item.alert.status == "firing":
+                firing[item.alert.fingerprint] = None
+            else:
+                firing.pop(item.alert.fingerprint, None)
+        ledger.firing = list(firing)
+        ledger.recent = (ledger.recent + batch.alerts)[-RECENT_LIMIT:]
+
     @control_canary.validator
     def _validate_canary_control(self, control: CanaryControl) -> None:
         reason = self._canary.refusal(control)
@@ -145,6 +178,7 @@ class IncidentWorkflow:
                 "severity": incident.severity.value,
                 "summary": incident.summary,
                 "playbook": f"{self._playbook.name}@{self._playbook.version}",
+                **_trigger_detail(incident),
             },
         )
         await self._set_phase(Phase.RUNNING)
@@ -219,6 +253,8 @@ class IncidentWorkflow:
             return await analysis.validate(step)
         if isinstance(step, CanaryStep):
             return await self._canary.run(step)
+        if isinstance(step, MonitorStep):
+            return await self._arm_monitor(step)
         return await analysis.assess(step)
 
     def _close_step(self, record: StepRecord, status: Any, detail: str) -> None:
@@ -293,6 +329,27 @@ class IncidentWorkflow:
             raise StepFailed(f"sign-off {status.outcome}: {self._decision_text()}")
         return f"approved: {self._decision_text()}"
 
+    async def _arm_monitor(self, step: MonitorStep) -> str:
+        policy = step.policy or self._incident.model.monitoring
+        watch: str = await workflow.execute_activity(
+            ARM_MONITOR,
+            ArmMonitorInput(
+                model=self._incident.model.id,
+                arm=MonitorArm(
+                    actor=f"fairlane:{self._incident.incident_id}",
+                    reason=f"{self._playbook.name}/{step.name}",
+                    policy=policy,
+                ),
+            ),
+            result_type=str,
+            activity_id=self._activity_id(step.name),
+            **step_options(step),
+        )
+        return (
+            f"drift monitor armed on {watch}: every {policy.interval} over {policy.window}, "
+            f"acting after {policy.consecutive_breaches} breaching evaluations"
+        )
+
     async def _expire(self, step: SignoffStep) -> None:
         """The deadline passed: a rejection, or an escalation that keeps waiting."""
         status = self._state.signoff
@@ -326,7 +383,23 @@ class IncidentWorkflow:
         self._state.current_step = None
         await self._set_phase(phase)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._tell_watch(phase, outcome)
         return self._state
+
+    async def _tell_watch(self, phase: Phase, outcome: str) -> None:
+        """Let the watch that opened this incident know it closed, so the model's next
+        alert or breach opens a new one. A watch that was stopped has nobody to tell."""
+        trigger = self._incident.trigger
+        if trigger is None:
+            return
+        watch = workflow.get_external_workflow_handle(trigger.watch_workflow_id)
+        closed = IncidentClosed(
+            incident_id=self._incident.incident_id, phase=phase.value, outcome=outcome
+        )
+        try:
+            await watch.signal(SIGNAL_INCIDENT_CLOSED, closed)
+        except FailureError as error:
+            workflow.logger.warning("the watch could not be told: %s", error)
 
     # ---- activities --------------------------------------------------------------------
 
@@ -395,6 +468,25 @@ class IncidentWorkflow:
             )
             for r in status.roles
         )
+
+
+def _trigger_detail(incident: IncidentInput) -> dict[str, Any]:
+    """What opened an incident its watch opened: the evidence, and the containment done."""
+    trigger = incident.trigger
+    if trigger is None:
+        return {}
+    return {
+        "trigger": {
+            "source": trigger.source.value,
+            "watch": trigger.watch_workflow_id,
+            "reason": trigger.reason,
+            "route_before": trigger.route_before.serving.value if trigger.route_before else None,
+            "route_after": trigger.route_after.serving.value if trigger.route_after else None,
+            "route_generation": trigger.route_after.generation if trigger.route_after else None,
+            "alerts": [a.alert.fingerprint for a in trigger.alerts],
+            "evaluation": trigger.evaluation.headline if trigger.evaluation else None,
+        }
+    }
 
 
 def _cause(error: ActivityError) -> str:

@@ -26,18 +26,23 @@ with workflow.unsafe.imports_passed_through():
     from workflows.routing import next_update
 
 
-class IncidentPorts:
-    def __init__(self, incident: IncidentInput, state: IncidentState, books: Bookkeeping) -> None:
-        self._incident = incident
-        self._state = state
+class RouterPort:
+    """A model's route at its router: read, set to a spec, change only if different.
+
+    Every write names ``updated_by`` and a reason, and creates the router's next
+    generation, so a retried flip is applied once.
+    """
+
+    def __init__(self, router_url: str, model: str, updated_by: str, books: Bookkeeping) -> None:
+        self._router_url = router_url
+        self._model = model
+        self._updated_by = updated_by
         self._books = books
 
     async def read_route(self, step_name: str, options: dict[str, Any]) -> Route:
         route: Route = await workflow.execute_activity(
             READ_ROUTE,
-            ReadRouteInput(
-                router_url=self._incident.model.router.url, model=self._incident.model.id
-            ),
+            ReadRouteInput(router_url=self._router_url, model=self._model),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
@@ -47,18 +52,33 @@ class IncidentPorts:
     async def set_route(
         self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
     ) -> Route:
-        update = next_update(current, spec, f"fairlane:{self._incident.incident_id}", reason)
+        update = next_update(current, spec, self._updated_by, reason)
         route: Route = await workflow.execute_activity(
             SET_ROUTE,
-            SetRouteInput(
-                router_url=self._incident.model.router.url,
-                model=self._incident.model.id,
-                update=update,
-            ),
+            SetRouteInput(router_url=self._router_url, model=self._model, update=update),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
         )
+        return route
+
+
+class IncidentPorts:
+    def __init__(self, incident: IncidentInput, state: IncidentState, books: Bookkeeping) -> None:
+        self._incident = incident
+        self._state = state
+        self._books = books
+        self._router = RouterPort(
+            incident.model.router.url, incident.model.id, f"fairlane:{incident.incident_id}", books
+        )
+
+    async def read_route(self, step_name: str, options: dict[str, Any]) -> Route:
+        return await self._router.read_route(step_name, options)
+
+    async def set_route(
+        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
+    ) -> Route:
+        route = await self._router.set_route(step_name, options, current, spec, reason)
         self.record_route(route)
         return route
 

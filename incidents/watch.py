@@ -1,0 +1,40 @@
+"""Deliver a signal to a model's watch, starting the watch if it is not running.
+
+Signal-with-start is one atomic call on the server: concurrent deliveries for one
+model all land in the same workflow, and none is lost between "is it running?" and
+"start it".
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio.client import Client
+
+from contracts.model import ModelManifest
+from contracts.watch import WATCH_WORKFLOW, WatchInput, watch_workflow_id
+
+
+def watch_input(manifest: ModelManifest) -> WatchInput:
+    """How a watch starts when a signal is its first event."""
+    return WatchInput(
+        model=manifest.id,
+        router_url=manifest.router.url,
+        default_playbook=manifest.monitoring.playbook,
+        default_severity=manifest.monitoring.severity,
+    )
+
+
+async def signal_watch(
+    client: Client, task_queue: str, manifest: ModelManifest, signal: str, argument: BaseModel
+) -> str:
+    """Send ``signal`` to ``manifest``'s watch (started if need be); returns its workflow id."""
+    workflow_id = watch_workflow_id(manifest.id)
+    await client.start_workflow(
+        WATCH_WORKFLOW,
+        watch_input(manifest),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal=signal,
+        start_signal_args=[argument],
+    )
+    return workflow_id
