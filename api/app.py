@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import alerts, canary, incidents, models, playbooks, reports, trail, training
+from api import alerts, canary, incidents, models, playbooks, reports, trail, training, watch
 from api.tokens import TokenStore
 from audit.trail import AuditTrail
 from config import Settings
@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
     app.state.trail = AuditTrail(engine)
-    for module in (incidents, canary, models, playbooks, reports, trail, training, alerts):
+    for module in (incidents, canary, models, playbooks, reports, trail, training, alerts, watch):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

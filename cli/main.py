@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import admin, audits, incidents, services, trail
+from cli import admin, audits, incidents, monitor, services, trail
 from cli.api_client import CliError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.command()(services.router)
 app.command()(incidents.signoff)
 app.add_typer(incidents.app, name="incident")
 app.add_typer(trail.app, name="trail")
+app.add_typer(monitor.app, name="monitor")
 app.add_typer(audits.app, name="audit")
 app.add_typer(admin.playbook_app, name="playbook")
 app.add_typer(admin.model_app, name="model")

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -149,6 +150,10 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("ic", "POST", "/v1/alerts/alertmanager"),
         ("auditor", "POST", "/v1/alerts"),
         ("admin", "POST", "/v1/alerts"),
+        ("auditor", "POST", "/v1/models/credit-limit/monitor"),
+        ("alerts", "POST", "/v1/models/credit-limit/monitor/disarm"),
+        ("alerts", "GET", "/v1/models/credit-limit/watch"),
+        ("legal1", "GET", "/v1/models/credit-limit/watch/trail"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:
@@ -267,6 +272,62 @@ async def test_a_real_incident_through_the_api(api: Api, router_service: RouterS
         assert kinds[0] == "incident.opened" and kinds.count("signoff.decided") == 2
         verify = await client.get("/v1/trail/verify", headers=api.headers("auditor"))
         assert verify.json()["ok"] is True
+
+
+async def test_the_drift_monitor_through_the_api(api: Api) -> None:
+    watch = "/v1/models/credit-limit/watch"
+    async with api.client() as client:
+        policy = {"window": "6h", "interval": "1h", "consecutive_breaches": 3}
+        armed = await client.post(
+            "/v1/models/credit-limit/monitor",
+            headers=api.headers("ic"),
+            json={"policy": policy, "reason": "after promotion"},
+        )
+        assert armed.status_code == 202, armed.text
+        assert armed.json()["watch"] == "watch-credit-limit"
+        assert armed.json()["policy"]["consecutive_breaches"] == 3
+
+        state = await _poll(client, api, watch, lambda s: s["status"] == "monitoring")
+        assert state["memory"]["armed_by"] == "ic"
+        assert state["memory"]["monitor"]["window"] == "6h"
+
+        bad = await client.post(
+            "/v1/models/credit-limit/monitor",
+            headers=api.headers("ic"),
+            json={"policy": {"interval": "2d", "window": "1d"}},
+        )
+        assert bad.status_code == 422 and "interval is longer than window" in bad.text
+        unknown = await client.post("/v1/models/nobody/monitor", headers=api.headers("ic"), json={})
+        assert unknown.status_code == 404
+        no_watch = await client.post(
+            "/v1/models/nobody/monitor/disarm", headers=api.headers("ic"), json={"reason": "x"}
+        )
+        assert no_watch.status_code == 404 and "no running watch" in no_watch.text
+
+        disarmed = await client.post(
+            "/v1/models/credit-limit/monitor/disarm",
+            headers=api.headers("admin"),
+            json={"reason": "model retired"},
+        )
+        assert disarmed.status_code == 202
+        await _poll(client, api, watch, lambda s: s["status"] == "idle")
+        trail = await _poll(
+            client,
+            api,
+            f"{watch}/trail",
+            lambda t: [r["kind"] for r in t["records"]] == ["monitor.armed", "monitor.disarmed"],
+        )
+        assert [r["actor"] for r in trail["records"]] == ["ic", "admin"]
+
+
+async def _poll(client: httpx.AsyncClient, api: Api, path: str, done: Any) -> Any:
+    response = None
+    for _ in range(200):
+        response = await client.get(path, headers=api.headers("auditor"))
+        if response.status_code == 200 and done(response.json()):
+            return response.json()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never got there: {response.text if response else ''}")
 
 
 async def _wait(client: httpx.AsyncClient, api: Api, incident: str, done: object) -> dict:  # type: ignore[type-arg]

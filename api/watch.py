@@ -1,0 +1,135 @@
+"""A model's watch over HTTP: arm and disarm its drift monitor, read its state and trail.
+
+Arming goes by signal-with-start (the watch may not be running yet); disarming and
+reading need a running watch, so they answer 404 when there is none rather than
+start one just to stop it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.incidents import SLUG
+from api.security import READERS, require
+from api.tokens import Principal, Role
+from api.trail import TRAIL_READERS
+from audit import AuditTrail, IncidentTrailExport
+from config import Settings
+from contracts.model import ModelManifest
+from contracts.monitoring import MonitoringPolicy
+from contracts.watch import (
+    QUERY_WATCH,
+    SIGNAL_ARM_MONITOR,
+    SIGNAL_DISARM_MONITOR,
+    MonitorArm,
+    MonitorDisarm,
+    WatchState,
+    watch_workflow_id,
+)
+from incidents.watch import signal_watch
+from registry.service import ModelRegistry
+
+router = APIRouter(prefix="/v1/models/{model_id}", tags=["monitoring"])
+ModelId = Annotated[str, Path(pattern=SLUG)]
+Operator = Annotated[Principal, Depends(require(Role.INCIDENT_COMMANDER, Role.ADMIN))]
+
+
+class ArmRequest(BaseModel):
+    policy: MonitoringPolicy | None = Field(
+        default=None, description="the bands and cadence; without one, the manifest's"
+    )
+    reason: str = Field(default="", max_length=2000)
+
+
+class DisarmRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class WatchReceipt(BaseModel):
+    watch: str
+    policy: MonitoringPolicy | None = None
+
+
+def _manifest(request: Request, model_id: str) -> ModelManifest:
+    registry: ModelRegistry = request.app.state.registry
+    manifest = registry.get(model_id)
+    if manifest is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} is not registered")
+    return manifest
+
+
+def _watch(request: Request, model_id: str) -> WorkflowHandle[Any, Any]:
+    client: Client = request.app.state.temporal
+    return client.get_workflow_handle(watch_workflow_id(model_id))
+
+
+def _no_watch(error: RPCError, model_id: str) -> HTTPException:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} has no running watch")
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Temporal: {error.message}")
+
+
+@router.post("/monitor", status_code=status.HTTP_202_ACCEPTED, response_model=WatchReceipt)
+async def arm_monitor(
+    model_id: ModelId, body: ArmRequest, request: Request, principal: Operator
+) -> WatchReceipt:
+    """Start (or re-configure) the model's drift monitor."""
+    manifest = _manifest(request, model_id)
+    policy = body.policy or manifest.monitoring
+    settings: Settings = request.app.state.settings
+    arm = MonitorArm(actor=principal.name, reason=body.reason, policy=policy)
+    try:
+        watch = await signal_watch(
+            request.app.state.temporal, settings.task_queue, manifest, SIGNAL_ARM_MONITOR, arm
+        )
+    except RPCError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, error.message) from error
+    return WatchReceipt(watch=watch, policy=policy)
+
+
+@router.post("/monitor/disarm", status_code=status.HTTP_202_ACCEPTED, response_model=WatchReceipt)
+async def disarm_monitor(
+    model_id: ModelId, body: DisarmRequest, request: Request, principal: Operator
+) -> WatchReceipt:
+    """Stop the drift monitor; the watch stays, for alerts."""
+    handle = _watch(request, model_id)
+    try:
+        await handle.signal(
+            SIGNAL_DISARM_MONITOR, MonitorDisarm(actor=principal.name, reason=body.reason)
+        )
+    except RPCError as error:
+        raise _no_watch(error, model_id) from error
+    return WatchReceipt(watch=handle.id)
+
+
+@router.get("/watch", response_model=WatchState)
+async def show_watch(
+    model_id: ModelId, request: Request, _: Annotated[Principal, Depends(require(*READERS))]
+) -> WatchState:
+    """The watch's state: monitor policy, recent evaluations, held alerts, incidents."""
+    try:
+        state: WatchState = await _watch(request, model_id).query(
+            QUERY_WATCH, result_type=WatchState
+        )
+    except RPCError as error:
+        raise _no_watch(error, model_id) from error
+    return state
+
+
+@router.get("/watch/trail", response_model=IncidentTrailExport)
+def watch_trail(
+    model_id: ModelId,
+    request: Request,
+    _: Annotated[Principal, Depends(require(*TRAIL_READERS))],
+) -> Any:
+    """The watch's own records: arming, evaluations, containments, alerts with no incident."""
+    trail: AuditTrail = request.app.state.trail
+    export = trail.export(watch_workflow_id(model_id))
+    if not export.records:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no audit records for {model_id!r}'s watch")
+    return export
