@@ -180,3 +180,25 @@ def test_remediation_strategies_need_their_parameters() -> None:
         "  - {name: fix, kind: remediate, strategies: [{name: constrained}]}\n"
     )
     assert "constrained needs `constraint`" in problems[0]
+
+
+def test_a_monitor_policy_is_validated_where_it_is_written() -> None:
+    problems = _problems(
+        """name: x
+version: "1"
+steps:
+  - name: watch
+    kind: monitor
+    policy:
+      window: 1h
+      interval: 1d
+      thresholds: {max_approval_rate_shift: 0.1}
+"""
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("steps[0].policy (line 7)")
+    assert "stable side" in problems[0]
+    typo = _problems(
+        "name: x\nversion: '1'\nsteps:\n  - {name: w, kind: monitor, policy: {windw: 1h}}\n"
+    )
+    assert typo[0].startswith("steps[0].policy.windw")

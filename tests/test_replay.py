@@ -1,4 +1,4 @@
-"""Replays recorded incident histories against today's workflow code.
+"""Replays recorded incident and watch histories against today's workflow code.
 
 A change to workflows/ that would break incidents already running (non-determinism)
 fails here; make it with ``workflow.patched`` instead, then re-record.
@@ -15,6 +15,7 @@ from temporalio.worker import Replayer
 
 from tests.fixtures.histories import HISTORIES
 from workflows.incident import IncidentWorkflow
+from workflows.watch import ModelWatchWorkflow
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
@@ -26,6 +27,8 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())  # noqa: ASYNC240
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow, ModelWatchWorkflow], data_converter=pydantic_data_converter
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

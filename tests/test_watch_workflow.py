@@ -47,8 +47,10 @@ from metrics.simulated import (
     SimulatedTraffic,
     TrafficModel,
 )
+from playbooks.loader import load_playbook_text
 from registry.service import ModelRegistry
-from tests.fixtures.incidents import decide, manifest_for
+from tests.fixtures.histories import record_history
+from tests.fixtures.incidents import decide, incident_input, manifest_for, start_incident
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
 STRATA = {"20-30k|short": 1.0, "50-60k|long": 1.0, "80-90k|medium": 1.0}
@@ -223,6 +225,7 @@ async def test_two_breaching_evaluations_contain_the_model_and_open_one_incident
         assert [i.incident_id for i in state.memory.incidents] == [incident_id]
         await watch.incident(incident_id).terminate("test over")
         await watch.handle.terminate("test over")
+        await record_history(watch.handle, "watch-monitor-breach")
 
     watch_trail = watch.kinds(watch_workflow_id(watch.manifest.id))
     assert watch_trail.count("monitor.evaluated") == 2
@@ -320,6 +323,7 @@ async def test_alert_storm_opens_one_incident_and_a_refire_after_it_closed_opens
         # learns that the incident closed.
         await decide(watch.incident(first), "lee.legal", "legal", "reject")
         final = await watch.incident(first).result()
+        await record_history(watch.incident(first), "incident-opened-by-alerts")
         assert final.phase is Phase.ROLLED_BACK
         assert (await watch.route()).serving is Serving.PRIMARY
         state = await watch.until(lambda s: s.memory.open_incident is None)
@@ -333,6 +337,7 @@ async def test_alert_storm_opens_one_incident_and_a_refire_after_it_closed_opens
         assert (await watch.route()).serving is Serving.FALLBACK
         await watch.incident(second).terminate("test over")
         await watch.handle.terminate("test over")
+        await record_history(watch.handle, "watch-alerts-and-refire")
 
     assert len(state.memory.incidents) == 2
     assert "watch.incident_closed" in watch.kinds(watch_workflow_id(watch.manifest.id))
@@ -364,3 +369,25 @@ async def test_disarm_stops_the_evaluations_and_the_history_stays_bounded(
     evaluated = watch.kinds(watch_workflow_id(watch.manifest.id)).count("monitor.evaluated")
     assert evaluated == 60
     assert state.memory.monitor is None
+
+
+async def test_the_playbook_monitor_step_arms_the_watch_with_the_manifest_policy(
+    env: WorkflowEnvironment, router_service: RouterService, trail: AuditTrail
+) -> None:
+    watch = Watch(env, router_service, trail)
+    playbook = load_playbook_text(
+        "name: rearm\nversion: '1'\nsteps:\n  - {name: monitor, kind: monitor}\n", "rearm.yaml"
+    )
+    incident = incident_input(router_service, playbook)
+    incident.model = watch.manifest
+    now = await env.get_current_time()
+    async with running_worker(env.client, trail, router_service, watch.queue, traffic(now)):
+        final = await start_incident(env.client, incident, watch.queue)
+        state_after = await final.result()
+        state = await watch.until(lambda s: s.status == "monitoring")
+        await watch.handle.terminate("test over")
+
+    assert state_after.phase is Phase.RESOLVED
+    assert "drift monitor armed on watch-credit-limit" in state_after.steps[0].detail
+    assert state.memory.monitor == watch.manifest.monitoring
+    assert state.memory.armed_by == f"fairlane:{incident.incident_id}"
