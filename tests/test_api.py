@@ -8,9 +8,7 @@ API, a forged one refused, the trail readable by auditors only.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,38 +18,11 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.tokens import Role, issue_token
-from audit.trail import AuditTrail
 from config import Settings
 from contracts.routing import Serving
 from router.schemas import Applicant
-from store.db import create_tables, make_engine
-from tests.fixtures.incidents import manifest_for
-from tests.fixtures.services import RouterService, free_port, running_worker, serve
-
-PEOPLE: dict[str, list[Role]] = {
-    "ic": [Role.INCIDENT_COMMANDER],
-    "legal1": [Role.LEGAL],
-    "compliance1": [Role.COMPLIANCE],
-    "comms": [Role.COMMUNICATIONS],
-    "auditor": [Role.AUDITOR],
-    "alerts": [Role.ALERT_SOURCE],
-    "admin": [Role.ADMIN],
-}
-
-
-@dataclass
-class Api:
-    url: str
-    tokens: dict[str, str]
-    trail: AuditTrail
-    settings: Settings
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=30)
+from tests.fixtures.api import Api, served_api
+from tests.fixtures.services import RouterService
 
 
 @pytest.fixture(scope="module")
@@ -63,39 +34,13 @@ def api_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def api(
     dev_env: WorkflowEnvironment, router_service: RouterService, api_data: Path
 ) -> AsyncIterator[Api]:
-    queue = f"api-{uuid.uuid4().hex[:6]}"
-    settings = Settings(
-        data_dir=api_data,
-        temporal_address=dev_env.client.service_client.config.target_host,
-        task_queue=queue,
-        router_token=router_service.token,
-    )
-    tokens = {
-        who: issue_token(settings.resolved_tokens_file, who, roles) for who, roles in PEOPLE.items()
-    }
-    engine = make_engine(settings.resolved_database_url)
-    create_tables(engine)
-    trail = AuditTrail(engine)
-    async with running_worker(dev_env.client, trail, router_service, queue):
-        with _served(settings) as url:
-            service = Api(url, tokens, trail, settings)
-            async with service.client() as client:
-                registered = await client.post(
-                    "/v1/models",
-                    headers=service.headers("admin"),
-                    json=manifest_for(router_service).model_dump(mode="json"),
-                )
-                assert registered.status_code == 201, registered.text
-            yield service
+    async with served_api(dev_env, router_service, api_data) as service:
+        yield service
 
 
 @pytest.fixture(autouse=True)
 async def _fresh_route(router_service: RouterService) -> None:
     await router_service.reset()
-
-
-def _served(settings: Settings) -> Iterator[str]:
-    return serve(create_app(settings), free_port())
 
 
 def _v1_routes() -> list[tuple[str, str]]:
