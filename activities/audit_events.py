@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import Session, select
 from temporalio import activity
 
+from activities.metrics import count_phase_transition
+from audit.records import AuditRecord
 from audit.trail import AuditTrail
 from contracts.audit import AuditEvent
 from contracts.steps import RECORD_AUDIT_EVENTS
+
+PHASE_CHANGED = "phase.changed"
 
 
 class AuditActivities:
@@ -24,9 +29,24 @@ class AuditActivities:
 
     @activity.defn(name="record_audit_event")
     async def record_audit_event(self, event: AuditEvent) -> int:
-        """Append ``event`` to the trail and return its seq (the stored one on a repeat)."""
+        """Append ``event`` to the trail and return its seq (the stored one on a repeat).
+
+        A ``phase.changed`` event is counted in ``fairlane_incident_phase_transitions_total``
+        once: a retry that finds it already stored (its first attempt wrote it but did
+        not report back) does not count it again.
+        """
+        counted = event.kind == PHASE_CHANGED
+        if counted and activity.info().attempt > 1:
+            counted = not await asyncio.to_thread(self._stored, event.event_id)
         record = await asyncio.to_thread(self._trail.append, event)
+        if counted:
+            count_phase_transition(str(event.detail.get("to", "unknown")))
         return record.seq
+
+    def _stored(self, event_id: str) -> bool:
+        with Session(self._trail.engine) as session:
+            query = select(AuditRecord.seq).where(AuditRecord.event_id == event_id)
+            return session.exec(query).first() is not None
 
     @activity.defn(name=RECORD_AUDIT_EVENTS)
     async def record_audit_events(self, events: list[AuditEvent]) -> list[int]:

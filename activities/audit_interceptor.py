@@ -1,9 +1,11 @@
 """Auditing by construction: every activity attempt is recorded without asking it to.
 
 A worker interceptor wraps each activity attempt: ``activity.started`` before the code
-runs, then ``activity.completed`` or ``activity.failed``. An attempt that cannot be
-recorded does not run (or does not count as done): it fails with a retryable
-``AuditWriteFailed``, because an unaudited side effect is worse than a late one.
+runs, then ``activity.completed`` or ``activity.failed`` (the same three outcomes are
+counted in ``fairlane_activity_attempts_total``, see :mod:`activities.metrics`). An
+attempt that cannot be recorded does not run (or does not count as done): it fails with
+a retryable ``AuditWriteFailed``, because an unaudited side effect is worse than a late
+one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from activities.metrics import count_attempt
 from audit.chain import digest
 from audit.trail import AuditTrail
 from contracts.audit import AuditEvent
@@ -57,6 +60,16 @@ class _AuditedActivity(ActivityInboundInterceptor):
         self._identity = identity
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        count_attempt("started")
+        try:
+            result = await self._audited(input)
+        except (Exception, asyncio.CancelledError):
+            count_attempt("failed")
+            raise
+        count_attempt("completed")
+        return result
+
+    async def _audited(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
         if info.activity_type in SELF_AUDITING_ACTIVITIES:
             return await self.next.execute_activity(input)

@@ -34,6 +34,7 @@ from alerts.generic import GenericPayload
 from alerts.mapping import InboundAlert, ModelAlerts, alerts_by_model
 from alerts.problems import AlertRejected, parse_body
 from alerts.signature import SIGNATURE_HEADER, SignatureError, verify
+from api.metrics import count_alert_received
 from api.security import require
 from api.tokens import Principal, Role
 from config import Settings
@@ -170,6 +171,9 @@ async def _deliver(
             "and sending it again is safe",
         )
 
+    for group in by_model.values():
+        for event in group.events:
+            count_alert_received(request.app, source=event.source.value, kind=event.status.value)
     counts = {model: len(group.events) for model, group in by_model.items()}
     log.info("alerts accepted", delivery_id=delivery_id, sender=principal.name, models=counts)
     return AlertsAccepted(

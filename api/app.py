@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import alerts, canary, incidents, models, playbooks, reports, trail, training, watch
+from api.metrics import install_metrics
 from api.tokens import TokenStore
 from audit.trail import AuditTrail
 from config import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
     app.state.trail = AuditTrail(engine)
+    install_metrics(app)
     for module in (incidents, canary, models, playbooks, reports, trail, training, alerts, watch):
         app.include_router(module.router)
 

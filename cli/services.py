@@ -56,7 +56,7 @@ def up() -> None:
 def worker() -> None:
     """Run a worker on the incident task queue (scale out by running more)."""
     from audit.trail import AuditTrail
-    from stack.temporal import connect
+    from stack.temporal import connect, worker_runtime
     from stack.worker import build_worker
     from store.db import create_tables, make_engine
 
@@ -66,7 +66,7 @@ def worker() -> None:
     create_tables(engine)
 
     async def run() -> None:
-        client = await connect(settings)
+        client = await connect(settings, worker_runtime(settings))
         await build_worker(client, settings, AuditTrail(engine)).run()
 
     asyncio.run(run())

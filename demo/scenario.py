@@ -26,6 +26,7 @@ from config import Settings
 from config.logging import configure_logging
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
+from demo.alerts import ALERTS_SENDER, alert_storm
 from demo.canary import (
     DEMO_PLAYBOOK,
     INJECT_AT_PERCENT,
@@ -51,6 +52,7 @@ PRINCIPALS: dict[str, list[Role]] = {
     "chen.compliance": [Role.COMPLIANCE],
     "mallory.comms": [Role.COMMUNICATIONS],
     "ana.auditor": [Role.AUDITOR],
+    ALERTS_SENDER: [Role.ALERT_SOURCE],
 }
 
 
@@ -409,6 +411,7 @@ async def scenario(settings: Settings) -> None:
             await sign_off(api, incident)
             await close_and_audit(api, incident)
             await ethical_audit(api, router, files.model_id, applicants)
+            await alert_storm(api, router, files.model_id)
     finally:
         await api.close()
         stack.stop()

@@ -22,7 +22,8 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AwareDatetime, SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -35,6 +36,7 @@ from router.database import create_router_engine
 from router.decision_log import query_decisions
 from router.deployments import all_deployments, get_deployment, save_deployment
 from router.fallback import RULES_VERSION
+from router.metrics import RouterMetrics
 from router.outcomes import OutcomeConflictError, UnknownDecisionsError, record_outcomes
 from router.route_table import (
     StaleUpdateError,
@@ -75,6 +77,7 @@ class RouterState:
     engine: Engine
     registry: ModelRegistry
     token: SecretStr
+    metrics: RouterMetrics
 
 
 async def _state(request: Request) -> RouterState:
@@ -107,6 +110,12 @@ models = APIRouter(prefix="/v1/models/{model}", dependencies=[Depends(_require_t
 @health.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@health.get("/metrics", dependencies=[Depends(_require_token)], include_in_schema=False)
+def metrics(state: StateDep) -> Response:
+    """Prometheus text format (see router.metrics); scrapers present the router's token."""
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @models.put("/deployment")
@@ -198,7 +207,9 @@ def set_route(model: ModelId, change: RouteUpdate, state: StateDep) -> Route:
 @models.post("/decisions")
 def decide(model: ModelId, applicant: Applicant, state: StateDep) -> Decision:
     with Session(state.engine) as session:
-        return dispatch.decide(session, state.registry, model, applicant, datetime.now(UTC))
+        return dispatch.decide(
+            session, state.registry, model, applicant, datetime.now(UTC), state.metrics
+        )
 
 
 @models.get("/decisions")
@@ -242,9 +253,13 @@ def decision_summary(
 @models.post("/outcomes")
 def add_outcomes(model: ModelId, body: OutcomesRequest, state: StateDep) -> OutcomesRecorded:
     """Record outcomes of live decisions, all or nothing; resending one is a no-op."""
+    outcomes, now = body.by_decision(), datetime.now(UTC)
     with Session(state.engine) as session:
         get_route(session, model)
-        return record_outcomes(session, model, body.by_decision(), datetime.now(UTC))
+        recorded = record_outcomes(session, model, outcomes, now)
+        if recorded.recorded:
+            state.metrics.count_outcomes(session, model, outcomes, now)
+        return recorded
 
 
 def _reload_deployments(engine: Engine, registry: ModelRegistry) -> None:
@@ -278,7 +293,9 @@ def create_app(settings: Settings) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(title="Fairlane reference model router", lifespan=lifespan)
-    app.state.router = RouterState(engine=engine, registry=registry, token=token)
+    app.state.router = RouterState(
+        engine=engine, registry=registry, token=token, metrics=RouterMetrics()
+    )
     app.include_router(health)
     app.include_router(models)
 

@@ -23,6 +23,7 @@ from demo.dataset import credit_band, income_band
 from router.decision_log import DecisionRow, log_decision
 from router.deployments import get_deployment
 from router.fallback import RULES_VERSION, rules_decision
+from router.metrics import RouterMetrics
 from router.route_table import get_route
 from router.schemas import Applicant, Decision
 from router.serving import ModelRegistry, ModelUnavailableError
@@ -58,12 +59,18 @@ def live_side(route: RouteSpec, model: str, applicant_id: str) -> tuple[Serving,
 
 
 def decide(
-    session: Session, registry: ModelRegistry, model: str, applicant: Applicant, now: datetime
+    session: Session,
+    registry: ModelRegistry,
+    model: str,
+    applicant: Applicant,
+    now: datetime,
+    metrics: RouterMetrics | None = None,
 ) -> Decision:
     """Answer one application by the model's current route and log it with its shadow scores.
 
     A shadow version that fails to score is logged as a warning and skipped: shadow
-    work must never cost the applicant their answer.
+    work must never cost the applicant their answer. ``metrics`` counts the decision
+    once it is committed.
     """
     route = get_route(session, model)
     deployment = get_deployment(session, model)
@@ -107,7 +114,11 @@ def decide(
         except Exception:
             log.warning("shadow scoring failed", model=model, version=shadow_version, exc_info=True)
 
-    decision_id = log_decision(session, row(version, outcome, shadow=False), shadows)
+    live = row(version, outcome, shadow=False)
+    tally = RouterMetrics.tally(live, shadows)  # read now: the commit expires the rows
+    decision_id = log_decision(session, live, shadows)
+    if metrics is not None:
+        metrics.count_decision(tally)
     log.debug(
         "decision",
         model=model,

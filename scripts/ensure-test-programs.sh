@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the real programs the test suite drives (PostgreSQL, docker-compose for
-# validating docker-compose.yml) from Debian's packages when they are missing.
+# validating docker-compose.yml, Prometheus and Alertmanager for the metrics and alert
+# tests) from Debian's packages when they are missing.
 # Idempotent: does nothing on a machine that already has them.
 set -euo pipefail
 
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v prometheus >/dev/null || need+=(prometheus)
+# Debian names the binary prometheus-alertmanager; upstream's tarball, alertmanager.
+command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null \
+  || need+=(prometheus-alertmanager)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

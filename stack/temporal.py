@@ -11,6 +11,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
@@ -31,7 +32,9 @@ def _read(path: Path | None) -> bytes | None:
     return path.read_bytes() if path is not None else None
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client of the configured cluster; ``runtime`` (e.g. :func:`worker_runtime`) or the
+    SDK's default one."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
@@ -39,6 +42,24 @@ async def connect(settings: Settings) -> Client:
         tls=tls_config(settings) or bool(api_key),
         api_key=api_key,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def worker_runtime(settings: Settings) -> Runtime | None:
+    """A runtime serving Prometheus metrics at ``worker_metrics_address``, if one is set.
+
+    The SDK's own metrics (``temporal_*``) and Fairlane's worker counters
+    (:mod:`activities.metrics`) are served together at ``http://<address>/metrics``.
+    The SDK's exporter has no authentication: bind it to loopback or a private network.
+    A runtime owns a thread pool, so build one per process.
+    """
+    if not settings.worker_metrics_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)
+        )
     )
 
 

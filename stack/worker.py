@@ -20,6 +20,7 @@ from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
 from metrics.decision_log import DecisionLogProvider
+from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
 from registry.service import ModelRegistry
 from workflows.canary_step import CanaryStepWorkflow
@@ -44,8 +45,10 @@ def build_worker(
     router_token = settings.router_token.get_secret_value()
     routing = RoutingActivities(router_token)
     if providers is None:
-        decision_log = DecisionLogProvider(router_token)
-        providers = {decision_log.name: decision_log}
+        configured: list[MetricsProvider] = [DecisionLogProvider(router_token)]
+        if settings.prometheus_url:
+            configured.append(PrometheusProvider(settings.prometheus_url))
+        providers = {provider.name: provider for provider in configured}
     canary = CanaryActivities(providers)
     monitor = MonitorActivities(providers)
     registry = ModelRegistry(trail.engine)

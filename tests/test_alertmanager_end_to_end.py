@@ -95,10 +95,12 @@ async def test_an_alertmanager_alert_flips_the_route_and_its_resolution_reaches_
         assert decision.served_by is Serving.FALLBACK
 
         async def watch() -> Any:
+            """The watch, once it has opened its incident (the route flips just before)."""
             response = await client.get(
                 "/v1/models/credit-limit/watch", headers=api.headers("auditor")
             )
-            return response.json() if response.status_code == 200 else None
+            opened = response.status_code == 200 and response.json()["memory"]["open_incident"]
+            return response.json() if opened else None
 
         state = await _eventually(watch)
         incident_id = state["memory"]["open_incident"]
