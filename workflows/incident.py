@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from playbooks.base import FailureAction, RetrySpec
     from playbooks.canary import CanaryStep
+    from playbooks.durations import format_duration
     from playbooks.schema import Playbook
     from playbooks.steps import (
         AttributionAuditStep,
@@ -346,7 +347,8 @@ class IncidentWorkflow:
             **step_options(step),
         )
         return (
-            f"drift monitor armed on {watch}: every {policy.interval} over {policy.window}, "
+            f"drift monitor armed on {watch}: every {format_duration(policy.interval)} over "
+            f"{format_duration(policy.window)}, "
             f"acting after {policy.consecutive_breaches} breaching evaluations"
         )
 
