@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -53,6 +53,7 @@ from tests.fixtures.histories import record_history
 from tests.fixtures.incidents import decide, incident_input, manifest_for, start_incident
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
+T = TypeVar("T")
 STRATA = {"20-30k|short": 1.0, "50-60k|long": 1.0, "80-90k|medium": 1.0}
 GAP = 0.7  # group B's limits at 70% of group A's, at equal income and credit
 
@@ -145,16 +146,13 @@ class Watch:
         state: WatchState = await self.handle.query(QUERY_WATCH, result_type=WatchState)
         return state
 
-    async def until(self, check: Callable[[WatchState], bool], timeout_s: float = 30) -> WatchState:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            state = await self.state()
-            if check(state):
-                return state
-            if loop.time() > deadline:
-                raise AssertionError(f"the watch never got there: {state.model_dump_json()}")
-            await asyncio.sleep(0.05)
+    async def until(self, check: Callable[[WatchState], bool]) -> WatchState:
+        return await _eventually(self.state, check)
+
+    async def incident_until(
+        self, incident_id: str, check: Callable[[IncidentState], bool]
+    ) -> IncidentState:
+        return await _eventually(lambda: self.incident_state(incident_id), check)
 
     def incident(self, incident_id: str) -> WorkflowHandle[Any, IncidentState]:
         return self.client.get_workflow_handle(incident_id, result_type=IncidentState)
@@ -171,6 +169,19 @@ class Watch:
 
     def kinds(self, subject: str) -> list[str]:
         return [r.kind for r in self.trail.records(subject)]
+
+
+async def _eventually(read: Callable[[], Awaitable[T]], check: Callable[[T], bool]) -> T:
+    """Poll ``read`` until ``check`` holds (30 s of real time: the server skips its own)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        value = await read()
+        if check(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"never got there: {value!r}")
+        await asyncio.sleep(0.05)
 
 
 def alert(fingerprint: str, status: AlertStatus, starts_at: datetime) -> AlertEvent:
@@ -211,7 +222,7 @@ async def test_two_breaching_evaluations_contain_the_model_and_open_one_incident
         assert route.shadow_versions == [router_service.files.version]
         assert route.updated_by == f"fairlane:{watch_workflow_id(watch.manifest.id)}"
 
-        incident = await watch.incident_state(incident_id)
+        incident = await watch.incident_until(incident_id, lambda s: s.contained)
         assert incident.trigger is not None and incident.trigger.source is AlertSource.MONITOR
         assert incident.trigger.evaluation is not None
         assert incident.contained and incident.route_before is not None
@@ -311,9 +322,9 @@ async def test_alert_storm_opens_one_incident_and_a_refire_after_it_closed_opens
         )
         assert [i.incident_id for i in state.memory.incidents] == [first]
 
-        incident = await watch.incident_state(first)
+        # The watch counts before it signals the incident: wait for the incident's view.
+        incident = await watch.incident_until(first, lambda s: s.alerts.counts.received == 6)
         assert incident.trigger is not None and incident.trigger.source is AlertSource.ALERTMANAGER
-        assert incident.alerts.counts.received == 6
         assert sorted(incident.alerts.firing) == ["fp-1", "fp-2"]
         recorded = [r for r in trail.records(first) if r.kind == "alert.received"]
         assert len(recorded) == 6
