@@ -8,6 +8,8 @@ again, and finishes the incident through the API.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,9 @@ async def test_an_incident_survives_a_restart_of_everything(tmp_path: Path) -> N
         stack.stop()
 
     assert (tmp_path / "temporal.db").is_file()
+    with closing(sqlite3.connect(tmp_path / "temporal.db")) as temporal_db:
+        # The dev server writes through a write-ahead log (twice the commits per second).
+        assert temporal_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     restarted = EmbeddedStack(settings)
     await restarted.start()
     try:
