@@ -32,11 +32,12 @@ class AuditActivities:
         """Append ``event`` to the trail and return its seq (the stored one on a repeat).
 
         A ``phase.changed`` event is counted in ``fairlane_incident_phase_transitions_total``
-        once: a retry that finds it already stored (its first attempt wrote it but did
-        not report back) does not count it again.
+        once: a call that finds it already stored does not count it again, whether it is
+        a retried attempt (the first wrote it but did not report back) or attempt 1 of a
+        retried workflow task (whose failed predecessor had run this local activity).
         """
         counted = event.kind == PHASE_CHANGED
-        if counted and activity.info().attempt > 1:
+        if counted:
             counted = not await asyncio.to_thread(self._stored, event.event_id)
         record = await asyncio.to_thread(self._trail.append, event)
         if counted:

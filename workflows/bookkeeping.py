@@ -4,6 +4,14 @@ Activity ids read ``<step>:<n>`` so the trail's records group by step; audit eve
 go through the ``record_audit_event`` local activity, written by this worker without
 a round trip through the server's task queues, so bookkeeping does not slow the
 work it records.
+
+A local activity runs before its workflow task completes, so a task that then fails
+or times out has already written its events, and the retried task may see more
+signals and take another path. An event's id is therefore what it says, not where it
+came: the run, its kind, a digest of its content and how many identical events the
+run made before it. The retried task's same events land on the same ids (written once),
+and an event it makes differently gets an id of its own instead of being taken for a
+duplicate of whatever held its place in the sequence the first time.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from audit.chain import digest
     from contracts.audit import AuditEvent
     from contracts.steps import RECORD_AUDIT_EVENT, RECORD_AUDIT_EVENTS
 
@@ -30,7 +39,7 @@ class Bookkeeping:
     def __init__(self, incident_id: str) -> None:
         self._incident_id = incident_id
         self._activity_seq = 0
-        self._event_seq = 0
+        self._occurrences: dict[str, int] = {}
 
     def activity_id(self, step_name: str) -> str:
         self._activity_seq += 1
@@ -74,14 +83,18 @@ class Bookkeeping:
         subject: str | None = None,
     ) -> AuditEvent:
         """An event of this run, on ``subject``'s trail (by default, this workflow's incident)."""
-        self._event_seq += 1
+        content = {
+            "incident_id": subject or self._incident_id,
+            "kind": kind,
+            "actor": actor or "fairlane:workflow",
+            "step": step,
+            "detail": detail or {},
+        }
+        identity = digest(content).removeprefix("sha256:")[:32]
+        occurrence = self._occurrences[identity] = self._occurrences.get(identity, 0) + 1
         info = workflow.info()
         return AuditEvent(
-            event_id=f"{info.workflow_id}/{info.run_id}/event/{self._event_seq}",
-            incident_id=subject or self._incident_id,
-            kind=kind,
-            actor=actor or "fairlane:workflow",
-            step=step,
-            detail=detail or {},
+            event_id=f"{info.workflow_id}/{info.run_id}/{kind}/{identity}/{occurrence}",
             at=workflow.now(),
+            **content,
         )
