@@ -43,7 +43,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -71,6 +70,7 @@ from demo.credit_model import prepare_demo_model
 from demo.scenario import write_manifest
 from registry.service import load_manifest_file
 from router.client import RouterClient, RouterError
+from stack.loopback import settings_on_free_ports
 from stack.supervisor import EmbeddedStack
 from stack.temporal import connect
 from store.db import make_engine
@@ -87,12 +87,6 @@ STALL_S = 300.0
 """Give up waiting for watches (or routes) after this long without progress: under a
 storm on the embedded stack a route has taken minutes to go to the fallback."""
 WARMUP_REQUESTS = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -598,20 +592,6 @@ class Outcome:
     ok: bool
 
 
-def scratch_settings(data_dir: Path) -> Settings:
-    temporal_port, ui_port, api_port, router_port = (free_port() for _ in range(4))
-    return Settings(
-        data_dir=data_dir,
-        temporal_address=f"127.0.0.1:{temporal_port}",
-        temporal_ui_port=ui_port,
-        temporal_ui_url=f"http://127.0.0.1:{ui_port}",
-        api_port=api_port,
-        api_url=f"http://127.0.0.1:{api_port}",
-        router_port=router_port,
-        router_url=f"http://127.0.0.1:{router_port}",
-    )
-
-
 async def register_models(
     api: httpx.AsyncClient, router: RouterClient, settings: Settings, data_dir: Path, count: int
 ) -> list[str]:
@@ -744,7 +724,7 @@ async def count_incidents(temporal: Client, models: list[str]) -> Counter[str]:
 async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"{os.cpu_count()} cores, load average {load} at the start", flush=True)
-    settings = scratch_settings(data_dir)
+    settings = settings_on_free_ports(data_dir)
     admin = issue_token(settings.resolved_tokens_file, "bench-admin", [Role.ADMIN])
     sender = issue_token(settings.resolved_tokens_file, "alertmanager", [Role.ALERT_SOURCE])
     stack = EmbeddedStack(settings)

@@ -89,6 +89,7 @@ from router.fallback import RULES_VERSION, rules_decision
 from router.outcomes import OutcomeRow
 from router.schemas import Applicant
 from router.summary import summarize_decisions
+from stack.loopback import free_port
 from stack.supervisor import child_environment, fairlane_binary, temporal_binary
 from stack.temporal import connect, dev_server_search_attribute_args
 from stack.worker import build_worker
@@ -160,12 +161,6 @@ def prepare_models(folder: Path) -> Models:
     return Models(
         files=files, fair=result.artifact_path, regressed=regressed, remediation=result.headline
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening(port: int) -> bool:

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 
 from api.tokens import Role, issue_token
-from config import Settings
 from config.logging import configure_logging
 from contracts.routing import Route, RouteUpdate, Serving
 from demo.credit_model import prepare_demo_model
@@ -28,6 +27,7 @@ from demo.scenario import write_manifest
 from registry.service import load_manifest_file
 from router.client import RouterClient
 from router.schemas import Applicant
+from stack.loopback import settings_on_free_ports
 from stack.supervisor import EmbeddedStack
 from stack.temporal import connect
 
@@ -67,16 +67,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(incidents: int, data_dir: Path) -> None:
-    settings = Settings(
-        data_dir=data_dir,
-        temporal_address="127.0.0.1:17233",
-        temporal_ui_port=18233,
-        temporal_ui_url="http://127.0.0.1:18233",
-        api_port=18200,
-        api_url="http://127.0.0.1:18200",
-        router_port=18300,
-        router_url="http://127.0.0.1:18300",
-    )
+    settings = settings_on_free_ports(data_dir)
     token = issue_token(
         settings.resolved_tokens_file, "bench", [Role.INCIDENT_COMMANDER, Role.ADMIN]
     )

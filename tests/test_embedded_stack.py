@@ -17,30 +17,15 @@ import httpx
 import pytest
 
 from api.tokens import Role, issue_token
-from config import Settings
 from demo.credit_model import prepare_demo_model
 from demo.scenario import write_manifest
 from registry.service import load_manifest_file
 from router.client import RouterClient
+from stack.loopback import settings_on_free_ports
 from stack.supervisor import EmbeddedStack
 from stack.temporal import connect
-from tests.fixtures.services import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _settings(data_dir: Path) -> Settings:
-    temporal, ui, api, router = (free_port() for _ in range(4))
-    return Settings(
-        data_dir=data_dir,
-        temporal_address=f"127.0.0.1:{temporal}",
-        temporal_ui_port=ui,
-        temporal_ui_url=f"http://127.0.0.1:{ui}",
-        api_port=api,
-        api_url=f"http://127.0.0.1:{api}",
-        router_port=router,
-        router_url=f"http://127.0.0.1:{router}",
-    )
 
 
 async def _state(api: httpx.AsyncClient, incident: str) -> dict[str, Any]:
@@ -60,7 +45,7 @@ async def _until(api: httpx.AsyncClient, incident: str, phase: str) -> dict[str,
 
 
 async def test_an_incident_survives_a_restart_of_everything(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+    settings = settings_on_free_ports(tmp_path)
     people = {
         "ic": [Role.INCIDENT_COMMANDER, Role.ADMIN],
         "legal": [Role.LEGAL],
