@@ -61,6 +61,7 @@ from temporalio.client import Client
 
 from api.tokens import Role, issue_token
 from audit.trail import AuditTrail
+from bench.figures import p50_p99
 from config import Settings
 from config.logging import configure_logging
 from contracts.incident import SA_MODEL, WORKFLOW_TYPE
@@ -87,15 +88,6 @@ STALL_S = 300.0
 """Give up waiting for watches (or routes) after this long without progress: under a
 storm on the embedded stack a route has taken minutes to go to the fallback."""
 WARMUP_REQUESTS = 200
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def p50_p99(values: list[float]) -> tuple[float, float]:
-    return (statistics.median(values), percentile(values, 0.99)) if values else (0.0, 0.0)
 
 
 # ---- the storm: Alertmanager v4 bodies ---------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from api.tokens import Role, issue_token
+from bench.figures import p50_p99
 from config.logging import configure_logging
 from contracts.routing import Route, RouteUpdate, Serving
 from demo.credit_model import prepare_demo_model
@@ -59,11 +60,6 @@ async def serve_primary(router: RouterClient, model: str, by: str) -> Route:
 async def until_fallback(router: RouterClient, model: str) -> None:
     while (await router.decide(model, PROBE)).served_by is not Serving.FALLBACK:
         pass
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run(incidents: int, data_dir: Path) -> None:
@@ -119,7 +115,7 @@ async def run(incidents: int, data_dir: Path) -> None:
     finally:
         stack.stop()
 
-    p50, p99 = statistics.median(contained), percentile(contained, 0.99)
+    p50, p99 = p50_p99(contained)
     direct_p50 = statistics.median(direct)
     print(
         f"incidents={incidents} containment min={min(contained):.1f}ms max={max(contained):.1f}ms"

@@ -8,10 +8,10 @@ work it records.
 A local activity runs before its workflow task completes, so a task that then fails
 or times out has already written its events, and the retried task may see more
 signals and take another path. An event's id is therefore what it says, not where it
-came: the run, its kind, a digest of its content and how many identical events the
-run made before it. The retried task's same events land on the same ids (written once),
-and an event it makes differently gets an id of its own instead of being taken for a
-duplicate of whatever held its place in the sequence the first time.
+fell in the sequence: the run, its kind, a digest of its content, and how many
+identical events the run had made before it. The retried task's same events land on
+the same ids (written once), and an event it makes differently gets an id of its own
+instead of being taken for a duplicate of whatever held its place the first time.
 """
 
 from __future__ import annotations
