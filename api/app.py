@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api import alerts, canary, incidents, models, playbooks, reports, trail, training, watch
 from api.metrics import install_metrics
 from api.tokens import TokenStore
-from audit.trail import AuditTrail
+from audit.configure import open_trail
 from config import Settings
 from registry.service import ModelRegistry
 from stack.temporal import connect
@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
-    app.state.trail = AuditTrail(engine)
+    app.state.trail = open_trail(engine, settings)
     install_metrics(app)
     for module in (incidents, canary, models, playbooks, reports, trail, training, alerts, watch):
         app.include_router(module.router)
