@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from alerts.replay import ReplayCache
 from api import alerts, canary, incidents, models, playbooks, reports, trail, training, watch
 from api.metrics import install_metrics
 from api.tokens import TokenStore
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
     app.state.trail = open_trail(engine, settings)
+    app.state.alert_replays = ReplayCache(engine)
     install_metrics(app)
     for module in (incidents, canary, models, playbooks, reports, trail, training, alerts, watch):
         app.include_router(module.router)
