@@ -1,12 +1,13 @@
 """External alerts over HTTP: Prometheus Alertmanager's webhook and the generic JSON alert.
 
 Both routes run one pipeline: the bearer token of an ``alert_source`` principal,
-the body's HMAC when one is configured (so the raw body is read here, not by
-FastAPI), validation that names every bad field the way the sender spelled it,
-each alert's model, and then each model's alerts to that model's watch workflow by
-signal-with-start. The watch id is fixed per model, so however many deliveries race
-each other, the first starts the watch and the rest queue in the same history:
-one incident per model, no alert dropped.
+the body's timestamped HMAC when one is configured (so the raw body is read here, not
+by FastAPI) and each signature claimed once in the replay cache, validation that
+names every bad field the way the sender spelled it, each alert's model, and then
+each model's alerts to that model's watch workflow by signal-with-start. The watch
+id is fixed per model, so however many deliveries race each other, the first starts
+the watch and the rest queue in the same history: one incident per model, no alert
+dropped.
 
 A delivery is accepted (202) only once every watch it concerns has its signal. If
 Temporal cannot take one, the answer is 503 and the whole delivery may come again
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -33,7 +35,8 @@ from alerts.alertmanager import AlertmanagerPayload
 from alerts.generic import GenericPayload
 from alerts.mapping import InboundAlert, ModelAlerts, alerts_by_model
 from alerts.problems import AlertRejected, parse_body
-from alerts.signature import SIGNATURE_HEADER, SignatureError, verify
+from alerts.replay import AlertReplayed, ReplayCache
+from alerts.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from api.metrics import count_alert_received
 from api.security import require
 from api.tokens import Principal, Role
@@ -89,14 +92,15 @@ Sender = Annotated[Principal, Depends(require(Role.ALERT_SOURCE))]
 )
 async def receive_alertmanager(request: Request, principal: Sender) -> AlertsAccepted:
     """Prometheus Alertmanager's webhook (payload version 4), as Alertmanager sends it."""
-    payload = await _parse(request, AlertmanagerPayload)
-    if payload.truncated_alerts:
-        log.warning(
-            "alertmanager truncated the group; raise or remove max_alerts on its receiver",
-            group_key=payload.group_key,
-            truncated_alerts=payload.truncated_alerts,
-        )
-    return await _deliver(request, principal, payload.alerts)
+    async with _authentic_body(request) as body:
+        payload = _parse(body, AlertmanagerPayload)
+        if payload.truncated_alerts:
+            log.warning(
+                "alertmanager truncated the group; raise or remove max_alerts on its receiver",
+                group_key=payload.group_key,
+                truncated_alerts=payload.truncated_alerts,
+            )
+        return await _deliver(request, principal, payload.alerts)
 
 
 @router.post(
@@ -107,8 +111,9 @@ async def receive_alertmanager(request: Request, principal: Sender) -> AlertsAcc
 )
 async def receive_alerts(request: Request, principal: Sender) -> AlertsAccepted:
     """The generic JSON alert, for any other monitor (see README, "Alerts")."""
-    payload = await _parse(request, GenericPayload)
-    return await _deliver(request, principal, payload.alerts)
+    async with _authentic_body(request) as body:
+        payload = _parse(body, GenericPayload)
+        return await _deliver(request, principal, payload.alerts)
 
 
 def _settings(request: Request) -> Settings:
@@ -121,15 +126,45 @@ def _unprocessable(error: AlertRejected) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
 
-async def _parse(request: Request, payload_type: type[P]) -> P:
-    """The raw body, its signature checked when HMAC is on, parsed into ``payload_type``."""
+@asynccontextmanager
+async def _authentic_body(request: Request) -> AsyncIterator[bytes]:
+    """The raw body, its signature checked (401) and claimed once (409) when HMAC is on.
+
+    If the delivery is then not accepted (422, 503, anything raised) the claim is
+    released, so the same signed request may be sent again while it is fresh.
+    """
     body = await request.body()
-    secret = _settings(request).alert_hmac_secret
-    if secret is not None:
-        try:
-            verify(secret, body, request.headers.get(SIGNATURE_HEADER))
-        except SignatureError as error:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(error)) from error
+    settings = _settings(request)
+    if settings.alert_hmac_secret is None:
+        yield body
+        return
+    try:
+        checked = verify(
+            settings.alert_hmac_secret,
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+            tolerance_s=settings.alert_signature_tolerance_s,
+            allow_legacy=settings.alert_hmac_allow_legacy,
+        )
+    except SignatureError as error:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(error)) from error
+    if checked is None:  # a legacy signature, allowed by settings: nothing to claim
+        yield body
+        return
+    replays: ReplayCache = request.app.state.alert_replays
+    try:
+        await asyncio.to_thread(replays.claim, checked.signature, checked.expires_at)
+    except AlertReplayed as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    try:
+        yield body
+    except BaseException:
+        await asyncio.to_thread(replays.release, checked.signature)
+        raise
+
+
+def _parse(body: bytes, payload_type: type[P]) -> P:
     try:
         return parse_body(payload_type, body)
     except AlertRejected as error:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from alerts.replay import ReplayCache
 from api import (
     alerts,
     canary,
@@ -21,7 +22,7 @@ from api import (
 )
 from api.metrics import install_metrics
 from api.tokens import TokenStore
-from audit.trail import AuditTrail
+from audit.configure import open_trail
 from config import Settings
 from registry.service import ModelRegistry
 from stack.temporal import connect
@@ -47,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
-    app.state.trail = AuditTrail(engine)
+    app.state.trail = open_trail(engine, settings)
+    app.state.alert_replays = ReplayCache(engine)
     install_metrics(app)
     for module in (
         incidents,

@@ -218,8 +218,10 @@ async def test_a_real_incident_through_the_api(api: Api, router_service: RouterS
         assert trail.status_code == 200
         kinds = [r["kind"] for r in trail.json()["records"]]
         assert kinds[0] == "incident.opened" and kinds.count("signoff.decided") == 2
+        assert trail.json()["checkpoints"], "the export carries what proves it offline"
         verify = await client.get("/v1/trail/verify", headers=api.headers("auditor"))
         assert verify.json()["ok"] is True
+        assert verify.json()["checkpoints"]["signed_through"] is not None
 
 
 async def test_the_drift_monitor_through_the_api(api: Api) -> None:
