@@ -16,12 +16,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from analysis.reports import sha256_ref
-from api.incidents import INCIDENT_ID
+from api.incidents import INCIDENT_ID, raise_not_found
 from api.security import READERS, require
+from api.temporal import temporal_client
 from api.tokens import Principal
 from contracts.analysis import Assessment
 from contracts.incident import QUERY_STATE, IncidentState
@@ -37,13 +37,14 @@ async def impact_assessment(
     _: Annotated[Principal, Depends(require(*READERS))],
     format: Annotated[Literal["md", "html"], Query()] = "md",
 ) -> Response:
-    client: Client = request.app.state.temporal
+    client = await temporal_client(request)
     try:
         state: IncidentState = await client.get_workflow_handle(incident_id).query(
             QUERY_STATE, result_type=IncidentState
         )
     except RPCError as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}") from error
+        raise_not_found(error, incident_id)
+        raise
     assessment = state.findings.assessment
     if assessment is None:
         raise HTTPException(

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8200"
     tokens_file: Path | None = None
     api_token: SecretStr | None = None  # the CLI's credential
+    # Request bodies larger than this are refused with 413 before they are read (and
+    # before authentication); alert deliveries, whole Alertmanager groups, get their own.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_alert_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
 
     # The reference model router.
     router_host: str = "127.0.0.1"

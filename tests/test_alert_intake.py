@@ -660,7 +660,7 @@ async def test_a_delivery_not_accepted_may_be_sent_again_with_the_same_signature
     raw = json.dumps({"alerts": [generic_alert(model)]}).encode()
     headers = {**signed_intake.headers(), **signed_headers(SECRET, raw)}
     broken = intake_settings.model_copy(
-        update={"alert_hmac_secret": SECRET, "temporal_namespace": "no-such-namespace"}
+        update={"alert_hmac_secret": SECRET, "temporal_address": f"127.0.0.1:{free_port()}"}
     )
     with _intake(broken, dev_env, tokens, registry) as unavailable:
         async with unavailable.client() as client:
@@ -696,25 +696,37 @@ async def test_legacy_body_only_signatures_need_the_setting(
     assert accepted.status_code == 202, accepted.text
 
 
-async def test_a_temporal_failure_is_503_and_nothing_is_accepted(
+@pytest.mark.parametrize(
+    ("broken", "status", "says"),
+    [
+        # nothing listens there: retrying later is the cure, so 503 with Retry-After
+        ({"temporal_address": f"127.0.0.1:{free_port()}"}, 503, "Temporal is unavailable"),
+        # Temporal answers and refuses (no such namespace): retrying will not help
+        ({"temporal_namespace": "no-such-namespace"}, 502, "Temporal refused"),
+    ],
+)
+async def test_a_temporal_failure_is_5xx_and_nothing_is_accepted(
     intake_settings: Settings,
     dev_env: WorkflowEnvironment,
     tokens: dict[str, str],
     registry: ModelRegistry,
     fresh_models: Callable[[int], list[str]],
+    broken: dict[str, str],
+    status: int,
+    says: str,
 ) -> None:
-    """A namespace Temporal does not have stands in for any Temporal failure."""
     [model] = fresh_models(1)
-    settings = intake_settings.model_copy(update={"temporal_namespace": "no-such-namespace"})
-    with _intake(settings, dev_env, tokens, registry) as broken:
-        async with broken.client() as client:
+    settings = intake_settings.model_copy(update=broken)
+    with _intake(settings, dev_env, tokens, registry) as intake:
+        async with intake.client() as client:
             response = await client.post(
                 "/v1/alerts/alertmanager",
-                headers=broken.headers(),
+                headers=intake.headers(),
                 json=retarget(sample("firing"), model),
             )
-    assert response.status_code == 503
-    assert "not accepted" in response.json()["detail"] and model in response.json()["detail"]
+    assert response.status_code == status, response.text
+    assert says in response.json()["detail"]
+    assert ("Retry-After" in response.headers) is (status == 503)
     await assert_no_watch(dev_env.client, model)
 
 
