@@ -7,6 +7,7 @@ into answers a client can act on:
   DEADLINE_EXCEEDED, a failed connect, a database connection refused, dropped or
   locked): **503** with ``Retry-After`` and a ``detail`` naming what is unavailable.
   The internals (addresses, driver messages) go to the log, not to the client.
+* a workflow that cannot answer a query now (its task failing, no worker): **503**.
 * any other refusal by Temporal: **502**, with Temporal's reason.
 * a stored manifest that no longer reads: **409** naming the model, so it can be
   registered again (:class:`~registry.service.UnreadableManifest`).
@@ -29,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from registry.service import UnreadableManifest
@@ -59,6 +61,7 @@ def temporal_unavailable(error: RPCError) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceUnavailable, _service_unavailable)
     app.add_exception_handler(RPCError, _temporal_error)
+    app.add_exception_handler(WorkflowQueryFailedError, _query_failed)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(UnreadableManifest, _unreadable_manifest)
@@ -88,6 +91,16 @@ async def _temporal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"Temporal refused the request ({exc.status.name}): {exc.message}"},
         status_code=status.HTTP_502_BAD_GATEWAY,
+    )
+
+
+async def _query_failed(request: Request, exc: Exception) -> JSONResponse:
+    """The workflow could not answer its query now (its task is failing, or no worker has
+    its history): the incident is there, its state will read again once it recovers."""
+    assert isinstance(exc, WorkflowQueryFailedError)
+    log.warning("workflow query failed", path=request.url.path, error=str(exc)[:500])
+    return unavailable_response(
+        "the incident's workflow could not answer right now (is a worker running?); try again later"
     )
 
 

@@ -30,6 +30,13 @@ class TemporalConnection:
         self._client: Client | None = None
         self._lock: asyncio.Lock | None = None
 
+    @classmethod
+    def made(cls, client: Client, settings: Settings) -> TemporalConnection:
+        """A connection already made (a test's server, a process that connected first)."""
+        connection = cls(settings)
+        connection._client = client
+        return connection
+
     @property
     def connected(self) -> Client | None:
         """The client if a connection was made, without trying to make one."""

@@ -24,7 +24,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from analysis.assessment import write_assessment
 from api import reports
+from api.temporal import TemporalConnection
 from api.tokens import Role, TokenStore, issue_token
+from config import Settings
 from contracts.analysis import AssessmentInput, Findings
 from contracts.incident import QUERY_STATE, IncidentState, Phase
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
@@ -87,7 +89,7 @@ async def served(
     tokens_file = tmp_path / "tokens.json"
     token = issue_token(tokens_file, "legal1", [Role.LEGAL])
     app = FastAPI()
-    app.state.temporal = dev_env.client
+    app.state.temporal = TemporalConnection.made(dev_env.client, Settings(data_dir=tmp_path))
     app.state.tokens = TokenStore(tokens_file)
     app.include_router(reports.router)
     async with Worker(
