@@ -200,4 +200,10 @@ async def _signal_watch(
             received_at=received_at,
             alerts=group.events[start : start + MAX_ALERTS_PER_SIGNAL],
         )
-        await signal_watch(client, settings.task_queue, group.manifest, SIGNAL_ALERTS, delivery)
+        await signal_watch(
+            client,
+            settings.resolved_containment_task_queue,
+            group.manifest,
+            SIGNAL_ALERTS,
+            delivery,
+        )

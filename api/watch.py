@@ -85,7 +85,11 @@ async def arm_monitor(
     arm = MonitorArm(actor=principal.name, reason=body.reason, policy=policy)
     try:
         watch = await signal_watch(
-            request.app.state.temporal, settings.task_queue, manifest, SIGNAL_ARM_MONITOR, arm
+            request.app.state.temporal,
+            settings.resolved_containment_task_queue,
+            manifest,
+            SIGNAL_ARM_MONITOR,
+            arm,
         )
     except RPCError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, error.message) from error

@@ -54,7 +54,8 @@ def up() -> None:
 
 
 def worker() -> None:
-    """Run a worker on the incident task queue (scale out by running more)."""
+    """Run the workers: incidents on the task queue, model watches and containment on the
+    containment queue (scale out by running more)."""
     from audit.trail import AuditTrail
     from stack.temporal import connect, worker_runtime
     from stack.worker import build_worker

@@ -64,6 +64,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
             "FAIRLANE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
             "FAIRLANE_TEMPORAL_UI_URL": settings.temporal_ui_url,
             "FAIRLANE_TASK_QUEUE": settings.task_queue,
+            "FAIRLANE_CONTAINMENT_TASK_QUEUE": settings.resolved_containment_task_queue,
             "FAIRLANE_API_HOST": settings.api_host,
             "FAIRLANE_API_PORT": str(settings.api_port),
             "FAIRLANE_ROUTER_HOST": settings.router_host,
