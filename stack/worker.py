@@ -10,7 +10,9 @@
   keeps the watch registered too, so watches started before the containment queue
   existed (and every run they continue as) keep running where their history says.
 
-Both share one process, one client and the audit interceptor.
+By default (``fairlane worker``) both run in one process, on one client, with the audit
+interceptor; ``fairlane worker --queue containment|main`` runs one of them, as the
+embedded stack does (see :mod:`stack.supervisor`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from metrics.decision_log import DecisionLogProvider
 from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
 from registry.service import ModelRegistry
+from stack.queues import Queues
 from workflows.canary_step import CanaryStepWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.shadow import RetireShadowWorkflow
@@ -61,17 +64,27 @@ class FairlaneWorkers:
     def all(self) -> list[Worker]:
         return [self.main, self.containment]
 
-    async def run(self) -> None:
-        """Run both until one stops (a fatal error, or shutdown): then stop the other."""
-        async with asyncio.TaskGroup() as group:
-            for worker in self.all:
-                group.create_task(self._run(worker))
+    def polling(self, queues: Queues) -> list[Worker]:
+        if queues is Queues.MAIN:
+            return [self.main]
+        if queues is Queues.CONTAINMENT:
+            return [self.containment]
+        return self.all
 
-    async def _run(self, worker: Worker) -> None:
+    async def run(self, queues: Queues = Queues.ALL) -> None:
+        """Run the workers of ``queues`` until one stops (a fatal error, or shutdown): then
+        stop the others."""
+        workers = self.polling(queues)
+        async with asyncio.TaskGroup() as group:
+            for worker in workers:
+                group.create_task(self._run(worker, workers))
+
+    @staticmethod
+    async def _run(worker: Worker, workers: list[Worker]) -> None:
         try:
             await worker.run()
         finally:
-            for other in self.all:
+            for other in workers:
                 if other is not worker and other.is_running and not other.is_shutdown:
                     await other.shutdown()
 
