@@ -33,6 +33,7 @@ from api.temporal import TemporalConnection
 from api.tokens import TokenStore
 from audit.configure import open_trail
 from config import Settings
+from incidents.decisions import DecisionSigner
 from registry.service import ModelRegistry
 from store.db import create_tables, make_engine
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
     app.state.trail = open_trail(engine, settings)
+    app.state.decision_signer = DecisionSigner.from_settings(settings)
     app.state.alert_replays = ReplayCache(engine)
     install_error_handlers(app)
     # Middleware added last runs first: the body limit before anything reads the body.

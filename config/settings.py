@@ -93,6 +93,18 @@ class Settings(BaseSettings):
     trail_checkpoint_every_records: int = Field(default=1000, ge=1)
     trail_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
 
+    # Human decisions (sign-offs, canary controls, stand-downs) are signed by the API with
+    # an Ed25519 key only the API holds (`decision_signing_key`, PEM or base64 seed, or
+    # else the key file, generated once, mode 0600); its public half is exported to
+    # `decision_public_key_file`, which is all a worker reads (or `decision_public_key`,
+    # PEM or base64 of the raw 32 bytes). An incident refuses a decision issued more than
+    # `decision_max_age_s` before it arrives.
+    decision_signing_key: SecretStr | None = None
+    decision_signing_key_file: Path | None = None
+    decision_public_key: str | None = None
+    decision_public_key_file: Path | None = None
+    decision_max_age_s: int = Field(default=300, ge=1)
+
     # Prometheus. With `prometheus_url` set, workers also offer the "prometheus" metrics
     # provider (per-group counters scraped from the router) beside the decision log.
     # With `worker_metrics_address` (host:port) set, a worker serves Temporal's SDK
@@ -123,6 +135,14 @@ class Settings(BaseSettings):
     @property
     def resolved_trail_checkpoint_dir(self) -> Path:
         return self.trail_checkpoint_dir or self.data_dir / "trail-checkpoints"
+
+    @property
+    def resolved_decision_signing_key_file(self) -> Path:
+        return self.decision_signing_key_file or self.data_dir / "decision-signing.key"
+
+    @property
+    def resolved_decision_public_key_file(self) -> Path:
+        return self.decision_public_key_file or self.data_dir / "decision-signing.pub"
 
     @property
     def temporal_db_file(self) -> Path:

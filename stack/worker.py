@@ -19,6 +19,7 @@ from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
+from incidents.decisions import decision_key
 from metrics.decision_log import DecisionLogProvider
 from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
@@ -52,7 +53,13 @@ def build_worker(
     canary = CanaryActivities(providers)
     monitor = MonitorActivities(providers)
     registry = ModelRegistry(trail.engine)
-    incidents = IncidentActivities(client, settings.task_queue, registry, settings.playbooks_dir)
+    incidents = IncidentActivities(
+        client,
+        settings.task_queue,
+        registry,
+        settings.playbooks_dir,
+        lambda: decision_key(settings),  # the API's public key only; never its private key
+    )
     notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), registry)

@@ -42,6 +42,7 @@ from contracts.canary import (
     RampStepProgress,
     RetireShadowInput,
 )
+from contracts.decisions import CANARY_CONTROL
 from contracts.incident import IncidentState, Phase
 from contracts.model import ModelVersion
 from contracts.routing import RouteUpdate, Serving
@@ -57,7 +58,7 @@ from metrics.simulated import (
     TrafficModel,
 )
 from playbooks.loader import load_playbook_text
-from tests.fixtures.incidents import COMMANDER, incident_input, start_incident, state_of
+from tests.fixtures.incidents import COMMANDER, incident_input, signed, start_incident, state_of
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
 CANDIDATE = "v2-candidate"
@@ -203,14 +204,15 @@ class Incident:
         self, action: str, who: str = COMMANDER, roles: list[str] | None = None
     ) -> ControlReceipt:
         assert self.handle is not None
+        control = CanaryControl(
+            principal=who,
+            principal_roles=roles or ["incident_commander"],
+            action=action,  # type: ignore[arg-type]
+            reason=f"{action} for the test",
+        )
         receipt: ControlReceipt = await self.handle.execute_update(
             UPDATE_CANARY_CONTROL,
-            CanaryControl(
-                principal=who,
-                principal_roles=roles or ["incident_commander"],
-                action=action,  # type: ignore[arg-type]
-                reason=f"{action} for the test",
-            ),
+            await signed(self.handle, CANARY_CONTROL, control),
             result_type=ControlReceipt,
         )
         return receipt
