@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
+from store.files import PRIVATE_UMASK, private_dir, private_file, tighten_sqlite, write_private
 
 log = structlog.get_logger("fairlane.stack")
 
@@ -48,9 +49,7 @@ def ensure_router_token(settings: Settings) -> Settings:
         return settings
     path = settings.data_dir / "router-token"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))
     return settings.model_copy(update={"router_token": SecretStr(path.read_text().strip())})
 
 
@@ -91,7 +90,7 @@ class EmbeddedStack:
     async def start(self) -> None:
         self.settings = ensure_router_token(self.settings)
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.make_data_private()
         env = child_environment(s)
         try:
             if s.temporal_embedded:
@@ -109,6 +108,16 @@ class EmbeddedStack:
         except BaseException:
             self.stop()
             raise
+
+    def make_data_private(self) -> None:
+        """The data directory and the databases an older version left in it, owner-only;
+        the children run under umask 077, so what they create is private too."""
+        s = self.settings
+        private_dir(s.data_dir)
+        tighten_sqlite(s.temporal_db_file)
+        for url in (s.resolved_database_url, s.resolved_router_database_url):
+            if url.startswith("sqlite:///"):
+                tighten_sqlite(Path(url.removeprefix("sqlite:///")))
 
     def _temporal_command(self) -> list[str]:
         s = self.settings
@@ -137,11 +146,15 @@ class EmbeddedStack:
         ]
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        logs = self.settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with (logs / f"{name}.log").open("ab") as out:
+        logs = private_dir(self.settings.data_dir / "logs")
+        with private_file(logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
-                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         self.processes.append((name, process))
         log.info("started", service=name, pid=process.pid)
