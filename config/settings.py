@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_api_key: SecretStr | None = None
     temporal_ui_port: int = 8233
+    # The embedded dev server's Web UI. Off by default: the dev server cannot make its UI
+    # read-only (no flag, and it ignores TEMPORAL_DISABLE_WRITE_ACTIONS) and the UI asks
+    # for no credential, so anyone who reaches it can terminate, reset or signal an
+    # incident. Turn it on only where everyone who can reach the port may do that.
+    temporal_ui: bool = False
     temporal_ui_url: str = "http://127.0.0.1:8233"
     task_queue: str = "fairlane-incidents"
 

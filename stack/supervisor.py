@@ -136,14 +136,25 @@ class EmbeddedStack:
             host,
             "--port",
             port,
-            "--ui-port",
-            str(s.temporal_ui_port),
+            *self._ui_args(),
             "--namespace",
             s.temporal_namespace,
             "--log-level",
             "warn",
             *dev_server_search_attribute_args(),
         ]
+
+    def _ui_args(self) -> list[str]:
+        """The Web UI only when asked for: the dev server's UI cannot be made read-only."""
+        s = self.settings
+        if not s.temporal_ui:
+            return ["--headless"]
+        log.warning(
+            "the Temporal Web UI is on and read-write: anyone reaching it can terminate, "
+            "reset or signal incidents",
+            port=s.temporal_ui_port,
+        )
+        return ["--ui-port", str(s.temporal_ui_port), "--ui-disable-news-fetch"]
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         logs = private_dir(self.settings.data_dir / "logs")

@@ -10,6 +10,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -101,5 +102,47 @@ async def test_the_embedded_temporal_database_is_owner_only(tmp_path: Path) -> N
         assert _mode(data) == 0o700
         assert _mode(data / "fairlane.db") == 0o600
         assert _mode(data / "logs" / "temporal.log") == 0o600
+    finally:
+        stack.stop()
+
+
+async def _ui_settings(port: int) -> dict[str, object] | None:
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            answer = await client.get(f"http://127.0.0.1:{port}/api/v1/settings")
+    except httpx.TransportError:
+        return None
+    settings: dict[str, object] = answer.json()
+    return settings
+
+
+@pytest.mark.parametrize("ui", [False, True], ids=["default", "ui-on"])
+async def test_the_embedded_web_ui_is_off_unless_asked_for(tmp_path: Path, ui: bool) -> None:
+    """The dev server's UI cannot be made read-only: it offers terminate, reset and signal
+    with no credential (its settings say so). So it does not run unless turned on."""
+    settings = Settings(
+        data_dir=tmp_path,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_ui_port=free_port(),
+        temporal_ui=ui,
+    )
+    stack = EmbeddedStack(settings)
+    stack.make_data_private()
+    try:
+        stack._spawn("temporal", stack._temporal_command(), dict(os.environ))
+        await _wait_tcp(settings.temporal_address, "Temporal dev server", 60)
+        answer = None
+        for _ in range(50 if ui else 10):
+            answer = await _ui_settings(settings.temporal_ui_port)
+            if answer is not None:
+                break
+            await asyncio.sleep(0.2)
+        if not ui:
+            assert answer is None, "the Web UI is served by default"
+        else:
+            assert answer is not None
+            # Why it is off by default: write actions cannot be disabled on the dev server.
+            assert answer["DisableWriteActions"] is False
+            assert answer["WorkflowTerminateDisabled"] is False
     finally:
         stack.stop()
