@@ -34,6 +34,7 @@ from api.tokens import TokenStore
 from audit.configure import open_trail
 from config import Settings
 from incidents.decisions import DecisionSigner
+from incidents.outside import watch_outside_ends
 from registry.service import ModelRegistry
 from store.db import create_tables, make_engine
 
@@ -53,7 +54,14 @@ def create_app(settings: Settings) -> FastAPI:
             tables = asyncio.create_task(_create_tables_when_reachable(engine))
         with contextlib.suppress(ServiceUnavailable):
             await temporal.client()
+        outside = None
+        if settings.outside_end_check_s > 0:
+            outside = asyncio.create_task(
+                watch_outside_ends(temporal.client, app.state.trail, settings.outside_end_check_s)
+            )
         yield
+        if outside is not None:
+            outside.cancel()
         if tables is not None:
             tables.cancel()
         engine.dispose()

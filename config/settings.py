@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     decision_public_key_file: Path | None = None
     decision_max_age_s: int = Field(default=300, ge=1)
 
+    # The API looks this often (seconds; 0: never) for incidents terminated, cancelled or
+    # timed out from outside Fairlane, and records each on the trail (incidents/outside.py).
+    outside_end_check_s: float = Field(default=30.0, ge=0)
+
     # Prometheus. With `prometheus_url` set, workers also offer the "prometheus" metrics
     # provider (per-group counters scraped from the router) beside the decision log.
     # With `worker_metrics_address` (host:port) set, a worker serves Temporal's SDK
