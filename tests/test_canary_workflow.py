@@ -36,8 +36,10 @@ from audit.trail import AuditTrail
 from contracts.canary import (
     QUERY_CANARY_PROGRESS,
     RETIRE_SHADOW_WORKFLOW,
+    SIGNAL_CANARY_CONTROL,
     UPDATE_CANARY_CONTROL,
     CanaryControl,
+    ControlAction,
     ControlReceipt,
     RampStepProgress,
     RetireShadowInput,
@@ -498,6 +500,22 @@ async def test_abort_rolls_back_and_only_a_commander_may_control(
             refused = await refusal(incident.control(action, who="lee.legal", roles=["legal"]))
             assert refused == f"lee.legal is not an incident commander and cannot {action} a canary"
         assert await refusal(incident.control("resume")) == "the canary is not paused"
+        # Around the incident and its trail, straight to the running ramp step: dropped.
+        state = await state_of(handle)
+        assert state.canary is not None and state.canary.step_workflow_id is not None
+        await env.client.get_workflow_handle(state.canary.step_workflow_id).signal(
+            SIGNAL_CANARY_CONTROL,
+            CanaryControl(
+                principal="mallory",
+                principal_roles=["incident_commander"],
+                action=ControlAction.PROMOTE_FULL,
+                reason="forged",
+            ),
+        )
+        await env.sleep(timedelta(minutes=1))
+        state = await state_of(handle)
+        assert state.canary is not None
+        assert state.canary.state == "ramping" and state.canary.ramp_index == 0
         await incident.control("abort")
         final = await handle.result()
 
