@@ -3,6 +3,7 @@ and the playbook's ``monitor`` step re-arms the watch after a promotion."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -10,6 +11,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from contracts.decisions import DecisionKey
 from contracts.incident import IncidentInput
 from contracts.model import ModelManifest
 from contracts.watch import (
@@ -41,10 +43,14 @@ class IncidentActivities:
         playbooks_dir: Path | None,
         *,
         watch_task_queue: str | None = None,
+        decision_key: Callable[[], DecisionKey | None] = lambda: None,
     ) -> None:
         """Incidents start on ``task_queue``; a watch not yet running on ``watch_task_queue``
-        (the containment queue; by default ``task_queue`` too)."""
+        (the containment queue; by default ``task_queue`` too). ``decision_key`` reads the
+        API's public decision key when an incident opens (the API may export it after this
+        worker started)."""
         self._client = client
+        self._decision_key = decision_key
         self._task_queue = task_queue
         self._watch_task_queue = watch_task_queue or task_queue
         self._registry = registry
@@ -64,6 +70,7 @@ class IncidentActivities:
             commander=request.commander,
             opened_at=request.opened_at,
             trigger=request.trigger,
+            decision_key=self._decision_key(),
         )
         try:
             await start_incident(self._client, self._task_queue, incident)

@@ -33,6 +33,8 @@ from api.temporal import TemporalConnection
 from api.tokens import TokenStore
 from audit.configure import open_trail
 from config import Settings
+from incidents.decisions import DecisionSigner
+from incidents.outside import watch_outside_ends
 from registry.service import ModelRegistry
 from store.db import create_tables, make_engine
 
@@ -52,7 +54,14 @@ def create_app(settings: Settings) -> FastAPI:
             tables = asyncio.create_task(_create_tables_when_reachable(engine))
         with contextlib.suppress(ServiceUnavailable):
             await temporal.client()
+        outside = None
+        if settings.outside_end_check_s > 0:
+            outside = asyncio.create_task(
+                watch_outside_ends(temporal.client, app.state.trail, settings.outside_end_check_s)
+            )
         yield
+        if outside is not None:
+            outside.cancel()
         if tables is not None:
             tables.cancel()
         engine.dispose()
@@ -68,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
     app.state.trail = open_trail(engine, settings)
+    app.state.decision_signer = DecisionSigner.from_settings(settings)
     app.state.alert_replays = ReplayCache(engine)
     install_error_handlers(app)
     # Middleware added last runs first: the body limit before anything reads the body.

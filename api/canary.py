@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from api.incidents import INCIDENT_ID, execute_update
 from api.security import require
-from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from contracts.canary import (
     CONTROLLER_ROLE,
@@ -24,6 +23,7 @@ from contracts.canary import (
     ControlAction,
     ControlReceipt,
 )
+from contracts.decisions import CANARY_CONTROL
 
 router = APIRouter(prefix="/v1/incidents", tags=["canary"])
 
@@ -47,6 +47,6 @@ async def control_canary(
         reason=body.reason,
     )
     receipt: ControlReceipt = await execute_update(
-        await temporal_client(request), incident_id, UPDATE_CANARY_CONTROL, control, ControlReceipt
+        request, incident_id, UPDATE_CANARY_CONTROL, CANARY_CONTROL, control, ControlReceipt
     )
     return receipt

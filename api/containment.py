@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from api.incidents import INCIDENT_ID, execute_update
 from api.security import require
-from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from contracts.containment import (
     STAND_DOWN_ROLE,
@@ -24,6 +23,7 @@ from contracts.containment import (
     StandDown,
     StandDownReceipt,
 )
+from contracts.decisions import STAND_DOWN
 
 router = APIRouter(prefix="/v1/incidents", tags=["containment"])
 
@@ -44,8 +44,7 @@ async def stand_down_containment(
         principal_roles=[r.value for r in principal.roles],
         reason=body.reason,
     )
-    client = await temporal_client(request)
     receipt: StandDownReceipt = await execute_update(
-        client, incident_id, UPDATE_STAND_DOWN, order, StandDownReceipt
+        request, incident_id, UPDATE_STAND_DOWN, STAND_DOWN, order, StandDownReceipt
     )
     return receipt

@@ -16,6 +16,7 @@ from api.temporal import temporal_client
 from api.tokens import APPROVER_ROLES, Principal, Role
 from config import Settings
 from contracts.canary import QUERY_CANARY_PROGRESS, RampStepProgress
+from contracts.decisions import SIGNOFF, DecisionKind, SignableDecision, current_step
 from contracts.incident import (
     QUERY_STATE,
     SA_MODEL,
@@ -31,6 +32,7 @@ from contracts.incident import (
     SignoffReceipt,
 )
 from contracts.severity import Severity
+from incidents.decisions import DecisionSigner
 from incidents.start import new_incident_id, start_incident
 from playbooks.loader import PlaybookError, find_playbook
 from registry.service import ModelRegistry
@@ -112,6 +114,7 @@ async def open_incident(
         summary=body.summary,
         commander=principal.name,
         opened_at=now,
+        decision_key=_signer(request).key,
     )
     await start_incident(await temporal_client(request), settings.task_queue, incident)
     incident_id = incident.incident_id
@@ -214,16 +217,36 @@ async def sign_off(
         assessment_digest=body.assessment_digest,
     )
     receipt: SignoffReceipt = await execute_update(
-        await temporal_client(request), incident_id, UPDATE_SIGNOFF, decision, SignoffReceipt
+        request, incident_id, UPDATE_SIGNOFF, SIGNOFF, decision, SignoffReceipt
     )
     return receipt
 
 
+def _signer(request: Request) -> DecisionSigner:
+    signer: DecisionSigner = request.app.state.decision_signer
+    return signer
+
+
 async def execute_update(
-    client: Client, incident_id: str, update: str, argument: BaseModel, result_type: type[T]
+    request: Request,
+    incident_id: str,
+    update: str,
+    kind: DecisionKind,
+    decision: SignableDecision,
+    result_type: type[T],
 ) -> T:
-    """A human decision delivered to the incident: refusals are 409 with the incident's reason."""
+    """A human decision, signed by the API for the incident's open step, delivered to the
+    incident: refusals are 409 with the incident's reason."""
+    client = await temporal_client(request)
     handle = client.get_workflow_handle(incident_id)
+    try:
+        state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
+    except RPCError as error:
+        raise_not_found(error, incident_id)
+        raise
+    except WorkflowQueryFailedError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"incident {incident_id}: {error}") from error
+    argument = _signer(request).sign(kind, decision, incident_id, current_step(kind, state))
     try:
         result: T = await handle.execute_update(update, argument, result_type=result_type)
     except WorkflowUpdateFailedError as error:

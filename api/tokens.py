@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+from store.files import write_private
 
 
 class Role(StrEnum):
@@ -61,11 +62,7 @@ def issue_token(path: Path, name: str, roles: list[Role]) -> str:
     token = "fl_" + secrets.token_urlsafe(32)
     data = _load(path)
     data.principals.append(_Entry(name=name, roles=roles, token_sha256=hash_token(token)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(data.model_dump_json(indent=2))
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    write_private(path, data.model_dump_json(indent=2))
     return token
 
 

@@ -66,7 +66,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def private_key_from_secret(secret: SecretStr) -> Ed25519PrivateKey:
+def private_key_from_secret(
+    secret: SecretStr, variable: str = "FAIRLANE_TRAIL_SIGNING_KEY"
+) -> Ed25519PrivateKey:
     """A key supplied through settings: PEM (PKCS#8), or base64 of the 32-byte seed."""
     text = secret.get_secret_value().strip()
     try:
@@ -77,22 +79,20 @@ def private_key_from_secret(secret: SecretStr) -> Ed25519PrivateKey:
     except ValueError:
         # never echo the value: it is the key
         raise TrailKeyError(
-            "FAIRLANE_TRAIL_SIGNING_KEY is neither an Ed25519 PEM key nor base64 of a 32-byte seed"
+            f"{variable} is neither an Ed25519 PEM key nor base64 of a 32-byte seed"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise TrailKeyError("FAIRLANE_TRAIL_SIGNING_KEY is not an Ed25519 key")
+        raise TrailKeyError(f"{variable} is not an Ed25519 key")
     return key
 
 
-def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
+def load_or_create_private_key(path: Path, what: str = "trail signing key") -> Ed25519PrivateKey:
     """The key in ``path``, generating it (mode 0600) the first time."""
     if not path.exists():
         _create(path)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise TrailKeyError(
-            f"trail signing key {path} is readable by others (mode {mode:o}): chmod 600 it"
-        )
+        raise TrailKeyError(f"{what} {path} is readable by others (mode {mode:o}): chmod 600 it")
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError:
@@ -102,7 +102,9 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def write_public_key(path: Path, public_key: Ed25519PublicKey) -> None:
+def write_public_key(
+    path: Path, public_key: Ed25519PublicKey, what: str = "the trail signing key"
+) -> None:
     """Export the public key; an existing file naming another key is an error, not replaced.
 
     Replacing it silently would let whoever changed the signing key also change what
@@ -112,7 +114,7 @@ def write_public_key(path: Path, public_key: Ed25519PublicKey) -> None:
     if path.exists():
         if path.read_bytes() != pem:
             raise TrailKeyError(
-                f"{path} holds a different public key than the trail signing key: "
+                f"{path} holds a different public key than {what}: "
                 "move it aside if the key was rotated on purpose"
             )
         return

@@ -114,6 +114,14 @@ class AuditTrail:
             checkpointer.checkpoint(seq, prev_hash)
         return stored
 
+    def has_event(self, event_id: str) -> bool:
+        """Whether an event with this idempotency key is on the trail."""
+        with Session(self._engine) as session:
+            found = session.exec(
+                select(AuditRecord.seq).where(AuditRecord.event_id == event_id).limit(1)
+            ).first()
+        return found is not None
+
     def checkpoint(self) -> TrailCheckpoint | None:
         """Sign the current head now (``fairlane trail checkpoint``); ``None`` if empty.
 

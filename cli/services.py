@@ -20,6 +20,7 @@ def up() -> None:
     from api.tokens import Role, issue_token
     from cli.api_client import operator_token_path
     from stack.supervisor import EmbeddedStack
+    from store.files import write_private
 
     settings = Settings()
     configure_logging("console", settings.log_level)
@@ -28,9 +29,7 @@ def up() -> None:
         token = issue_token(
             settings.resolved_tokens_file, "operator", [Role.ADMIN, Role.INCIDENT_COMMANDER]
         )
-        token_path.parent.mkdir(parents=True, exist_ok=True)
-        token_path.write_text(token)
-        token_path.chmod(0o600)
+        write_private(token_path, token)
         typer.echo(f"operator token written to {token_path} (admin, incident_commander)")
 
     async def run() -> None:

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_api_key: SecretStr | None = None
     temporal_ui_port: int = 8233
+    # The embedded dev server's Web UI. Off by default: the dev server cannot make its UI
+    # read-only (no flag, and it ignores TEMPORAL_DISABLE_WRITE_ACTIONS) and the UI asks
+    # for no credential, so anyone who reaches it can terminate, reset or signal an
+    # incident. Turn it on only where everyone who can reach the port may do that.
+    temporal_ui: bool = False
     temporal_ui_url: str = "http://127.0.0.1:8233"
     task_queue: str = "fairlane-incidents"
     # Model watches (alerts, the drift monitor) and the activities that contain a model
@@ -97,6 +102,22 @@ class Settings(BaseSettings):
     trail_checkpoint_every_records: int = Field(default=1000, ge=1)
     trail_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
 
+    # Human decisions (sign-offs, canary controls, stand-downs) are signed by the API with
+    # an Ed25519 key only the API holds (`decision_signing_key`, PEM or base64 seed, or
+    # else the key file, generated once, mode 0600); its public half is exported to
+    # `decision_public_key_file`, which is all a worker reads (or `decision_public_key`,
+    # PEM or base64 of the raw 32 bytes). An incident refuses a decision issued more than
+    # `decision_max_age_s` before it arrives.
+    decision_signing_key: SecretStr | None = None
+    decision_signing_key_file: Path | None = None
+    decision_public_key: str | None = None
+    decision_public_key_file: Path | None = None
+    decision_max_age_s: int = Field(default=300, ge=1)
+
+    # The API looks this often (seconds; 0: never) for incidents terminated, cancelled or
+    # timed out from outside Fairlane, and records each on the trail (incidents/outside.py).
+    outside_end_check_s: float = Field(default=30.0, ge=0)
+
     # Prometheus. With `prometheus_url` set, workers also offer the "prometheus" metrics
     # provider (per-group counters scraped from the router) beside the decision log.
     # With `worker_metrics_address` (host:port) set, a worker serves Temporal's SDK
@@ -131,6 +152,14 @@ class Settings(BaseSettings):
     @property
     def resolved_trail_checkpoint_dir(self) -> Path:
         return self.trail_checkpoint_dir or self.data_dir / "trail-checkpoints"
+
+    @property
+    def resolved_decision_signing_key_file(self) -> Path:
+        return self.decision_signing_key_file or self.data_dir / "decision-signing.key"
+
+    @property
+    def resolved_decision_public_key_file(self) -> Path:
+        return self.decision_public_key_file or self.data_dir / "decision-signing.pub"
 
     @property
     def temporal_db_file(self) -> Path:

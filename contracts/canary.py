@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.decisions import DecisionKey, DecisionProof
 from contracts.routing import RouteSpec
 from fairness.live import LiveThresholds, MetricVerdict, WindowAnalysis
 from playbooks.canary import CanaryStep
@@ -44,6 +45,10 @@ class CanaryControl(BaseModel):
     principal_roles: list[str]
     action: ControlAction
     reason: str = Field(min_length=1, max_length=2000)
+    proof: DecisionProof | None = Field(default=None, description="the API's signature")
+
+    def signed_fields(self) -> dict[str, str | None]:
+        return {"action": self.action.value, "reason": self.reason}
 
 
 class ControlReceipt(BaseModel):
@@ -113,6 +118,9 @@ class RampStepInput(BaseModel):
     percent: float
     started_at: datetime
     progress: RampStepProgress | None = None
+    decision_key: DecisionKey | None = Field(
+        default=None, description="the incident's: controls signalled here must be signed with it"
+    )
 
 
 class RampStepProgress(BaseModel):

@@ -13,6 +13,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from contracts.decisions import DecisionProof
+
 UPDATE_STAND_DOWN = "stand_down_containment"
 STAND_DOWN_ROLE = "incident_commander"
 """The only role that may stop Fairlane from trying to contain a model."""
@@ -47,6 +49,10 @@ class StandDown(BaseModel):
     principal: str = Field(min_length=1)
     principal_roles: list[str]
     reason: str = Field(min_length=1, max_length=2000)
+    proof: DecisionProof | None = Field(default=None, description="the API's signature")
+
+    def signed_fields(self) -> dict[str, str | None]:
+        return {"reason": self.reason}
 
 
 class StandDownReceipt(BaseModel):

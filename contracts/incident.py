@@ -12,6 +12,7 @@ from temporalio.common import SearchAttributeKey
 from contracts.analysis import Findings
 from contracts.canary import CanaryStatus
 from contracts.containment import ContainmentStatus
+from contracts.decisions import DecisionKey, DecisionProof
 from contracts.model import ModelManifest
 from contracts.routing import Route
 from contracts.severity import Severity
@@ -61,6 +62,11 @@ class IncidentInput(BaseModel):
         description="set when a model's watch opened the incident (an alert or a monitor "
         "breach), after containing the model",
     )
+    decision_key: DecisionKey | None = Field(
+        default=None,
+        description="the public key human decisions must be signed with (the API's); an "
+        "incident without one takes no human decision",
+    )
 
 
 class SignoffDecision(BaseModel):
@@ -75,6 +81,15 @@ class SignoffDecision(BaseModel):
         default=None,
         description="the impact assessment the approver read, when the sign-off binds to one",
     )
+    proof: DecisionProof | None = Field(default=None, description="the API's signature")
+
+    def signed_fields(self) -> dict[str, str | None]:
+        return {
+            "role": self.role,
+            "decision": self.decision,
+            "assessment_digest": self.assessment_digest,
+            "comment": self.comment,
+        }
 
 
 class Vote(BaseModel):

@@ -19,6 +19,7 @@ from router.decision_log import DecisionRow
 from router.deployments import DeploymentRow
 from router.outcomes import OutcomeRow
 from router.route_table import RouteRow
+from store.files import private_sqlite
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: object) -> None:
@@ -38,7 +39,7 @@ def create_router_engine(url: str) -> Engine:
         database = parsed.database or ""
         in_memory = database in ("", ":memory:")
         if not in_memory:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(Path(database))  # 0600, and so its WAL and SHM
         engine = create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},

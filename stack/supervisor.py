@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from config import Settings
 from stack.queues import Queues
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
+from store.files import PRIVATE_UMASK, private_dir, private_file, tighten_sqlite, write_private
 
 log = structlog.get_logger("fairlane.stack")
 
@@ -52,9 +53,7 @@ def ensure_router_token(settings: Settings) -> Settings:
         return settings
     path = settings.data_dir / "router-token"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))
     return settings.model_copy(update={"router_token": SecretStr(path.read_text().strip())})
 
 
@@ -96,7 +95,7 @@ class EmbeddedStack:
     async def start(self) -> None:
         self.settings = ensure_router_token(self.settings)
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.make_data_private()
         env = child_environment(s)
         try:
             if s.temporal_embedded:
@@ -129,6 +128,16 @@ class EmbeddedStack:
             self.stop()
             raise
 
+    def make_data_private(self) -> None:
+        """The data directory and the databases an older version left in it, owner-only;
+        the children run under umask 077, so what they create is private too."""
+        s = self.settings
+        private_dir(s.data_dir)
+        tighten_sqlite(s.temporal_db_file)
+        for url in (s.resolved_database_url, s.resolved_router_database_url):
+            if url.startswith("sqlite:///"):
+                tighten_sqlite(Path(url.removeprefix("sqlite:///")))
+
     def _temporal_command(self) -> list[str]:
         s = self.settings
         host, port = s.temporal_address.rsplit(":", 1)
@@ -146,8 +155,7 @@ class EmbeddedStack:
             host,
             "--port",
             port,
-            "--ui-port",
-            str(s.temporal_ui_port),
+            *self._ui_args(),
             "--namespace",
             s.temporal_namespace,
             "--log-level",
@@ -155,12 +163,28 @@ class EmbeddedStack:
             *dev_server_search_attribute_args(),
         ]
 
+    def _ui_args(self) -> list[str]:
+        """The Web UI only when asked for: the dev server's UI cannot be made read-only."""
+        s = self.settings
+        if not s.temporal_ui:
+            return ["--headless"]
+        log.warning(
+            "the Temporal Web UI is on and read-write: anyone reaching it can terminate, "
+            "reset or signal incidents",
+            port=s.temporal_ui_port,
+        )
+        return ["--ui-port", str(s.temporal_ui_port), "--ui-disable-news-fetch"]
+
     def _spawn(self, name: str, command: list[str], env: dict[str, str], nice: int = 0) -> None:
-        logs = self.settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with (logs / f"{name}.log").open("ab") as out:
+        logs = private_dir(self.settings.data_dir / "logs")
+        with private_file(logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
-                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         if nice:
             os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)

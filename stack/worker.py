@@ -38,6 +38,7 @@ from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
+from incidents.decisions import decision_key
 from metrics.decision_log import DecisionLogProvider
 from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
@@ -129,6 +130,7 @@ def build_worker(
         registry,
         settings.playbooks_dir,
         watch_task_queue=settings.resolved_containment_task_queue,
+        decision_key=lambda: decision_key(settings),  # the API's public key, never its private key
     )
     notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
     audit = AuditActivities(trail)

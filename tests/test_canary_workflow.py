@@ -36,12 +36,15 @@ from audit.trail import AuditTrail
 from contracts.canary import (
     QUERY_CANARY_PROGRESS,
     RETIRE_SHADOW_WORKFLOW,
+    SIGNAL_CANARY_CONTROL,
     UPDATE_CANARY_CONTROL,
     CanaryControl,
+    ControlAction,
     ControlReceipt,
     RampStepProgress,
     RetireShadowInput,
 )
+from contracts.decisions import CANARY_CONTROL
 from contracts.incident import IncidentState, Phase
 from contracts.model import ModelVersion
 from contracts.routing import RouteUpdate, Serving
@@ -57,7 +60,7 @@ from metrics.simulated import (
     TrafficModel,
 )
 from playbooks.loader import load_playbook_text
-from tests.fixtures.incidents import COMMANDER, incident_input, start_incident, state_of
+from tests.fixtures.incidents import COMMANDER, incident_input, signed, start_incident, state_of
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
 CANDIDATE = "v2-candidate"
@@ -203,14 +206,15 @@ class Incident:
         self, action: str, who: str = COMMANDER, roles: list[str] | None = None
     ) -> ControlReceipt:
         assert self.handle is not None
+        control = CanaryControl(
+            principal=who,
+            principal_roles=roles or ["incident_commander"],
+            action=action,  # type: ignore[arg-type]
+            reason=f"{action} for the test",
+        )
         receipt: ControlReceipt = await self.handle.execute_update(
             UPDATE_CANARY_CONTROL,
-            CanaryControl(
-                principal=who,
-                principal_roles=roles or ["incident_commander"],
-                action=action,  # type: ignore[arg-type]
-                reason=f"{action} for the test",
-            ),
+            await signed(self.handle, CANARY_CONTROL, control),
             result_type=ControlReceipt,
         )
         return receipt
@@ -496,6 +500,22 @@ async def test_abort_rolls_back_and_only_a_commander_may_control(
             refused = await refusal(incident.control(action, who="lee.legal", roles=["legal"]))
             assert refused == f"lee.legal is not an incident commander and cannot {action} a canary"
         assert await refusal(incident.control("resume")) == "the canary is not paused"
+        # Around the incident and its trail, straight to the running ramp step: dropped.
+        state = await state_of(handle)
+        assert state.canary is not None and state.canary.step_workflow_id is not None
+        await env.client.get_workflow_handle(state.canary.step_workflow_id).signal(
+            SIGNAL_CANARY_CONTROL,
+            CanaryControl(
+                principal="mallory",
+                principal_roles=["incident_commander"],
+                action=ControlAction.PROMOTE_FULL,
+                reason="forged",
+            ),
+        )
+        await env.sleep(timedelta(minutes=1))
+        state = await state_of(handle)
+        assert state.canary is not None
+        assert state.canary.state == "ramping" and state.canary.ramp_index == 0
         await incident.control("abort")
         final = await handle.result()
 

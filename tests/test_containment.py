@@ -22,13 +22,14 @@ from temporalio.testing import WorkflowEnvironment
 from audit.trail import AuditTrail
 from contracts.alerts import AlertDelivery, AlertEvent, AlertSource, AlertStatus
 from contracts.containment import UPDATE_STAND_DOWN, StandDown, StandDownReceipt
+from contracts.decisions import STAND_DOWN
 from contracts.incident import IncidentState, Phase
 from contracts.routing import Serving
 from contracts.watch import QUERY_WATCH, SIGNAL_ALERTS, WatchState, watch_workflow_id
 from incidents.watch import signal_watch
 from playbooks.loader import PlaybookError, load_playbook_text
 from registry.service import ModelRegistry
-from tests.fixtures.incidents import incident_input, manifest_for, start_incident, state_of
+from tests.fixtures.incidents import incident_input, manifest_for, signed, start_incident, state_of
 from tests.fixtures.link import Link
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
@@ -143,16 +144,24 @@ async def test_only_a_commander_stands_containment_down_and_the_trail_says_who_a
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
                 UPDATE_STAND_DOWN,
-                StandDown(principal="lee.legal", principal_roles=["legal"], reason="bored"),
+                await signed(
+                    handle,
+                    STAND_DOWN,
+                    StandDown(principal="lee.legal", principal_roles=["legal"], reason="bored"),
+                ),
                 result_type=StandDownReceipt,
             )
         assert "only an incident_commander" in str(refused.value.cause)
         receipt = await handle.execute_update(
             UPDATE_STAND_DOWN,
-            StandDown(
-                principal="dana.ic",
-                principal_roles=["incident_commander"],
-                reason="model retired by hand at the edge",
+            await signed(
+                handle,
+                STAND_DOWN,
+                StandDown(
+                    principal="dana.ic",
+                    principal_roles=["incident_commander"],
+                    reason="model retired by hand at the edge",
+                ),
             ),
             result_type=StandDownReceipt,
         )
@@ -290,6 +299,7 @@ async def test_the_alert_path_tells_people_and_its_incident_keeps_trying(
         assert await _serving(router_service) is Serving.FALLBACK
         kinds = [r.kind for r in trail.records(incident_id)]
         assert kinds.index("containment.failing") < kinds.index("containment.confirmed")
-        await handle.terminate("test over")
+        final = await asyncio.wait_for(handle.result(), 30)  # contained, then `told`
+        assert final.phase is Phase.RESOLVED
         await watch.terminate("test over")
     assert trail.verify().ok

@@ -136,6 +136,7 @@ class CanaryRamp:
                 ramp_index=index,
                 percent=percent,
                 started_at=started_at,
+                decision_key=self._incident.decision_key,
             ),
             id=child_id,
             result_type=RampStepOutcome,

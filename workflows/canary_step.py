@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RampStepOutcome,
         RampStepProgress,
     )
+    from contracts.decisions import CANARY_CONTROL, decision_refusal
     from fairness.live import MetricVerdict
     from fairness.sequential import look_alpha
     from workflows.bookkeeping import Bookkeeping
@@ -53,12 +54,36 @@ class CanaryStepWorkflow:
             clock_running_since=run.started_at,
         )
         self._controls: list[CanaryControl] = []
+        self._delivered: set[str] = set()
         self._books = Bookkeeping(run.incident_id)
         self._step_name = f"{run.canary.name}-{run.percent:g}pct"
 
     @workflow.signal(name=SIGNAL_CANARY_CONTROL)
     def control(self, control: CanaryControl) -> None:
-        """Queued and applied by the run loop; the incident already checked and audited it."""
+        """Queued and applied by the run loop; the incident already checked and audited it.
+
+        Anyone who can reach Temporal can signal this workflow directly, around the
+        incident and its trail: when the incident pinned a decision key, a control must
+        carry the API's signature for this incident and canary step, or it is dropped.
+        (Steps started before decision keys existed have none and keep taking controls
+        as they did, so their histories replay.)
+        """
+        key = self._run.decision_key
+        if key is not None:
+            reason = decision_refusal(
+                CANARY_CONTROL,
+                control,
+                key,
+                self._run.incident_id,
+                self._canary.name,
+                workflow.now(),
+                self._delivered,
+            )
+            if reason is not None:
+                workflow.logger.warning("canary control dropped: %s", reason)
+                return
+            assert control.proof is not None
+            self._delivered.add(control.proof.signature)
         self._controls.append(control)
 
     @workflow.query(name=QUERY_CANARY_PROGRESS)

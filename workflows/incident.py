@@ -21,6 +21,15 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
     from contracts.containment import UPDATE_STAND_DOWN, StandDown, StandDownReceipt
+    from contracts.decisions import (
+        CANARY_CONTROL,
+        SIGNOFF,
+        STAND_DOWN,
+        DecisionKind,
+        SignableDecision,
+        current_step,
+        decision_refusal,
+    )
     from contracts.incident import (
         QUERY_STATE,
         SA_PHASE,
@@ -99,6 +108,8 @@ class IncidentWorkflow:
         self._books = Bookkeeping(incident.incident_id)
         self._ports = IncidentPorts(incident, self._state, self._books)
         self._commander_may_approve = False
+        # Signatures of the human decisions taken: each signed decision counts once.
+        self._delivered: set[str] = set()
         self._analysis = AnalysisSteps(incident, self._state.findings, self._activity_id)
         self._containment = Containment(
             self._state, self._books, self._ports, self._notify, self._playbook.escalation_channel
@@ -124,6 +135,7 @@ class IncidentWorkflow:
     async def decide_signoff(self, decision: SignoffDecision) -> SignoffReceipt:
         status = self._state.signoff
         assert status is not None  # the validator guarantees an open sign-off
+        self._delivered_once(decision)
         role = signoffs.apply_decision(status, decision, workflow.now())
         await self._audit(
             "signoff.decided",
@@ -136,6 +148,7 @@ class IncidentWorkflow:
                 "assessment_digest": decision.assessment_digest,
                 "role_outcome": role.outcome,
                 "signoff_outcome": status.outcome,
+                **_signed_by(decision),
             },
         )
         return SignoffReceipt(
@@ -144,7 +157,7 @@ class IncidentWorkflow:
 
     @decide_signoff.validator
     def _validate_signoff(self, decision: SignoffDecision) -> None:
-        reason = signoffs.refusal(
+        reason = self._forged(SIGNOFF, decision) or signoffs.refusal(
             self._state.signoff, decision, self._incident.commander, self._commander_may_approve
         )
         if reason is not None:
@@ -152,15 +165,17 @@ class IncidentWorkflow:
 
     @workflow.update(name=UPDATE_CANARY_CONTROL)
     async def control_canary(self, control: CanaryControl) -> ControlReceipt:
+        self._delivered_once(control)
         return await self._canary.control(control)
 
     @workflow.update(name=UPDATE_STAND_DOWN)
     async def stand_down_containment(self, order: StandDown) -> StandDownReceipt:
+        self._delivered_once(order)
         return await self._containment.stand_down(order)
 
     @stand_down_containment.validator
     def _validate_stand_down(self, order: StandDown) -> None:
-        reason = self._containment.refusal(order)
+        reason = self._forged(STAND_DOWN, order) or self._containment.refusal(order)
         if reason is not None:
             raise ApplicationError(reason, type="StandDownRefused", non_retryable=True)
 
@@ -181,9 +196,25 @@ class IncidentWorkflow:
 
     @control_canary.validator
     def _validate_canary_control(self, control: CanaryControl) -> None:
-        reason = self._canary.refusal(control)
+        reason = self._forged(CANARY_CONTROL, control) or self._canary.refusal(control)
         if reason is not None:
             raise ApplicationError(reason, type="ControlRefused", non_retryable=True)
+
+    def _forged(self, kind: DecisionKind, decision: SignableDecision) -> str | None:
+        """Why a decision's signature is not the API's for this incident and step, now."""
+        return decision_refusal(
+            kind,
+            decision,
+            self._incident.decision_key,
+            self._incident.incident_id,
+            current_step(kind, self._state),
+            workflow.now(),
+            self._delivered,
+        )
+
+    def _delivered_once(self, decision: SignableDecision) -> None:
+        if decision.proof is not None:
+            self._delivered.add(decision.proof.signature)
 
     # ---- the interpreter -------------------------------------------------------------
 
@@ -498,6 +529,14 @@ class IncidentWorkflow:
             )
             for r in status.roles
         )
+
+
+def _signed_by(decision: SignableDecision) -> dict[str, Any]:
+    """What the trail keeps of a decision's signature: the key and when it was issued."""
+    proof = decision.proof
+    if proof is None:
+        return {}
+    return {"signed": {"key_id": proof.key_id, "issued_at": proof.issued_at.isoformat()}}
 
 
 def _trigger_detail(incident: IncidentInput) -> dict[str, Any]:
