@@ -26,7 +26,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from demo.credit_model import prepare_demo_model
+from demo.credit_model import DemoModelFiles
 from router.client import RouterClient
 from stack.loopback import settings_on_free_ports
 from stack.supervisor import EmbeddedStack
@@ -56,11 +56,12 @@ def bounded(
 
 
 @pytest_asyncio.fixture(scope="module")
-async def chaos(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chaos]:
+async def chaos(
+    tmp_path_factory: pytest.TempPathFactory, demo_files: DemoModelFiles
+) -> AsyncIterator[Chaos]:
     data_dir = tmp_path_factory.mktemp("chaos")
     settings = settings_on_free_ports(data_dir)
     tokens = issue_tokens(settings.resolved_tokens_file)
-    files = prepare_demo_model(data_dir, training_rows=4_000, validation_rows=1_000)
     stack = EmbeddedStack(settings)
     await stack.start()
     try:
@@ -71,7 +72,7 @@ async def chaos(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chaos
             RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router,
             httpx.AsyncClient(base_url=settings.api_url, timeout=30) as api,
         ):
-            yield Chaos(stack, files, tokens, api, router, trail)
+            yield Chaos(stack, demo_files, tokens, api, router, trail)
         trail.engine.dispose()
     finally:
         stack.stop()
