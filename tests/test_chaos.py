@@ -28,9 +28,17 @@ import pytest_asyncio
 
 from demo.credit_model import DemoModelFiles
 from router.client import RouterClient
-from stack.loopback import settings_on_free_ports
+from stack.loopback import free_port, settings_on_free_ports
 from stack.supervisor import EmbeddedStack
-from tests.fixtures.chaos import Chaos, Unavailable, eventually, issue_tokens, open_trail
+from tests.fixtures.chaos import (
+    Chaos,
+    HoldingProxy,
+    Unavailable,
+    eventually,
+    issue_tokens,
+    open_trail,
+)
+from tests.fixtures.services import serve
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +144,43 @@ async def test_worker_killed_during_containment(healed: Chaos) -> None:
     assert killed[0] == (1, "activity.started"), attempts
     assert (1, "activity.completed") not in killed and (1, "activity.failed") not in killed
     assert killed[-1][1] == "activity.completed" and killed[-1][0] != 1, attempts
+    await chaos.verify_chain()
+
+
+@bounded()
+async def test_worker_killed_while_its_route_write_is_in_flight(healed: Chaos) -> None:
+    """SIGKILL the worker while the contain step's route write is on its way to the
+    router (held at a proxy); the write then reaches the router anyway. The retried
+    attempt on the restarted worker resends the same generation, which the router
+    recognises: the route is set once, not twice."""
+    chaos, model = healed, "chaos-worker-write"
+    proxy = HoldingProxy(chaos.stack.settings.router_url)
+    with serve(proxy, free_port()) as proxy_url:  # type: ignore[arg-type]
+        await chaos.register(model, router_url=proxy_url)
+        proxy.hold = True
+        incident = await chaos.open_incident(model)
+        await eventually(proxy.has_held, 30, "the contain step's route write")
+        chaos.stack.kill("worker")
+        proxy.release()  # the dead worker's write reaches the router
+
+        async def applied() -> bool:
+            return (await chaos.router.get_route(model)).generation == 1
+
+        await eventually(applied, 10, "the orphaned write applied")
+        await chaos.stack.restart("worker")
+        await chaos.until_state(
+            incident, lambda s: s["phase"] == "awaiting_signoff" and s["contained"], 60
+        )
+        for who in ("legal", "compliance"):
+            await chaos.sign_off(incident, who)
+        final = await chaos.until_phase(incident, "resolved")
+
+    assert final["contained"] and final["route_now"]["serving"] == "fallback"
+    await chaos.assert_contained_once(model, by=f"fairlane:{incident}")
+    writes = [(m, p, code) for m, p, code in proxy.forwarded if m == "PUT"]
+    assert len(writes) == 2 and all(code == 200 for *_, code in writes), writes
+    await chaos.assert_steps_on_trail(final)
+    await chaos.assert_decisions_on_trail(incident, ["legal", "compliance"])
     await chaos.verify_chain()
 
 
