@@ -307,17 +307,22 @@ async def test_worker_killed_during_signoff_wait(healed: Chaos) -> None:
 
 @bounded()
 async def test_temporal_killed_and_restarted_on_its_file(healed: Chaos) -> None:
-    """SIGKILL the dev server with one incident waiting on a sign-off (one already given)
-    and another just accepted (202); restart it on the same SQLite file. Both incidents
-    are there, nothing decided is forgotten, and both finish contained."""
+    """SIGKILL the dev server with one incident waiting on a sign-off (one already given),
+    another incident just accepted (202) and an Alertmanager alert just accepted (202);
+    restart it on the same SQLite file. Both incidents are there, nothing decided is
+    forgotten, the alert contains its model and opens its incident, and all three
+    finish contained."""
     chaos = healed
-    waiting, fresh = "chaos-temporal-waiting", "chaos-temporal-fresh"
-    for model in (waiting, fresh):
+    waiting, fresh, alerted = "chaos-temporal-waiting", "chaos-temporal-fresh", "chaos-temporal-am"
+    for model in (waiting, fresh, alerted):
         await chaos.register(model)
     first = await chaos.open_incident(waiting)
     await chaos.until_state(first, lambda s: s["phase"] == "awaiting_signoff" and s["contained"])
     await chaos.sign_off(first, "legal")
     second = await chaos.open_incident(fresh)  # accepted: the server has it on disk
+    alert = Delivery(_am_body(alerted, [_am_alert(alerted, "FairnessDisparity", _ago(60))]), 1)
+    await _deliver(chaos, alert, time.monotonic() + 30)
+    assert alert.statuses == ["202"], alert.statuses
 
     chaos.stack.kill("temporal")
     with pytest.raises(Unavailable):  # the API says so rather than pretending
@@ -333,17 +338,33 @@ async def test_temporal_killed_and_restarted_on_its_file(healed: Chaos) -> None:
         json={"role": "compliance", "decision": "approve"},
     )
     assert decided.status_code == 200, decided.text
-    await chaos.until_state(second, lambda s: s["phase"] == "awaiting_signoff" and s["contained"])
-    for who in ("legal", "compliance"):
-        await chaos.sign_off(second, who)
+    third = (await _watch_with_incident(chaos, alerted))["memory"]["open_incident"]
+    for incident in (second, third):
+        await chaos.until_state(
+            incident, lambda s: s["phase"] == "awaiting_signoff" and s["contained"]
+        )
+        for who in ("legal", "compliance"):
+            await chaos.sign_off(incident, who)
 
-    for model, incident in ((waiting, first), (fresh, second)):
+    received = [
+        json.loads(r.detail) for r in await chaos.records(third) if r.kind == "alert.received"
+    ]
+    assert [d["delivery_id"] for d in received] == [alert.delivery_id], received
+    for model, incident, by in (
+        (waiting, first, f"fairlane:{first}"),
+        (fresh, second, f"fairlane:{second}"),
+        (alerted, third, f"fairlane:watch-{alerted}"),
+    ):
         final = await chaos.until_phase(incident, "resolved")
         assert final["contained"] and final["route_now"]["serving"] == "fallback"
-        await chaos.assert_contained_once(model, by=f"fairlane:{incident}")
+        await chaos.assert_contained_once(model, by=by)
         await chaos.assert_steps_on_trail(final)
         await chaos.assert_decisions_on_trail(incident, ["legal", "compliance"])
     await chaos.verify_chain()
+
+
+def _ago(seconds: float) -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds)
 
 
 # ---- the API, under an Alertmanager burst ----------------------------------------------
