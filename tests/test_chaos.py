@@ -443,8 +443,32 @@ async def test_api_killed_during_an_alert_burst(healed: Chaos) -> None:
     """SIGKILL the API in the middle of an Alertmanager burst about one model, restart it;
     the sender retries as Alertmanager does. Every alert of every 202 is on the trail,
     the watch opened one incident and contained the model once."""
-    chaos, model = healed, "chaos-api-burst"
+    retried = await _burst_with_a_kill(healed, "chaos-api-burst", victim="api", after=15)
+    assert retried, "the kill hit no delivery: the burst was over before it"
+
+
+@bounded()
+async def test_worker_killed_during_an_alert_burst(healed: Chaos) -> None:
+    """SIGKILL the worker just after the first alerts of a burst were accepted, while the
+    model's watch is containing it (the router frozen, so its route activity is in
+    flight); restart it. Same promises."""
+    chaos, model = healed, "chaos-worker-burst"
+    await _burst_with_a_kill(chaos, model, victim="worker", after=2, freeze_router=True)
+    records = await chaos.records(f"watch-{model}")
+    contain = [(r.kind, r.attempt) for r in records if r.step == "contain"]
+    assert contain[:2] == [("activity.started", 1), ("activity.started", 2)], contain
+
+
+async def _burst_with_a_kill(
+    chaos: Chaos, model: str, victim: str, after: int, freeze_router: bool = False
+) -> list[Any]:
+    """60 Alertmanager notifications about ``model`` from 4 senders (the group's one alert,
+    a second joining for a third of them); ``victim`` is killed -9 once ``after`` were
+    accepted (and the watch's containment is in flight, with ``freeze_router``), and
+    restarted a second later. Checks everything; returns the retried deliveries' answers."""
     await chaos.register(model)
+    if freeze_router:
+        chaos.pause("router")
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     first = _am_alert(model, "FairnessDisparity", t0)
     second = _am_alert(model, "ApprovalRateGap", t0 + timedelta(seconds=30))
@@ -461,20 +485,28 @@ async def test_api_killed_during_an_alert_burst(healed: Chaos) -> None:
         for delivery in queue:
             await _deliver(chaos, delivery, deadline)
 
-    async def a_quarter_accepted() -> bool:
-        return sum(d.delivery_id is not None for d in deliveries) >= 15
+    async def some_accepted() -> bool:
+        return sum(d.delivery_id is not None for d in deliveries) >= after
 
     senders = [asyncio.create_task(sender()) for _ in range(4)]
-    await eventually(a_quarter_accepted, 30, "the first 15 deliveries accepted", every_s=0.02)
-    chaos.stack.kill("api")
+    await eventually(some_accepted, 30, f"the first {after} deliveries accepted", every_s=0.02)
+    if freeze_router:
+
+        async def containing() -> bool:
+            records = await chaos.records(f"watch-{model}")
+            return any(r.kind == "activity.started" and r.step == "contain" for r in records)
+
+        await eventually(containing, 30, "the watch's containment in flight")
+    chaos.stack.kill(victim)
+    if freeze_router:
+        chaos.resume("router")
     await asyncio.sleep(1.0)
-    await chaos.stack.restart("api")
+    await chaos.stack.restart(victim)
     await asyncio.gather(*senders)
 
     accepted = [d for d in deliveries if d.delivery_id is not None]
     assert len(accepted) == len(deliveries), [d.statuses for d in deliveries if not d.delivery_id]
     retried = [d.statuses for d in deliveries if len(d.statuses) > 1]
-    assert retried, "the kill hit no delivery: the burst was over before it"
 
     watch = await _watch_with_incident(chaos, model)
     incident = watch["memory"]["open_incident"]
@@ -499,8 +531,8 @@ async def test_api_killed_during_an_alert_burst(healed: Chaos) -> None:
     # A delivery the watch took but whose 202 the killed API never sent is recorded and
     # then sent again (at least once): on the trail twice, never missing.
     print(
-        f"burst: {len(deliveries)} deliveries, {len(retried)} retried {retried[:5]}, "
-        f"{len(unanswered)} recorded without a 202"
+        f"burst, {victim} killed: {len(deliveries)} deliveries, {len(retried)} retried "
+        f"{retried[:5]}, {len(unanswered)} recorded without a 202"
     )
 
     state = await chaos.until_state(
@@ -516,6 +548,7 @@ async def test_api_killed_during_an_alert_burst(healed: Chaos) -> None:
     await chaos.assert_steps_on_trail(final)
     await chaos.assert_decisions_on_trail(incident, ["legal", "compliance"])
     await chaos.verify_chain()
+    return retried
 
 
 async def _watch(chaos: Chaos, model: str) -> dict[str, Any]:
