@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,7 +21,7 @@ class RoutingActivities:
             try:
                 return await client.get_route(request.model)
             except RouterError as error:
-                _raise_typed(error)
+                raise _typed(error) from error
 
     @activity.defn(name=SET_ROUTE)
     async def set_route(self, request: SetRouteInput) -> Route:
@@ -38,7 +36,7 @@ class RoutingActivities:
                     non_retryable=True,
                 ) from error
             except RouterError as error:
-                _raise_typed(error)
+                raise _typed(error) from error
 
     @activity.defn(name=DEPLOY_VERSION)
     async def deploy_version(self, request: DeployVersionInput) -> str:
@@ -51,20 +49,14 @@ class RoutingActivities:
                 versions = {**deployment.versions, request.version: request.artifact}
                 await client.deploy(request.model, versions, deployment.primary_version)
             except RouterError as error:
-                _raise_typed(error)
+                raise _typed(error) from error
         return f"{request.version} deployed from {request.artifact}"
 
 
-def _raise_typed(error: RouterError) -> NoReturn:
-    """4xx means this request will never succeed: stop retrying. Anything else: retry.
-
-    The retryable error is re-raised as it is, not ``raise error from error``: an
-    exception that is its own cause sends Temporal's failure converter round the loop
-    until RecursionError, and the failure then reads "Failed building exception result"
-    instead of what went wrong at the router.
-    """
+def _typed(error: RouterError) -> Exception:
+    """4xx means this request will never succeed: stop retrying. Anything else: retry."""
     if error.status_code is not None and 400 <= error.status_code < 500:
-        raise ApplicationError(
+        return ApplicationError(
             f"router refused: {error}", type=f"RouterRefused{error.status_code}", non_retryable=True
-        ) from error
-    raise error
+        )
+    return error
