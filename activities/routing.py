@@ -12,12 +12,16 @@ from router.client import RouterClient, RouterError, StaleRouteError
 
 
 class RoutingActivities:
-    def __init__(self, router_token: str) -> None:
+    def __init__(self, router_token: str, timeout_s: float = 10.0) -> None:
         self._token = router_token
+        self._timeout_s = timeout_s
+
+    def _client(self, router_url: str) -> RouterClient:
+        return RouterClient(router_url, self._token, timeout=self._timeout_s)
 
     @activity.defn(name=READ_ROUTE)
     async def read_route(self, request: ReadRouteInput) -> Route:
-        async with RouterClient(request.router_url, self._token) as client:
+        async with self._client(request.router_url) as client:
             try:
                 return await client.get_route(request.model)
             except RouterError as error:
@@ -26,7 +30,7 @@ class RoutingActivities:
     @activity.defn(name=SET_ROUTE)
     async def set_route(self, request: SetRouteInput) -> Route:
         """Idempotent: a retry resends the same generation, which the router treats as a no-op."""
-        async with RouterClient(request.router_url, self._token) as client:
+        async with self._client(request.router_url) as client:
             try:
                 return await client.set_route(request.model, request.update)
             except StaleRouteError as error:
@@ -41,7 +45,7 @@ class RoutingActivities:
     @activity.defn(name=DEPLOY_VERSION)
     async def deploy_version(self, request: DeployVersionInput) -> str:
         """Add a version to the model's deployment at its router, keeping every other version."""
-        async with RouterClient(request.router_url, self._token) as client:
+        async with self._client(request.router_url) as client:
             try:
                 deployment = await client.get_deployment(request.model)
                 if deployment.versions.get(request.version) == request.artifact:
@@ -53,10 +57,19 @@ class RoutingActivities:
         return f"{request.version} deployed from {request.artifact}"
 
 
-def _typed(error: RouterError) -> Exception:
-    """4xx means this request will never succeed: stop retrying. Anything else: retry."""
-    if error.status_code is not None and 400 <= error.status_code < 500:
+def _typed(error: RouterError) -> ApplicationError:
+    """A typed failure that carries its own message into the step, the outcome and the trail.
+
+    4xx means this request will never succeed as sent: stop retrying. A 5xx or an
+    unreachable router may recover: Temporal retries. Either way the failure is a new
+    ``ApplicationError`` (never ``error`` itself, which would become its own cause and
+    send the SDK's failure converter into endless recursion).
+    """
+    code = error.status_code
+    if code is not None and 400 <= code < 500:
         return ApplicationError(
-            f"router refused: {error}", type=f"RouterRefused{error.status_code}", non_retryable=True
+            f"router refused: {error}", type=f"RouterRefused{code}", non_retryable=True
         )
-    return error
+    if code is None:
+        return ApplicationError(str(error), type="RouterUnreachable")
+    return ApplicationError(f"router failed: {error}", type=f"RouterFailed{code}")

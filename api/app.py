@@ -7,7 +7,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import alerts, canary, incidents, models, playbooks, reports, trail, training, watch
+from api import (
+    alerts,
+    canary,
+    containment,
+    incidents,
+    models,
+    playbooks,
+    reports,
+    trail,
+    training,
+    watch,
+)
 from api.metrics import install_metrics
 from api.tokens import TokenStore
 from audit.trail import AuditTrail
@@ -38,7 +49,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.registry = ModelRegistry(engine)
     app.state.trail = AuditTrail(engine)
     install_metrics(app)
-    for module in (incidents, canary, models, playbooks, reports, trail, training, alerts, watch):
+    for module in (
+        incidents,
+        canary,
+        containment,
+        models,
+        playbooks,
+        reports,
+        trail,
+        training,
+        alerts,
+        watch,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

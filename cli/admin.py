@@ -33,6 +33,8 @@ def validate(files: list[Path]) -> None:
             continue
         steps = ", ".join(f"{s.name} ({s.kind})" for s in playbook.steps)
         typer.echo(f"{path}: ok — {playbook.name}@{playbook.version}: {steps}")
+        for warning in playbook.warnings():
+            typer.secho(f"  warning: {warning}", err=True, fg=typer.colors.YELLOW)
     if bad:
         raise typer.Exit(1)
 

@@ -124,6 +124,25 @@ def canary(
     )
 
 
+@app.command("stand-down")
+def stand_down(
+    incident_id: str,
+    reason: Annotated[str, typer.Option(help="why Fairlane should stop trying; kept in the trail")],
+) -> None:
+    """Stop trying to contain an incident's model (incident commanders only)."""
+    receipt = call(
+        Settings(),
+        "POST",
+        f"/v1/incidents/{incident_id}/containment/stand-down",
+        json={"reason": reason},
+    )
+    since = receipt["failing_since"]
+    typer.echo(
+        f"containment stood down at step {receipt['step']}"
+        + (f" (failing since {since})" if since else "")
+    )
+
+
 def signoff(
     incident_id: str,
     role: Annotated[str, typer.Option(help="the role you decide for")],
@@ -158,6 +177,18 @@ def render_state(state: dict[str, Any]) -> str:
         lines.append(
             f"  route: serving {route['serving']} (gen {route['generation']}), "
             f"shadow {route['shadow_versions']}"
+        )
+    containment = state.get("containment")
+    if containment and containment.get("failing_since") and containment.get("confirmed_at") is None:
+        stood = containment.get("stood_down_by")
+        lines.append(
+            f"  CONTAINMENT FAILING since {containment['failing_since']}: "
+            f"{containment.get('last_error')}"
+            + (
+                f" (stood down by {stood}: {containment.get('stood_down_reason')})"
+                if stood
+                else "; still trying"
+            )
         )
     for step in state["steps"]:
         lines.append(f"  [{step['status']:<9}] {step['name']} ({step['kind']}): {step['detail']}")

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
 
     # Notifications: a webhook for `notify` steps; without one, a log sink.
     notify_webhook_url: str | None = None
+    # How long one webhook call may take before the attempt fails and Temporal retries it.
+    notify_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
     # External alerts: the labels that name an alert's model (first present wins), and
     # an optional HMAC secret every alert POST must then sign its body with.

@@ -11,6 +11,7 @@ from temporalio.common import SearchAttributeKey
 
 from contracts.analysis import Findings
 from contracts.canary import CanaryStatus
+from contracts.containment import ContainmentStatus
 from contracts.model import ModelManifest
 from contracts.routing import Route
 from contracts.severity import Severity
@@ -137,6 +138,9 @@ class IncidentState(BaseModel):
     phase: Phase
     current_step: str | None = None
     contained: bool = False
+    containment: ContainmentStatus | None = Field(
+        default=None, description="the latest containment: failing since when, stood down by whom"
+    )
     route_before: Route | None = None
     route_now: Route | None = None
     steps: list[StepRecord] = Field(default_factory=list)

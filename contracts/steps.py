@@ -29,6 +29,7 @@ class Notification(BaseModel):
 class NotificationReceipt(BaseModel):
     delivered_to: str  # "webhook" or "log"
     status_code: int | None = None
+    idempotency_key: str | None = None
 
 
 # Activity type names: the workflow calls activities by name, so workflow code never

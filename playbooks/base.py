@@ -16,6 +16,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+KEEP_TRYING_EVERY = timedelta(seconds=15)
+"""Containment's longest wait between attempts once its retry budget is spent."""
+
+
 class RetrySpec(Strict):
     """Temporal retry policy for the step's activities."""
 

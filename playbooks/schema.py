@@ -11,8 +11,8 @@ import re
 
 from pydantic import Field, model_validator
 
-from playbooks.base import StepBase, Strict
-from playbooks.steps import Step
+from playbooks.base import FailureAction, StepBase, Strict
+from playbooks.steps import RouteStep, Step
 
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -47,6 +47,39 @@ class Playbook(Strict):
                     f"steps[{index}].on_failure.step {target!r} must name an earlier step"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _containment_stays_down_when_stood_down(self) -> Playbook:
+        """Containment fails only when a commander stands it down: going round again
+        (retry, goto) would contain the model against that explicit order."""
+        for index, step in enumerate(self.steps):
+            looping = (FailureAction.RETRY, FailureAction.GOTO)
+            if isinstance(step, RouteStep) and step.contains and step.on_failure.action in looping:
+                raise ValueError(
+                    f"steps[{index}].on_failure.action {step.on_failure.action.value!r}: a "
+                    "containment step fails only when an incident commander stands it down, "
+                    "and must not run again against that order; use escalate, rollback or fail"
+                )
+        return self
+
+    def warnings(self) -> list[str]:
+        """What is valid but could end an incident with its model uncontained."""
+        first = next(
+            (i for i, s in enumerate(self.steps) if isinstance(s, RouteStep) and s.contains),
+            None,
+        )
+        if first is None:
+            return [
+                "no step contains the model (a route step to the fallback): an incident on "
+                "this playbook never takes the model off live traffic"
+            ]
+        before = [f"steps[{i}] ({s.name})" for i, s in enumerate(self.steps[:first])]
+        if not before:
+            return []
+        return [
+            f"{', '.join(before)} run(s) before the containment step steps[{first}]: a "
+            "failure there can end the incident before the model is contained"
+        ]
 
     def index_of(self, name: str) -> int:
         for index, step in enumerate(self.steps):

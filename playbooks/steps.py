@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from contracts.monitoring import MonitoringPolicy
 from contracts.routing import Serving
-from playbooks.base import StepBase, Strict, TimeoutSpec, long_computation
+from playbooks.base import KEEP_TRYING_EVERY, StepBase, Strict, TimeoutSpec, long_computation
 from playbooks.canary import CanaryStep
 from playbooks.durations import Duration
 
@@ -28,12 +28,32 @@ class RouteStep(StepBase):
         default=True, description="keep the primary version scoring in shadow"
     )
     canary_percent: float = Field(default=0.0, ge=0.0, le=100.0)
+    keep_trying_every: Duration = Field(
+        default=KEEP_TRYING_EVERY,
+        description="containment only: once the retry budget is spent, the step escalates "
+        "and keeps trying, waiting at most this long between attempts",
+    )
+
+    @property
+    def contains(self) -> bool:
+        """A step to the fallback is containment: a promise, not an attempt."""
+        return self.serving is Serving.FALLBACK
+
+    @model_validator(mode="after")
+    def _bounded_backoff(self) -> RouteStep:
+        if not timedelta(seconds=1) <= self.keep_trying_every <= timedelta(minutes=10):
+            raise ValueError("keep_trying_every must be between 1s and 10m")
+        return self
 
 
 class NotifyStep(StepBase):
     """Tell people: a webhook when one is configured, a log sink otherwise."""
 
     kind: Literal["notify"]
+    timeouts: TimeoutSpec = Field(
+        default_factory=lambda: TimeoutSpec(start_to_close=timedelta(seconds=10)),
+        description="one short HTTP call: a worker lost mid-send is retried within seconds",
+    )
     channel: str = "incident"
     message: str = Field(min_length=1, description="may use the MESSAGE_FIELDS placeholders")
 

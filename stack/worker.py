@@ -53,7 +53,7 @@ def build_worker(
     monitor = MonitorActivities(providers)
     registry = ModelRegistry(trail.engine)
     incidents = IncidentActivities(client, settings.task_queue, registry, settings.playbooks_dir)
-    notify = NotifyActivities(settings.notify_webhook_url)
+    notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), registry)
     external = ExternalTrainingActivities(settings.api_url)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
+from fastapi import FastAPI, Request, Response
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DefaultFailureConverter, DefaultPayloadConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.routing import RoutingActivities
 from contracts.routing import RouteUpdate, Serving
 from contracts.steps import ReadRouteInput, SetRouteInput
-from tests.fixtures.services import RouterService
+from tests.fixtures.services import RouterService, free_port, serve
 
 
 def _where(router: RouterService) -> ReadRouteInput:
@@ -78,3 +84,65 @@ async def test_unknown_model_and_bad_token_are_not_retried(router_service: Route
             ReadRouteInput(router_url=router_service.url, model=router_service.model),
         )
     assert unauthorized.value.type == "RouterRefused401"
+
+
+@pytest.fixture(scope="module")
+def failing_router() -> Iterator[str]:
+    """A router that answers 503 on every route, or hangs past the client's timeout."""
+    app = FastAPI()
+
+    @app.api_route("/v1/models/{model}/route", methods=["GET", "PUT"])
+    async def route(model: str, request: Request) -> Response:
+        if model == "slow":
+            await asyncio.sleep(5)
+        return Response("database is locked", status_code=503)
+
+    with serve(app, free_port()) as url:
+        yield url
+
+
+def _flip(url: str, model: str) -> SetRouteInput:
+    return SetRouteInput(
+        router_url=url,
+        model=model,
+        update=RouteUpdate(
+            serving=Serving.FALLBACK, primary_version="v1", generation=2, updated_by="t"
+        ),
+    )
+
+
+@pytest.mark.parametrize("operation", ["read", "set"])
+@pytest.mark.parametrize(
+    ("where", "model", "kind", "says"),
+    [
+        ("failing", "m", "RouterFailed503", "router failed: 503: database is locked"),
+        ("failing", "slow", "RouterUnreachable", "router unreachable: ReadTimeout"),
+        ("nowhere", "m", "RouterUnreachable", "router unreachable: ConnectError"),
+    ],
+)
+async def test_a_failing_router_is_a_typed_retryable_failure_with_its_own_message(
+    failing_router: str, operation: str, where: str, model: str, kind: str, says: str
+) -> None:
+    """The failure carries its own text to the step, the outcome and the trail: before,
+    the activity raised the router error as its own cause and the SDK's failure
+    converter recursed ("maximum recursion depth exceeded")."""
+    url = failing_router if where == "failing" else f"http://127.0.0.1:{free_port()}"
+    activities = RoutingActivities("token", timeout_s=0.5)
+    run = (
+        ActivityEnvironment().run(
+            activities.read_route, ReadRouteInput(router_url=url, model=model)
+        )
+        if operation == "read"
+        else ActivityEnvironment().run(activities.set_route, _flip(url, model))
+    )
+    with pytest.raises(ApplicationError) as failed:
+        await run
+    error = failed.value
+    assert error.type == kind and not error.non_retryable
+    assert error.message.startswith(says)
+    assert error.__cause__ is not error
+    # What Temporal's converter does with it: a failure, not a recursion error.
+    failure = Failure()
+    DefaultFailureConverter().to_failure(error, DefaultPayloadConverter(), failure)
+    assert failure.message.startswith(says)
+    assert failure.application_failure_info.type == kind

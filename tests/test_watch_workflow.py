@@ -332,6 +332,7 @@ async def test_alert_storm_opens_one_incident_and_a_refire_after_it_closed_opens
 
         # A false alarm: the rejection restores the route the watch found, and the watch
         # learns that the incident closed.
+        await watch.incident_until(first, lambda s: s.phase is Phase.AWAITING_SIGNOFF)
         await decide(watch.incident(first), "lee.legal", "legal", "reject")
         final = await watch.incident(first).result()
         await record_history(watch.incident(first), "incident-opened-by-alerts")

@@ -34,8 +34,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.incident import IncidentInput, IncidentState
     from contracts.routing import RouteSpec, Serving
+    from playbooks.base import KEEP_TRYING_EVERY
     from playbooks.canary import CanaryStep
     from workflows.bookkeeping import Bookkeeping
+    from workflows.containment import Containment
     from workflows.options import step_options
     from workflows.ports import IncidentPorts
 
@@ -53,12 +55,14 @@ class CanaryRamp:
         state: IncidentState,
         books: Bookkeeping,
         ports: IncidentPorts,
+        containment: Containment,
         notify: Notify,
     ) -> None:
         self._incident = incident
         self._state = state
         self._books = books
         self._ports = ports
+        self._containment = containment
         self._notify = notify
         self._child: ChildWorkflowHandle[object, RampStepOutcome] | None = None
 
@@ -87,7 +91,7 @@ class CanaryRamp:
         self._state.canary = status
         for index, percent in enumerate(step.ramp):
             status.ramp_index, status.percent = index, percent
-            await self._ports.change_route(
+            await self._ports.ensure(
                 step.name,
                 options,
                 _ramp_route(stable, version, percent),
@@ -187,7 +191,11 @@ class CanaryRamp:
         target = step.rollback_to if outcome.result != "inconclusive" else "stable"
         spec = _fallback_route(status.stable) if target == "fallback" else status.stable
         why = f"canary {outcome.result} at {status.percent:g}%: {outcome.detail}"
-        route = await self._ports.change_route(step.name, step_options(step), spec, why)
+        # Taking the candidate off live traffic stops harm: a promise, like containment.
+        change = await self._containment.ensure(
+            step.name, step_options(step), spec, why, KEEP_TRYING_EVERY
+        )
+        route = change.after
         evidence = outcome.progress.latest
         await self._books.audit(
             f"canary.{status.state}",
@@ -218,12 +226,14 @@ class CanaryRamp:
             primary_version=status.candidate_version,
             shadow_versions=sorted({*stable.shadow_versions, retired} - {status.candidate_version}),
         )
-        route = await self._ports.change_route(
-            step.name,
-            step_options(step),
-            promoted,
-            f"canary passed: {status.candidate_version} promoted, {retired} in shadow",
-        )
+        route = (
+            await self._ports.ensure(
+                step.name,
+                step_options(step),
+                promoted,
+                f"canary passed: {status.candidate_version} promoted, {retired} in shadow",
+            )
+        ).after
         now = workflow.now()
         status.state = "promoted"
         status.percent = 100.0

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
+    from contracts.containment import UPDATE_STAND_DOWN, StandDown, StandDownReceipt
     from contracts.incident import (
         QUERY_STATE,
         SA_PHASE,
@@ -32,9 +33,8 @@ with workflow.unsafe.imports_passed_through():
         SignoffReceipt,
         StepRecord,
     )
-    from contracts.steps import (
-        NotificationReceipt,
-    )
+    from contracts.routing import Route, RouteSpec
+    from contracts.steps import NotificationReceipt
     from contracts.watch import (
         ARM_MONITOR,
         RECENT_LIMIT,
@@ -65,7 +65,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.analysis import AnalysisSteps, GateFailure
     from workflows.bookkeeping import Bookkeeping
     from workflows.canary import CanaryFailed, CanaryRamp
-    from workflows.options import activity_options, step_options
+    from workflows.containment import Containment, ContainmentStoodDown
+    from workflows.failures import failure_text
+    from workflows.options import activity_options, notify_options, step_options
     from workflows.ports import IncidentPorts
     from workflows.routing import desired_route
 
@@ -98,7 +100,12 @@ class IncidentWorkflow:
         self._ports = IncidentPorts(incident, self._state, self._books)
         self._commander_may_approve = False
         self._analysis = AnalysisSteps(incident, self._state.findings, self._activity_id)
-        self._canary = CanaryRamp(incident, self._state, self._books, self._ports, self._notify)
+        self._containment = Containment(
+            self._state, self._books, self._ports, self._notify, self._playbook.escalation_channel
+        )
+        self._canary = CanaryRamp(
+            incident, self._state, self._books, self._ports, self._containment, self._notify
+        )
         if incident.trigger is not None:
             # The watch contained the model before opening the incident: a rollback
             # restores the route it found, not the fallback it left.
@@ -145,6 +152,16 @@ class IncidentWorkflow:
     @workflow.update(name=UPDATE_CANARY_CONTROL)
     async def control_canary(self, control: CanaryControl) -> ControlReceipt:
         return await self._canary.control(control)
+
+    @workflow.update(name=UPDATE_STAND_DOWN)
+    async def stand_down_containment(self, order: StandDown) -> StandDownReceipt:
+        return await self._containment.stand_down(order)
+
+    @stand_down_containment.validator
+    def _validate_stand_down(self, order: StandDown) -> None:
+        reason = self._containment.refusal(order)
+        if reason is not None:
+            raise ApplicationError(reason, type="StandDownRefused", non_retryable=True)
 
     @workflow.signal(name=SIGNAL_ALERTS_ATTACHED)
     def attach_alerts(self, batch: AlertsAttached) -> None:
@@ -223,11 +240,11 @@ class IncidentWorkflow:
         try:
             record.detail = await self._dispatch(step)
         except ActivityError as error:
-            failure = StepFailed(_cause(error))
+            failure = StepFailed(failure_text(error))
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise failure from error
-        except (StepFailed, GateFailure, CanaryFailed) as failure:
+        except (StepFailed, GateFailure, CanaryFailed, ContainmentStoodDown) as failure:
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise StepFailed(str(failure)) from failure
@@ -266,17 +283,22 @@ class IncidentWorkflow:
     # ---- step kinds --------------------------------------------------------------------
 
     async def _route(self, step: RouteStep) -> str:
+        def wanted(current: Route) -> RouteSpec:
+            if self._state.route_before is None:  # what a rollback restores, kept first
+                self._state.route_before = current
+            return desired_route(step, current)
+
         options = step_options(step)
-        current = await self._ports.read_route(step.name, options)
-        if self._state.route_before is None:
-            self._state.route_before = current
-        spec = desired_route(step, current)
-        if current.spec().same_routing(spec):
-            self._ports.record_route(current)
-            return f"route already {spec.serving.value} at generation {current.generation}"
-        route = await self._ports.set_route(
-            step.name, options, current, spec, f"{self._playbook.name}/{step.name}"
-        )
+        reason = f"{self._playbook.name}/{step.name}"
+        if step.contains:
+            change = await self._containment.ensure(
+                step.name, options, wanted, reason, step.keep_trying_every
+            )
+        else:
+            change = await self._ports.ensure(step.name, options, wanted, reason)
+        route = change.after
+        if not change.changed:
+            return f"route already {route.serving.value} at generation {route.generation}"
         return (
             f"serving {route.serving.value}, shadow {route.shadow_versions}, "
             f"generation {route.generation}"
@@ -376,7 +398,7 @@ class IncidentWorkflow:
         before = self._state.route_before
         if before is None:
             return
-        await self._ports.change_route(
+        await self._ports.ensure(
             "rollback", activity_options(ROLLBACK_RETRY), before.spec(), f"rollback: {reason}"
         )
 
@@ -408,12 +430,17 @@ class IncidentWorkflow:
     async def _notify(
         self, channel: str, subject: str, message: str, step: Step | None = None
     ) -> NotificationReceipt:
+        options = (
+            step_options(step)
+            if isinstance(step, NotifyStep)
+            else notify_options(step.retry if step is not None else None)
+        )
         return await self._ports.notify(
             channel,
             subject,
             message,
             self._activity_id(step.name if step is not None else "escalation"),
-            step_options(step) if step is not None else activity_options(RetrySpec()),
+            options,
         )
 
     async def _audit(
@@ -489,14 +516,3 @@ def _trigger_detail(incident: IncidentInput) -> dict[str, Any]:
             "evaluation": trigger.evaluation.headline if trigger.evaluation else None,
         }
     }
-
-
-def _cause(error: ActivityError) -> str:
-    """The innermost failure message: what actually went wrong, not the wrapper."""
-    cause: BaseException = error
-    while cause.__cause__ is not None:
-        cause = cause.__cause__
-    kind = (
-        cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-    )
-    return f"{kind}: {cause}"

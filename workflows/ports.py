@@ -1,11 +1,14 @@
 """The incident's side effects on the outside world: its model's route, and notifications.
 
-Shared by the incident workflow and the steps it delegates to (the canary ramp), so
-every route change goes through one place that records it on the incident's state.
+Shared by the incident workflow, the steps it delegates to (the canary ramp) and the
+model's watch, so every route change is the same read, compare, set-next-generation
+(:meth:`RouterPort.ensure`) and every message is built the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
@@ -25,6 +28,22 @@ with workflow.unsafe.imports_passed_through():
     from workflows.bookkeeping import Bookkeeping
     from workflows.routing import next_update
 
+Want = RouteSpec | Callable[[Route], RouteSpec]
+"""The route wanted: fixed, or computed from what the router has now (e.g. containment
+keeps whatever primary serves today in shadow)."""
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """The route as the router had it before :meth:`RouterPort.ensure`, and as it confirmed it."""
+
+    before: Route
+    after: Route
+
+    @property
+    def changed(self) -> bool:
+        return self.after.generation != self.before.generation
+
 
 class RouterPort:
     """A model's route at its router: read, set to a spec, change only if different.
@@ -39,7 +58,7 @@ class RouterPort:
         self._updated_by = updated_by
         self._books = books
 
-    async def read_route(self, step_name: str, options: dict[str, Any]) -> Route:
+    async def read(self, step_name: str, options: dict[str, Any]) -> Route:
         route: Route = await workflow.execute_activity(
             READ_ROUTE,
             ReadRouteInput(router_url=self._router_url, model=self._model),
@@ -49,9 +68,17 @@ class RouterPort:
         )
         return route
 
-    async def set_route(
-        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
-    ) -> Route:
+    async def ensure(
+        self, step_name: str, options: dict[str, Any], want: Want, reason: str
+    ) -> RouteChange:
+        """Read the route, then set what is wanted unless the router already has it.
+
+        The read comes first and is kept (``before``): it is what a rollback restores.
+        """
+        current = await self.read(step_name, options)
+        spec = want if isinstance(want, RouteSpec) else want(current)
+        if current.spec().same_routing(spec):
+            return RouteChange(before=current, after=current)
         update = next_update(current, spec, self._updated_by, reason)
         route: Route = await workflow.execute_activity(
             SET_ROUTE,
@@ -60,37 +87,41 @@ class RouterPort:
             activity_id=self._books.activity_id(step_name),
             **options,
         )
-        return route
+        return RouteChange(before=current, after=route)
+
+
+async def send_notification(
+    notification: Notification, activity_id: str, options: dict[str, Any]
+) -> NotificationReceipt:
+    receipt: NotificationReceipt = await workflow.execute_activity(
+        SEND_NOTIFICATION,
+        notification,
+        result_type=NotificationReceipt,
+        activity_id=activity_id,
+        **options,
+    )
+    return receipt
 
 
 class IncidentPorts:
+    """The incident's router port, which keeps the incident's view of the route current."""
+
     def __init__(self, incident: IncidentInput, state: IncidentState, books: Bookkeeping) -> None:
         self._incident = incident
         self._state = state
-        self._books = books
         self._router = RouterPort(
             incident.model.router.url, incident.model.id, f"fairlane:{incident.incident_id}", books
         )
 
     async def read_route(self, step_name: str, options: dict[str, Any]) -> Route:
-        return await self._router.read_route(step_name, options)
+        return await self._router.read(step_name, options)
 
-    async def set_route(
-        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
-    ) -> Route:
-        route = await self._router.set_route(step_name, options, current, spec, reason)
-        self.record_route(route)
-        return route
-
-    async def change_route(
-        self, step_name: str, options: dict[str, Any], spec: RouteSpec, reason: str
-    ) -> Route:
-        """Read the route, then set ``spec`` unless the router already has it."""
-        current = await self.read_route(step_name, options)
-        if current.spec().same_routing(spec):
-            self.record_route(current)
-            return current
-        return await self.set_route(step_name, options, current, spec, reason)
+    async def ensure(
+        self, step_name: str, options: dict[str, Any], want: Want, reason: str
+    ) -> RouteChange:
+        change = await self._router.ensure(step_name, options, want, reason)
+        self.record_route(change.after)
+        return change
 
     def record_route(self, route: Route) -> None:
         self._state.route_now = route
@@ -99,8 +130,7 @@ class IncidentPorts:
     async def notify(
         self, channel: str, subject: str, message: str, activity_id: str, options: dict[str, Any]
     ) -> NotificationReceipt:
-        receipt: NotificationReceipt = await workflow.execute_activity(
-            SEND_NOTIFICATION,
+        return await send_notification(
             Notification(
                 incident_id=self._incident.incident_id,
                 channel=channel,
@@ -108,8 +138,6 @@ class IncidentPorts:
                 subject=subject,
                 message=message,
             ),
-            result_type=NotificationReceipt,
-            activity_id=activity_id,
-            **options,
+            activity_id,
+            options,
         )
-        return receipt

@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.alerts import AlertDelivery, AlertSource
     from contracts.audit import AuditEvent
     from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
-    from contracts.routing import Route, Serving
+    from contracts.routing import Route, RouteSpec, Serving
+    from contracts.steps import Notification
     from contracts.watch import (
         EVALUATE_WINDOW,
         OPEN_INCIDENT,
@@ -59,18 +60,24 @@ with workflow.unsafe.imports_passed_through():
     )
     from fairness.live import MetricVerdict
     from incidents.start import new_incident_id
-    from playbooks.steps import RouteStep
     from workflows.alert_ledger import TRIGGERING, classify, forget_oldest
     from workflows.bookkeeping import Bookkeeping
-    from workflows.ports import RouterPort
-    from workflows.routing import desired_route
+    from workflows.failures import failure_text
+    from workflows.options import notify_options
+    from workflows.ports import RouterPort, send_notification
+    from workflows.routing import contained_route
 
-CONTAIN = RouteStep(name="contain", kind="route", serving=Serving.FALLBACK, shadow_primary=True)
 CONTAIN_OPTIONS: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
-    "schedule_to_close_timeout": timedelta(minutes=5),
+    # Bounded: the watch serves every alert of its model, so it hands a router that
+    # stays down to the incident it opens, whose containment step never gives up.
+    "schedule_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
 }
+WATCH_TELLS_WHEN_CONTAINMENT_FAILS = "watch-tells-when-containment-fails"
+"""Patch id: before it, a watch that could not contain told nobody."""
+ESCALATION_CHANNEL = "escalation"
+"""Where the watch says it could not contain (the playbooks' default escalation channel)."""
 OPEN_OPTIONS: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),  # until it opens
@@ -405,23 +412,31 @@ class ModelWatchWorkflow:
         """Route to the fallback with the model in shadow; the routes before and after.
 
         A router that stays unreachable past the retries does not stop the incident
-        from opening: it opens uncontained (``None`` for what could not be learnt),
-        and its own ``contain`` step tries again.
+        from opening: the escalation channel is told, the incident opens uncontained
+        (``None`` for what could not be learnt), and its own containment step keeps
+        trying until the router confirms the fallback.
         """
-        current: Route | None = None
+        seen: list[Route] = []
+
+        def contained(current: Route) -> RouteSpec:
+            seen.append(current)
+            return contained_route(current)
+
         try:
-            current = await self._router.read_route("contain", CONTAIN_OPTIONS)
-            spec = desired_route(CONTAIN, current)
-            if current.spec().same_routing(spec):
-                return current, current
-            after = await self._router.set_route(
-                "contain", CONTAIN_OPTIONS, current, spec, f"contain: {reason}"[:2000]
+            change = await self._router.ensure(
+                "contain", CONTAIN_OPTIONS, contained, f"contain: {reason}"[:2000]
             )
         except ActivityError as error:
+            failure = failure_text(error)
             await self._books.audit(
-                "watch.containment_failed", step="contain", detail={"error": str(error.cause)}
+                "watch.containment_failed", step="contain", detail={"error": failure}
             )
-            return current, None
+            if workflow.patched(WATCH_TELLS_WHEN_CONTAINMENT_FAILS):
+                await self._tell_containment_failed(reason, failure)
+            return (seen[0] if seen else None), None
+        current, after = change.before, change.after
+        if not change.changed:
+            return current, current
         await self._books.audit(
             "watch.contained",
             step="contain",
@@ -433,3 +448,19 @@ class ModelWatchWorkflow:
             },
         )
         return current, after
+
+    async def _tell_containment_failed(self, reason: str, failure: str) -> None:
+        policy = self._memory.monitor
+        severity = policy.severity if policy else self._watch.default_severity
+        await send_notification(
+            Notification(
+                incident_id=self._id,
+                channel=ESCALATION_CHANNEL,
+                severity=severity.value,
+                subject=f"Containment failing: {self._watch.model}",
+                message=f"The watch of {self._watch.model} could not put it on its fallback "
+                f"({failure}). Trigger: {reason}. The incident it opens keeps trying.",
+            ),
+            self._books.activity_id("contain"),
+            notify_options(),
+        )
