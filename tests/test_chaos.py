@@ -420,6 +420,53 @@ def _ago(seconds: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds)
 
 
+# ---- the API ----------------------------------------------------------------------------
+
+
+@bounded()
+async def test_api_killed_with_a_decision_in_flight(healed: Chaos) -> None:
+    """SIGKILL the API while a stakeholder's approval is on its way to the incident (the
+    worker frozen, so the update cannot finish); the stakeholder gets no answer and sends
+    it again once the API is back. The decision counts once: on the trail once, one vote."""
+    chaos, model = healed, "chaos-api-decision"
+    await chaos.register(model)
+    incident = await chaos.open_incident(model)
+    await chaos.until_state(
+        incident, lambda s: s["phase"] == "awaiting_signoff" and s["contained"], 60
+    )
+    body = {"role": "legal", "decision": "approve", "comment": "chaos: legal"}
+    path = f"/v1/incidents/{incident}/signoffs"
+    chaos.pause("worker")
+    first = asyncio.create_task(chaos.call("legal", "POST", path, json=body))
+    await asyncio.sleep(2)
+    assert not first.done(), "answered with the worker frozen"
+    chaos.stack.kill("api")
+    with pytest.raises(Unavailable):
+        await first
+    await chaos.stack.restart("api")
+    chaos.resume("worker")
+    again = await chaos.persist("legal", "POST", path, json=body)
+    # Either the first never reached the incident and this one counts, or it did and this
+    # one is refused as a repeat; never both.
+    if again.status_code == 409:
+        assert "already decided" in again.json()["detail"], again.text
+    else:
+        assert again.status_code == 200, again.text
+    print(f"decision resent after the API's death: {again.status_code} {again.text[:120]}")
+    state = await chaos.until_state(
+        incident, lambda s: any(r["outcome"] == "approved" for r in s["signoff"]["roles"])
+    )
+    votes = [v["principal"] for r in state["signoff"]["roles"] for v in r["votes"]]
+    assert votes == ["legal"], votes
+    await chaos.sign_off(incident, "compliance")
+    final = await chaos.until_phase(incident, "resolved")
+    assert final["contained"] and final["route_now"]["serving"] == "fallback"
+    await chaos.assert_contained_once(model, by=f"fairlane:{incident}")
+    await chaos.assert_steps_on_trail(final)
+    await chaos.assert_decisions_on_trail(incident, ["legal", "compliance"])
+    await chaos.verify_chain()
+
+
 # ---- the API, under an Alertmanager burst ----------------------------------------------
 
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
