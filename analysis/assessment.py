@@ -72,7 +72,8 @@ def write_assessment(request: AssessmentInput, folder: Path) -> Assessment:
     for name, png in plots.items():
         (folder / f"{name}.png").write_bytes(png)
     html_path = folder / f"{stem}.html"
-    html_path.write_text(_html(markdown, plots, digest))
+    html_content = _html(markdown, plots, digest).encode()
+    html_path.write_bytes(html_content)
     verdict = findings.validation.verdict if findings.validation else "not validated"
     candidate = findings.candidate.version if findings.candidate else "no candidate"
     return Assessment(
@@ -80,6 +81,7 @@ def write_assessment(request: AssessmentInput, folder: Path) -> Assessment:
         markdown=str(md_path),
         html=str(html_path),
         headline=f"impact assessment for {candidate} (sandbox: {verdict})",
+        html_digest=sha256_ref(html_content),
     )
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from alerts.replay import ReplayCache
 from api import (
     alerts,
     canary,
@@ -19,23 +25,36 @@ from api import (
     training,
     watch,
 )
+from api.body_limit import BodyLimit
+from api.errors import RETRY_AFTER_S, ServiceUnavailable, install_error_handlers
+from api.json_bounds import JsonBodyBounds
 from api.metrics import install_metrics
+from api.temporal import TemporalConnection
 from api.tokens import TokenStore
-from audit.trail import AuditTrail
+from audit.configure import open_trail
 from config import Settings
 from registry.service import ModelRegistry
-from stack.temporal import connect
 from store.db import create_tables, make_engine
+
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.resolved_database_url)
+    temporal = TemporalConnection(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        create_tables(engine)
-        app.state.temporal = await connect(settings)
+        # Neither Temporal nor the database being down may keep the API from starting:
+        # it answers 503 until they are back (api/errors.py).
+        tables = None
+        if not await _create_tables(engine):
+            tables = asyncio.create_task(_create_tables_when_reachable(engine))
+        with contextlib.suppress(ServiceUnavailable):
+            await temporal.client()
         yield
+        if tables is not None:
+            tables.cancel()
         engine.dispose()
 
     app = FastAPI(
@@ -45,9 +64,19 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.temporal = temporal
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine)
-    app.state.trail = AuditTrail(engine)
+    app.state.trail = open_trail(engine, settings)
+    app.state.alert_replays = ReplayCache(engine)
+    install_error_handlers(app)
+    # Middleware added last runs first: the body limit before anything reads the body.
+    app.add_middleware(JsonBodyBounds)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        by_prefix={alerts.router.prefix: settings.max_alert_body_bytes},
+    )
     install_metrics(app)
     for module in (
         incidents,
@@ -69,3 +98,21 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+async def _create_tables(engine: Engine) -> bool:
+    """Create the tables (idempotent); False if the database cannot be reached now."""
+    try:
+        await asyncio.to_thread(create_tables, engine)
+    except (OperationalError, InterfaceError) as error:
+        log.warning("database unreachable; tables not created yet", error=str(error)[:500])
+        return False
+    return True
+
+
+async def _create_tables_when_reachable(engine: Engine) -> None:
+    """Retry creating the tables until the database answers."""
+    while True:
+        await asyncio.sleep(RETRY_AFTER_S)
+        if await _create_tables(engine):
+            return

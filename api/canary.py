@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from temporalio.client import Client
 
 from api.incidents import INCIDENT_ID, execute_update
 from api.security import require
+from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from contracts.canary import (
     CONTROLLER_ROLE,
@@ -46,8 +46,7 @@ async def control_canary(
         action=action,
         reason=body.reason,
     )
-    client: Client = request.app.state.temporal
     receipt: ControlReceipt = await execute_update(
-        client, incident_id, UPDATE_CANARY_CONTROL, control, ControlReceipt
+        await temporal_client(request), incident_id, UPDATE_CANARY_CONTROL, control, ControlReceipt
     )
     return receipt

@@ -13,10 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from temporalio.client import Client
 
 from api.incidents import INCIDENT_ID, execute_update
 from api.security import require
+from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from contracts.containment import (
     STAND_DOWN_ROLE,
@@ -44,7 +44,7 @@ async def stand_down_containment(
         principal_roles=[r.value for r in principal.roles],
         reason=body.reason,
     )
-    client: Client = request.app.state.temporal
+    client = await temporal_client(request)
     receipt: StandDownReceipt = await execute_update(
         client, incident_id, UPDATE_STAND_DOWN, order, StandDownReceipt
     )

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.security import READERS, require
+from api.temporal import temporal_client
 from api.tokens import APPROVER_ROLES, Principal, Role
 from config import Settings
 from contracts.canary import QUERY_CANARY_PROGRESS, RampStepProgress
@@ -75,11 +76,6 @@ class SignoffRequest(BaseModel):
     )
 
 
-def _client(request: Request) -> Client:
-    client: Client = request.app.state.temporal
-    return client
-
-
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -117,7 +113,7 @@ async def open_incident(
         commander=principal.name,
         opened_at=now,
     )
-    await start_incident(_client(request), settings.task_queue, incident)
+    await start_incident(await temporal_client(request), settings.task_queue, incident)
     incident_id = incident.incident_id
     return IncidentOpened(
         incident_id=incident_id,
@@ -147,7 +143,8 @@ async def list_incidents(
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
     found: list[IncidentSummary] = []
-    async for execution in _client(request).list_workflows(" AND ".join(clauses), limit=limit):
+    client = await temporal_client(request)
+    async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
         attributes = execution.typed_search_attributes
         found.append(
             IncidentSummary(
@@ -169,12 +166,13 @@ async def show_incident(
     request: Request,
     _: Annotated[Principal, Depends(require(*READERS))],
 ) -> IncidentState:
-    client = _client(request)
+    client = await temporal_client(request)
     handle = client.get_workflow_handle(incident_id)
     try:
         state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
     except RPCError as error:
-        raise _not_found_or(error, incident_id) from error
+        raise_not_found(error, incident_id)
+        raise
     if state.canary is not None and state.canary.step_workflow_id is not None:
         state.canary.live = await _ramp_progress(client, state.canary.step_workflow_id)
     return state
@@ -216,7 +214,7 @@ async def sign_off(
         assessment_digest=body.assessment_digest,
     )
     receipt: SignoffReceipt = await execute_update(
-        _client(request), incident_id, UPDATE_SIGNOFF, decision, SignoffReceipt
+        await temporal_client(request), incident_id, UPDATE_SIGNOFF, decision, SignoffReceipt
     )
     return receipt
 
@@ -233,13 +231,20 @@ async def execute_update(
         reason = cause.message if isinstance(cause, ApplicationError) else "refused by the incident"
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from error
     except RPCError as error:
-        raise _not_found_or(error, incident_id) from error
+        raise_not_found(error, incident_id)
+        raise
     return result
 
 
-def _not_found_or(error: RPCError, incident_id: str) -> HTTPException:
+def raise_not_found(error: RPCError, incident_id: str) -> None:
+    """404 for an incident Temporal does not know, 409 for one that is closed.
+
+    Any other error is the caller's to raise as it is: ``api/errors.py`` answers it
+    (503 while Temporal is unavailable).
+    """
     if error.status == RPCStatusCode.NOT_FOUND:
         if "completed" in error.message or "closed" in error.message:
-            return HTTPException(status.HTTP_409_CONFLICT, f"incident {incident_id} is closed")
-        return HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Temporal: {error.message}")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"incident {incident_id} is closed"
+            ) from error
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}") from error

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.security import require
+from api.temporal import TemporalConnection
 from api.tokens import Principal, Role
 from contracts.incident import SA_PHASE, WORKFLOW_TYPE, Phase
 
@@ -156,7 +157,8 @@ async def metrics(
 ) -> Response:
     """Prometheus metrics of this API process (auditor or admin)."""
     state: ApiMetrics = request.app.state.metrics
-    client: Client | None = getattr(request.app.state, "temporal", None)
+    connection: TemporalConnection | None = getattr(request.app.state, "temporal", None)
+    client = connection.connected if connection is not None else None
     if client is not None:
         await state.refresh_open_incidents(client)
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)

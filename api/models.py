@@ -1,19 +1,29 @@
-"""The model registry over HTTP: register a manifest, list and read models."""
+"""The model registry over HTTP: register a manifest, list and read models.
+
+A manifest is refused at registration (422 naming the field) unless it can always be
+read back and sent to Temporal (``registry/limits.py``); a stored row that still cannot
+be read is left out of the list, named in the ``X-Fairlane-Unreadable-Models`` header
+and the log, and answers 409 on its own.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel
 
 from api.incidents import SLUG
 from api.security import READERS, require
 from api.tokens import Principal, Role
 from contracts.model import ModelManifest
+from registry.limits import ManifestRejected
 from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+log = structlog.get_logger(__name__)
+UNREADABLE_HEADER = "X-Fairlane-Unreadable-Models"
 
 
 class Registered(BaseModel):
@@ -32,17 +42,24 @@ def register_model(
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.INCIDENT_COMMANDER))],
 ) -> Registered:
-    revision = _registry(request).register(manifest, principal.name)
+    try:
+        revision = _registry(request).register(manifest, principal.name)
+    except ManifestRejected as error:
+        problem = {"loc": ["body", *error.loc], "msg": error.msg, "type": error.type}
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from error
     return Registered(id=manifest.id, revision=revision)
 
 
 @router.get("", response_model=list[ModelManifest])
 def list_models(
-    request: Request, _: Annotated[Principal, Depends(require(*READERS))]
+    request: Request, response: Response, _: Annotated[Principal, Depends(require(*READERS))]
 ) -> list[ModelManifest]:
-    return [
-        ModelManifest.model_validate_json(row.manifest_json) for row in _registry(request).list()
-    ]
+    readable, unreadable = _registry(request).manifests()
+    if unreadable:
+        for error in unreadable:
+            log.error("unreadable stored manifest", model=error.model_id, error=str(error))
+        response.headers[UNREADABLE_HEADER] = ",".join(e.model_id for e in unreadable)
+    return readable
 
 
 @router.get("/{model_id}", response_model=ModelManifest)

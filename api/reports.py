@@ -1,24 +1,29 @@
 """The Algorithmic Impact Assessment of an incident, as Markdown or HTML.
 
-Served only if the file still hashes to the digest the incident recorded, so what an
-approver reads is exactly what their sign-off binds to.
+Served only if the file served still hashes to the digest the incident recorded for
+it, so what an approver reads is exactly what was written: the Markdown against
+``digest`` (what sign-offs bind to), the HTML rendering against ``html_digest``. An
+altered file is refused with 409, a removed one answers 410; neither is served.
+``X-Assessment-Digest`` is always the Markdown's digest, ``X-Content-Digest`` the
+digest of the bytes in this response.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
-from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.incidents import INCIDENT_ID
+from analysis.reports import sha256_ref
+from api.incidents import INCIDENT_ID, raise_not_found
 from api.security import READERS, require
+from api.temporal import temporal_client
 from api.tokens import Principal
+from contracts.analysis import Assessment
 from contracts.incident import QUERY_STATE, IncidentState
 
 router = APIRouter(prefix="/v1/incidents", tags=["reports"])
@@ -32,28 +37,46 @@ async def impact_assessment(
     _: Annotated[Principal, Depends(require(*READERS))],
     format: Annotated[Literal["md", "html"], Query()] = "md",
 ) -> Response:
-    client: Client = request.app.state.temporal
+    client = await temporal_client(request)
     try:
         state: IncidentState = await client.get_workflow_handle(incident_id).query(
             QUERY_STATE, result_type=IncidentState
         )
     except RPCError as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}") from error
+        raise_not_found(error, incident_id)
+        raise
     assessment = state.findings.assessment
     if assessment is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"incident {incident_id} has no impact assessment yet"
         )
-    markdown = await asyncio.to_thread(FilePath(assessment.markdown).read_bytes)
-    if "sha256:" + hashlib.sha256(markdown).hexdigest() != assessment.digest:
+    path, recorded = _document(assessment, format)
+    try:
+        body = await asyncio.to_thread(path.read_bytes)
+    except (FileNotFoundError, NotADirectoryError) as error:
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            f"the assessment's {format} file {path.name} is gone: it was removed after it "
+            f"was written (it had {recorded})",
+        ) from error
+    if sha256_ref(body) != recorded:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"the assessment file no longer matches {assessment.digest}: it was altered",
+            f"the assessment's {format} file {path.name} no longer matches {recorded}: "
+            "it was altered, so it is not served",
         )
-    if format == "html":
-        body = await asyncio.to_thread(FilePath(assessment.html).read_bytes)
-    else:
-        body = markdown
-    return Response(
-        content=body, media_type=MEDIA[format], headers={"X-Assessment-Digest": assessment.digest}
-    )
+    headers = {"X-Assessment-Digest": assessment.digest, "X-Content-Digest": recorded}
+    return Response(content=body, media_type=MEDIA[format], headers=headers)
+
+
+def _document(assessment: Assessment, format: str) -> tuple[FilePath, str]:
+    """The file to serve and the digest it must have."""
+    if format == "md":
+        return FilePath(assessment.markdown), assessment.digest
+    if assessment.html_digest is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "this assessment was written before HTML digests were recorded, so its HTML "
+            "cannot be checked and is not served: read format=md",
+        )
+    return FilePath(assessment.html), assessment.html_digest

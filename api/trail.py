@@ -1,4 +1,5 @@
-"""The audit trail over HTTP: an incident's records, an export, and chain verification."""
+"""The audit trail over HTTP: an incident's records (with what proves them offline: the
+linking records and signed checkpoints), and verification against the checkpoints."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def incident_trail(
     request: Request,
     _: Annotated[Principal, Depends(require(*TRAIL_READERS))],
 ) -> Any:
-    export = _trail(request).export(incident_id)
+    export = _trail(request).export(incident_id, proof=True)
     if not export.records:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no audit records for {incident_id!r}")
     return export

@@ -12,8 +12,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.external_training import task_token_from
-from api.incidents import INCIDENT_ID
+from api.incidents import INCIDENT_ID, raise_not_found
 from api.security import require
+from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from contracts.analysis import Candidate, TrainingResult
 from contracts.incident import QUERY_STATE, IncidentState
@@ -34,7 +35,8 @@ async def _model_of(client: Client, incident_id: str) -> str:
             QUERY_STATE, result_type=IncidentState
         )
     except RPCError as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}") from error
+        raise_not_found(error, incident_id)
+        raise
     return state.model
 
 
@@ -55,7 +57,7 @@ async def training_succeeded(
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.TRAINING_PIPELINE))],
 ) -> dict[str, str]:
-    client: Client = request.app.state.temporal
+    client = await temporal_client(request)
     registry: ModelRegistry = request.app.state.registry
     model = await _model_of(client, incident_id)
     manifest = registry.get(model)
@@ -93,7 +95,7 @@ async def training_failed(
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.TRAINING_PIPELINE))],
 ) -> dict[str, str]:
-    client: Client = request.app.state.temporal
+    client = await temporal_client(request)
     await _model_of(client, incident_id)
     handle = client.get_async_activity_handle(task_token=_token(token))
     try:
@@ -105,7 +107,8 @@ async def training_failed(
             )
         )
     except RPCError as error:
-        raise _gone(error) from error
+        raise_gone(error)
+        raise
     return {"status": "recorded"}
 
 
@@ -113,12 +116,14 @@ async def _complete(client: Client, token: bytes, candidate: Candidate) -> None:
     try:
         await client.get_async_activity_handle(task_token=token).complete(candidate)
     except RPCError as error:
-        raise _gone(error) from error
+        raise_gone(error)
+        raise
 
 
-def _gone(error: RPCError) -> HTTPException:
+def raise_gone(error: RPCError) -> None:
+    """410 for a task token Temporal no longer awaits; other errors are the caller's to
+    raise as they are (``api/errors.py`` answers them)."""
     if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-        return HTTPException(
+        raise HTTPException(
             status.HTTP_410_GONE, "the training job is no longer awaited (timed out or answered)"
-        )
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Temporal: {error.message}")
+        ) from error

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.incidents import SLUG
 from api.security import READERS, require
+from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from api.trail import TRAIL_READERS
 from audit import AuditTrail, IncidentTrailExport
@@ -63,15 +64,18 @@ def _manifest(request: Request, model_id: str) -> ModelManifest:
     return manifest
 
 
-def _watch(request: Request, model_id: str) -> WorkflowHandle[Any, Any]:
-    client: Client = request.app.state.temporal
+async def _watch(request: Request, model_id: str) -> WorkflowHandle[Any, Any]:
+    client = await temporal_client(request)
     return client.get_workflow_handle(watch_workflow_id(model_id))
 
 
-def _no_watch(error: RPCError, model_id: str) -> HTTPException:
+def _raise_no_watch(error: RPCError, model_id: str) -> None:
+    """404 when the model has no running watch; other errors are the caller's to raise
+    as they are (``api/errors.py`` answers them)."""
     if error.status == RPCStatusCode.NOT_FOUND:
-        return HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} has no running watch")
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Temporal: {error.message}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"model {model_id!r} has no running watch"
+        ) from error
 
 
 @router.post("/monitor", status_code=status.HTTP_202_ACCEPTED, response_model=WatchReceipt)
@@ -83,12 +87,8 @@ async def arm_monitor(
     policy = body.policy or manifest.monitoring
     settings: Settings = request.app.state.settings
     arm = MonitorArm(actor=principal.name, reason=body.reason, policy=policy)
-    try:
-        watch = await signal_watch(
-            request.app.state.temporal, settings.task_queue, manifest, SIGNAL_ARM_MONITOR, arm
-        )
-    except RPCError as error:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, error.message) from error
+    client = await temporal_client(request)
+    watch = await signal_watch(client, settings.task_queue, manifest, SIGNAL_ARM_MONITOR, arm)
     return WatchReceipt(watch=watch, policy=policy)
 
 
@@ -97,13 +97,14 @@ async def disarm_monitor(
     model_id: ModelId, body: DisarmRequest, request: Request, principal: Operator
 ) -> WatchReceipt:
     """Stop the drift monitor; the watch stays, for alerts."""
-    handle = _watch(request, model_id)
+    handle = await _watch(request, model_id)
     try:
         await handle.signal(
             SIGNAL_DISARM_MONITOR, MonitorDisarm(actor=principal.name, reason=body.reason)
         )
     except RPCError as error:
-        raise _no_watch(error, model_id) from error
+        _raise_no_watch(error, model_id)
+        raise
     return WatchReceipt(watch=handle.id)
 
 
@@ -112,12 +113,12 @@ async def show_watch(
     model_id: ModelId, request: Request, _: Annotated[Principal, Depends(require(*READERS))]
 ) -> WatchState:
     """The watch's state: monitor policy, recent evaluations, held alerts, incidents."""
+    handle = await _watch(request, model_id)
     try:
-        state: WatchState = await _watch(request, model_id).query(
-            QUERY_WATCH, result_type=WatchState
-        )
+        state: WatchState = await handle.query(QUERY_WATCH, result_type=WatchState)
     except RPCError as error:
-        raise _no_watch(error, model_id) from error
+        _raise_no_watch(error, model_id)
+        raise
     return state
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from audit.chain import GENESIS_HASH, record_hash
 from audit.records import AuditHead, AuditRecord
@@ -22,6 +22,19 @@ class ChainProblem(BaseModel):
     problem: str
 
 
+class CheckpointSummary(BaseModel):
+    """How far signed checkpoints vouch for the chain.
+
+    Records after ``signed_through`` are protected by the hash chain alone: someone who
+    can write the database can still rewrite those, until the next checkpoint.
+    """
+
+    key_id: str
+    checkpoints: int = Field(description="checkpoints whose signature and record both check out")
+    signed_through: int | None = Field(description="the newest record a checkpoint vouches for")
+    unsigned_records: int = Field(description="records after signed_through")
+
+
 class VerifyReport(BaseModel):
     """The verdict on the whole chain; ``ok`` only when ``problems`` is empty."""
 
@@ -29,6 +42,9 @@ class VerifyReport(BaseModel):
     records_checked: int
     head_seq: int | None
     problems: list[ChainProblem]
+    checkpoints: CheckpointSummary | None = Field(
+        default=None, description="absent when no trail public key is configured"
+    )
 
 
 def hash_matches(record: AuditRecord, seq: int) -> bool:
@@ -48,12 +64,23 @@ class ChainVerifier:
         self._find_by_hash = find_by_hash
         self._origins: dict[str, int | None] = {}  # hash of a damaged record -> its seq
 
-    def check(self, records: Iterable[AuditRecord], head: AuditHead | None) -> VerifyReport:
+    def check(
+        self,
+        records: Iterable[AuditRecord],
+        head: AuditHead | None,
+        *,
+        after: tuple[int, str] = (0, GENESIS_HASH),
+        check_head: bool = True,
+    ) -> VerifyReport:
+        """Check ``records``, which should follow the record ``after`` (seq, hash).
+
+        A whole trail starts after genesis and ends at ``head``; a slice (an export)
+        starts after its first record's predecessor and has no head to check.
+        """
         self._origins.clear()
         problems: list[ChainProblem] = []
         checked = 0
-        last_seq = 0
-        last_hash = GENESIS_HASH
+        last_seq, last_hash = after
         last_intact = True  # a link is only checked when the record before it is sound
         for record in records:
             checked += 1
@@ -72,7 +99,8 @@ class ChainVerifier:
                     )
                 )
             last_seq, last_hash, last_intact = record.seq, record.hash, intact
-        problems.extend(_head_problems(head, last_seq, last_hash, checked))
+        if check_head:
+            problems.extend(_head_problems(head, last_seq, last_hash, checked))
         return VerifyReport(
             ok=not problems,
             records_checked=checked,

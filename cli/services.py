@@ -55,7 +55,7 @@ def up() -> None:
 
 def worker() -> None:
     """Run a worker on the incident task queue (scale out by running more)."""
-    from audit.trail import AuditTrail
+    from audit.configure import open_trail
     from stack.temporal import connect, worker_runtime
     from stack.worker import build_worker
     from store.db import create_tables, make_engine
@@ -64,10 +64,11 @@ def worker() -> None:
     configure_logging(settings.log_format, settings.log_level)
     engine = make_engine(settings.resolved_database_url)
     create_tables(engine)
+    trail = open_trail(engine, settings)
 
     async def run() -> None:
         client = await connect(settings, worker_runtime(settings))
-        await build_worker(client, settings, AuditTrail(engine)).run()
+        await build_worker(client, settings, trail).run()
 
     asyncio.run(run())
 

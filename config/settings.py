@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8200"
     tokens_file: Path | None = None
     api_token: SecretStr | None = None  # the CLI's credential
+    # Request bodies larger than this are refused with 413 before they are read (and
+    # before authentication); alert deliveries, whole Alertmanager groups, get their own.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_alert_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
 
     # The reference model router.
     router_host: str = "127.0.0.1"
@@ -67,9 +71,27 @@ class Settings(BaseSettings):
     notify_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
     # External alerts: the labels that name an alert's model (first present wins), and
-    # an optional HMAC secret every alert POST must then sign its body with.
+    # an optional HMAC secret every alert POST must then sign, with a timestamp, over
+    # its body (alerts/signature.py). A signature is good for `alert_signature_tolerance_s`
+    # either side of now and only once. Legacy body-only signatures (no timestamp, so
+    # replayable) are refused unless `alert_hmac_allow_legacy` is set.
     alert_model_labels: list[str] = Field(default=["fairlane_model", "model"], min_length=1)
     alert_hmac_secret: SecretStr | None = None
+    alert_signature_tolerance_s: int = Field(default=300, ge=1)
+    alert_hmac_allow_legacy: bool = False
+
+    # The audit trail's signed checkpoints (audit/checkpoints.py). The Ed25519 key comes
+    # from `trail_signing_key` (PEM or base64 seed) or else the key file, generated once
+    # (mode 0600); its public half is exported to `trail_public_key_file`. Checkpoints
+    # are appended to `trail_checkpoint_dir`/checkpoints.jsonl, at every phase change
+    # and sign-off, every `..._every_records` records, and on the first append after
+    # `..._every_seconds` without one.
+    trail_signing_key: SecretStr | None = None
+    trail_signing_key_file: Path | None = None
+    trail_public_key_file: Path | None = None
+    trail_checkpoint_dir: Path | None = None
+    trail_checkpoint_every_records: int = Field(default=1000, ge=1)
+    trail_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
 
     # Prometheus. With `prometheus_url` set, workers also offer the "prometheus" metrics
     # provider (per-group counters scraped from the router) beside the decision log.
@@ -89,6 +111,18 @@ class Settings(BaseSettings):
     @property
     def resolved_tokens_file(self) -> Path:
         return self.tokens_file or self.data_dir / "tokens.json"
+
+    @property
+    def resolved_trail_signing_key_file(self) -> Path:
+        return self.trail_signing_key_file or self.data_dir / "trail-signing.key"
+
+    @property
+    def resolved_trail_public_key_file(self) -> Path:
+        return self.trail_public_key_file or self.data_dir / "trail-signing.pub"
+
+    @property
+    def resolved_trail_checkpoint_dir(self) -> Path:
+        return self.trail_checkpoint_dir or self.data_dir / "trail-checkpoints"
 
     @property
     def temporal_db_file(self) -> Path:

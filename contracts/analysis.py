@@ -65,10 +65,15 @@ class Validation(BaseModel):
 
 
 class Assessment(BaseModel):
+    """The written assessment: ``digest`` (of the Markdown) is what sign-offs bind to;
+    ``html_digest`` lets the HTML rendering be checked before it is served too (``None``
+    for assessments written before it was recorded: their HTML is not served)."""
+
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     markdown: str
     html: str
     headline: str
+    html_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
 
 
 class Findings(BaseModel):

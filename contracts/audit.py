@@ -26,3 +26,20 @@ class AuditEvent(BaseModel):
     outputs_digest: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class TrailCheckpoint(BaseModel):
+    """A signed statement that the trail's record ``seq`` had hash ``head`` at ``at``.
+
+    Ed25519 over ``audit.checkpoints.checkpoint_message`` by the key named ``key_id``.
+    The trail's writers put one in an append-only file outside the database; the type
+    lives here so the same checkpoint can also be carried elsewhere (an incident's
+    Temporal history, an export) and checked with the public key alone.
+    """
+
+    seq: int = Field(ge=1, description="the record the checkpoint signs")
+    head: str = Field(pattern=r"^[0-9a-f]{64}$", description="that record's hash")
+    count: int = Field(ge=1, description="records in the chain up to and including seq")
+    at: datetime
+    key_id: str = Field(description="ed25519:<first 16 hex of sha256(raw public key)>")
+    signature: str = Field(description="base64 Ed25519 signature of the checkpoint message")

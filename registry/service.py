@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from contracts.model import ModelManifest, ModelVersion
+from registry.limits import storable_json
 
 
 class RegisteredModel(SQLModel, table=True):
@@ -31,6 +32,15 @@ class ManifestError(ValueError):
     """A manifest file that cannot be read or does not validate, with the field paths."""
 
 
+class UnreadableManifest(ManifestError):
+    """A stored manifest that no longer validates (written before today's checks, or
+    altered in the database): named, so one bad row cannot take the registry down."""
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        self.model_id = model_id
+        super().__init__(f"the stored manifest of {model_id!r} cannot be read: {reason}")
+
+
 def load_manifest_file(path: Path) -> ModelManifest:
     try:
         data = yaml.safe_load(path.read_text())
@@ -40,11 +50,20 @@ def load_manifest_file(path: Path) -> ModelManifest:
     except yaml.YAMLError as error:
         raise ManifestError(f"{path}: not valid YAML: {error}") from error
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise ManifestError(f"{path}: {problems}") from error
+        raise ManifestError(f"{path}: {_problems(error)}") from error
+
+
+def _problems(error: ValidationError) -> str:
+    """Each validation problem as ``field.path: message``, without echoing the input."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    )
+
+
+Readable = list[ModelManifest]
+Unreadable = list[UnreadableManifest]
+Manifests = tuple[Readable, Unreadable]
 
 
 class ModelRegistry:
@@ -52,14 +71,19 @@ class ModelRegistry:
         self._engine = engine
 
     def register(self, manifest: ModelManifest, registered_by: str) -> int:
-        """Store the manifest; returns its revision (1 for a new model)."""
+        """Store the manifest; returns its revision (1 for a new model).
+
+        Raises :class:`~registry.limits.ManifestRejected` for a manifest that could not be
+        read back or sent to Temporal once stored (too deep, too large, unencodable text).
+        """
+        manifest_json = storable_json(manifest)
         with Session(self._engine) as session:
             row = session.get(RegisteredModel, manifest.id)
             revision = 1 if row is None else row.revision + 1
             row = row or RegisteredModel(
                 id=manifest.id, manifest_json="", revision=0, registered_by="", registered_at=_now()
             )
-            row.manifest_json = manifest.model_dump_json()
+            row.manifest_json = manifest_json
             row.revision = revision
             row.registered_by = registered_by
             row.registered_at = _now()
@@ -87,11 +111,29 @@ class ModelRegistry:
     def get(self, model_id: str) -> ModelManifest | None:
         with Session(self._engine) as session:
             row = session.get(RegisteredModel, model_id)
-            return ModelManifest.model_validate_json(row.manifest_json) if row else None
+        return _parsed(row) if row else None
 
     def list(self) -> list[RegisteredModel]:
         with Session(self._engine) as session:
             return list(session.exec(select(RegisteredModel).order_by(RegisteredModel.id)))
+
+    def manifests(self) -> Manifests:
+        """Every registered manifest that can be read, and what is wrong with the rest."""
+        readable: Readable = []
+        unreadable: Unreadable = []
+        for row in self.list():
+            try:
+                readable.append(_parsed(row))
+            except UnreadableManifest as error:
+                unreadable.append(error)
+        return readable, unreadable
+
+
+def _parsed(row: RegisteredModel) -> ModelManifest:
+    try:
+        return ModelManifest.model_validate_json(row.manifest_json)
+    except ValidationError as error:
+        raise UnreadableManifest(row.id, _problems(error)) from error
 
 
 def _now() -> datetime:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from alerts.alertmanager import AlertmanagerPayload
 from alerts.generic import GenericAlert
 from alerts.mapping import alerts_by_model
 from alerts.problems import AlertRejected, parse_body
-from alerts.signature import SIGNATURE_HEADER, sign
+from alerts.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_legacy, signed_headers
 from api.alerts import MAX_ALERTS_PER_SIGNAL
 from api.app import create_app
 from api.tokens import Role, issue_token
@@ -53,6 +54,7 @@ SAMPLES = Path(__file__).parent / "fixtures" / "alertmanager"
 SAMPLE_MODELS = ("credit-limit", "mortgage-approval")
 ROUTER_URL = "http://127.0.0.1:9"  # data only: no worker runs the watches here
 HMAC_SECRET = "alert-hmac-secret-for-tests"
+SECRET = SecretStr(HMAC_SECRET)
 PEOPLE: dict[str, list[Role]] = {
     "alertmanager": [Role.ALERT_SOURCE],
     "ic": [Role.INCIDENT_COMMANDER],
@@ -85,6 +87,10 @@ def manifest(model: str) -> ModelManifest:
         router=RouterRef(url=ROUTER_URL),
         monitoring=MonitoringPolicy(playbook="drift-rollback", severity=Severity.SEV1),
     )
+
+
+def generic_alert(model: str) -> dict[str, Any]:
+    return {"model": model, "name": "ApprovalGap", "starts_at": "2026-11-23T10:00:00Z"}
 
 
 # --- the wire formats, without HTTP ------------------------------------------------------
@@ -233,7 +239,7 @@ def signed_intake(
     tokens: dict[str, str],
     registry: ModelRegistry,
 ) -> Iterator[Intake]:
-    settings = intake_settings.model_copy(update={"alert_hmac_secret": SecretStr(HMAC_SECRET)})
+    settings = intake_settings.model_copy(update={"alert_hmac_secret": SECRET})
     with _intake(settings, dev_env, tokens, registry) as service:
         yield service
 
@@ -562,24 +568,33 @@ async def test_signatures_are_checked_when_a_secret_is_set(
     [model] = fresh_models(1)
     raw = json.dumps(retarget(sample("firing"), model)).encode()
     headers = {**signed_intake.headers(), "Content-Type": "application/json"}
-    right = sign(SecretStr(HMAC_SECRET), raw)
-    wrong = sign(SecretStr("not-the-secret"), raw)
+    right = signed_headers(SECRET, raw)
+    wrong = signed_headers(SecretStr("not-the-secret"), raw)
     path = "/v1/alerts/alertmanager"
     async with signed_intake.client() as client:
         missing = await client.post(path, headers=headers, content=raw)
         assert missing.status_code == 401
         assert missing.json()["detail"].startswith(f"missing {SIGNATURE_HEADER}")
-        forged = await client.post(path, headers={**headers, SIGNATURE_HEADER: wrong}, content=raw)
+        no_time = {SIGNATURE_HEADER: right[SIGNATURE_HEADER]}
+        untimed = await client.post(path, headers={**headers, **no_time}, content=raw)
+        assert untimed.status_code == 401
+        assert untimed.json()["detail"].startswith(f"missing {TIMESTAMP_HEADER}")
+        forged = await client.post(path, headers={**headers, **wrong}, content=raw)
         assert forged.status_code == 401
-        assert forged.json()["detail"] == f"{SIGNATURE_HEADER} does not match the body"
-        assert HMAC_SECRET not in forged.text and right not in forged.text
+        assert (
+            forged.json()["detail"] == f"{SIGNATURE_HEADER} does not match the timestamp and body"
+        )
+        assert HMAC_SECRET not in forged.text and right[SIGNATURE_HEADER] not in forged.text
         tampered = await client.post(
-            path, headers={**headers, SIGNATURE_HEADER: right}, content=raw.replace(b"2", b"3")
+            path, headers={**headers, **right}, content=raw.replace(b"2", b"3")
         )
         assert tampered.status_code == 401
+        later = {**right, TIMESTAMP_HEADER: str(int(right[TIMESTAMP_HEADER]) + 1)}
+        retimed = await client.post(path, headers={**headers, **later}, content=raw)
+        assert retimed.status_code == 401  # the timestamp is signed too
         await assert_no_watch(signed_intake.temporal, model)
 
-        signed = await client.post(path, headers={**headers, SIGNATURE_HEADER: right}, content=raw)
+        signed = await client.post(path, headers={**headers, **right}, content=raw)
         assert signed.status_code == 202, signed.text
         unsigned_elsewhere = await client.post(
             "/v1/alerts", headers=headers, json={"alerts": [{"model": model}]}
@@ -588,25 +603,130 @@ async def test_signatures_are_checked_when_a_secret_is_set(
     assert len((await watch_history(signed_intake.temporal, model)).deliveries) == 1
 
 
-async def test_a_temporal_failure_is_503_and_nothing_is_accepted(
+async def test_a_replayed_signed_alert_is_refused_even_by_a_restarted_api(
+    signed_intake: Intake,
     intake_settings: Settings,
     dev_env: WorkflowEnvironment,
     tokens: dict[str, str],
     registry: ModelRegistry,
     fresh_models: Callable[[int], list[str]],
 ) -> None:
-    """A namespace Temporal does not have stands in for any Temporal failure."""
     [model] = fresh_models(1)
-    settings = intake_settings.model_copy(update={"temporal_namespace": "no-such-namespace"})
-    with _intake(settings, dev_env, tokens, registry) as broken:
-        async with broken.client() as client:
+    raw = json.dumps({"alerts": [generic_alert(model)]}).encode()
+    headers = {**signed_intake.headers(), **signed_headers(SECRET, raw)}
+    async with signed_intake.client() as client:
+        first = await client.post("/v1/alerts", headers=headers, content=raw)
+        replayed = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert first.status_code == 202, first.text
+    assert replayed.status_code == 409
+    assert "already received: a replay" in replayed.json()["detail"]
+
+    settings = intake_settings.model_copy(update={"alert_hmac_secret": SECRET})
+    with _intake(settings, dev_env, tokens, registry) as another_api:  # same database
+        async with another_api.client() as client:
+            again = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert again.status_code == 409
+    assert len((await watch_history(signed_intake.temporal, model)).deliveries) == 1
+
+
+@pytest.mark.parametrize(
+    ("skew", "why"),
+    [(-301, "s old, outside the 300s window"), (301, "s in the future, outside the 300s window")],
+    ids=["stale", "future"],
+)
+async def test_a_timestamp_outside_the_window_is_refused(
+    signed_intake: Intake, fresh_models: Callable[[int], list[str]], skew: int, why: str
+) -> None:
+    [model] = fresh_models(1)
+    raw = json.dumps({"alerts": [generic_alert(model)]}).encode()
+    headers = {**signed_intake.headers(), **signed_headers(SECRET, raw, int(time.time()) + skew)}
+    async with signed_intake.client() as client:
+        response = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert response.status_code == 401
+    assert why in response.json()["detail"]
+    await assert_no_watch(signed_intake.temporal, model)
+
+
+async def test_a_delivery_not_accepted_may_be_sent_again_with_the_same_signature(
+    intake_settings: Settings,
+    dev_env: WorkflowEnvironment,
+    tokens: dict[str, str],
+    registry: ModelRegistry,
+    signed_intake: Intake,
+    fresh_models: Callable[[int], list[str]],
+) -> None:
+    """A 503 promises that sending again is safe: the claim on the signature is released."""
+    [model] = fresh_models(1)
+    raw = json.dumps({"alerts": [generic_alert(model)]}).encode()
+    headers = {**signed_intake.headers(), **signed_headers(SECRET, raw)}
+    broken = intake_settings.model_copy(
+        update={"alert_hmac_secret": SECRET, "temporal_address": f"127.0.0.1:{free_port()}"}
+    )
+    with _intake(broken, dev_env, tokens, registry) as unavailable:
+        async with unavailable.client() as client:
+            refused = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert refused.status_code == 503
+    async with signed_intake.client() as client:
+        retried = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert retried.status_code == 202, retried.text
+
+
+async def test_legacy_body_only_signatures_need_the_setting(
+    signed_intake: Intake,
+    intake_settings: Settings,
+    dev_env: WorkflowEnvironment,
+    tokens: dict[str, str],
+    registry: ModelRegistry,
+    fresh_models: Callable[[int], list[str]],
+) -> None:
+    [model] = fresh_models(1)
+    raw = json.dumps({"alerts": [generic_alert(model)]}).encode()
+    headers = {**signed_intake.headers(), SIGNATURE_HEADER: sign_legacy(SECRET, raw)}
+    async with signed_intake.client() as client:
+        refused = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert refused.status_code == 401
+    assert "can be replayed" in refused.json()["detail"]
+
+    legacy = intake_settings.model_copy(
+        update={"alert_hmac_secret": SECRET, "alert_hmac_allow_legacy": True}
+    )
+    with _intake(legacy, dev_env, tokens, registry) as allowing:
+        async with allowing.client() as client:
+            accepted = await client.post("/v1/alerts", headers=headers, content=raw)
+    assert accepted.status_code == 202, accepted.text
+
+
+@pytest.mark.parametrize(
+    ("broken", "status", "says"),
+    [
+        # nothing listens there: retrying later is the cure, so 503 with Retry-After
+        ({"temporal_address": f"127.0.0.1:{free_port()}"}, 503, "Temporal is unavailable"),
+        # Temporal answers and refuses (no such namespace): retrying will not help
+        ({"temporal_namespace": "no-such-namespace"}, 502, "Temporal refused"),
+    ],
+)
+async def test_a_temporal_failure_is_5xx_and_nothing_is_accepted(
+    intake_settings: Settings,
+    dev_env: WorkflowEnvironment,
+    tokens: dict[str, str],
+    registry: ModelRegistry,
+    fresh_models: Callable[[int], list[str]],
+    broken: dict[str, str],
+    status: int,
+    says: str,
+) -> None:
+    [model] = fresh_models(1)
+    settings = intake_settings.model_copy(update=broken)
+    with _intake(settings, dev_env, tokens, registry) as intake:
+        async with intake.client() as client:
             response = await client.post(
                 "/v1/alerts/alertmanager",
-                headers=broken.headers(),
+                headers=intake.headers(),
                 json=retarget(sample("firing"), model),
             )
-    assert response.status_code == 503
-    assert "not accepted" in response.json()["detail"] and model in response.json()["detail"]
+    assert response.status_code == status, response.text
+    assert says in response.json()["detail"]
+    assert ("Retry-After" in response.headers) is (status == 503)
     await assert_no_watch(dev_env.client, model)
 
 

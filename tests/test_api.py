@@ -180,6 +180,17 @@ async def test_a_real_incident_through_the_api(api: Api, router_service: RouterS
         )
         assert decision.served_by is Serving.FALLBACK
 
+        # Contained: there is nothing to stand down, and the incident says so.
+        stand_down = f"/v1/incidents/{incident}/containment/stand-down"
+        nothing = await client.post(stand_down, headers=api.headers("ic"), json={"reason": "x"})
+        assert nothing.status_code == 409
+        assert "no containment is in progress" in nothing.json()["detail"]
+        no_reason = await client.post(stand_down, headers=api.headers("ic"), json={})
+        assert no_reason.status_code == 422 and no_reason.json()["detail"][0]["loc"] == [
+            "body",
+            "reason",
+        ]
+
         path = f"/v1/incidents/{incident}/signoffs"
         forged = await client.post(
             path, headers=api.headers("comms"), json={"role": "legal", "decision": "approve"}
@@ -218,8 +229,10 @@ async def test_a_real_incident_through_the_api(api: Api, router_service: RouterS
         assert trail.status_code == 200
         kinds = [r["kind"] for r in trail.json()["records"]]
         assert kinds[0] == "incident.opened" and kinds.count("signoff.decided") == 2
+        assert trail.json()["checkpoints"], "the export carries what proves it offline"
         verify = await client.get("/v1/trail/verify", headers=api.headers("auditor"))
         assert verify.json()["ok"] is True
+        assert verify.json()["checkpoints"]["signed_through"] is not None
 
 
 async def test_the_drift_monitor_through_the_api(api: Api) -> None:

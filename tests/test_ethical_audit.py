@@ -8,6 +8,7 @@ remediation loop obeys the gates, and sign-offs bind to the assessment they read
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -131,6 +132,8 @@ async def test_audits_find_the_proxy_and_signoff_binds_to_the_assessment(
         final = await handle.result()
 
     assert final.phase is Phase.RESOLVED
+    decided = [r for r in trail.records(incident.incident_id) if r.kind == "signoff.decided"]
+    assert [json.loads(r.detail)["assessment_digest"] for r in decided] == [assessment.digest]
     registry = ModelRegistry(trail.engine).get(registered.id)
     assert registry is not None
     candidate = registry.version(findings.candidate.version)

@@ -133,6 +133,7 @@ class IncidentWorkflow:
                 "role": decision.role,
                 "decision": decision.decision,
                 "comment": decision.comment,
+                "assessment_digest": decision.assessment_digest,
                 "role_outcome": role.outcome,
                 "signoff_outcome": status.outcome,
             },
