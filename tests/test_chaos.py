@@ -306,8 +306,10 @@ async def test_worker_killed_during_signoff_wait(healed: Chaos) -> None:
     legal = asyncio.create_task(chaos.sign_off(incident, "legal"))
     await asyncio.sleep(3)
     assert not legal.done(), "a sign-off was answered with no worker to apply it"
+    restarted = time.monotonic()
     await chaos.stack.restart("worker")
     receipt = await asyncio.wait_for(legal, 60)
+    print(f"sign-off wait: decision answered {time.monotonic() - restarted:.1f}s after the restart")
     assert receipt["accepted"] and receipt["role_outcome"] == "approved", receipt
     await chaos.sign_off(incident, "compliance")
     final = await chaos.until_phase(incident, "resolved")
