@@ -34,10 +34,19 @@ contained model must open whatever happens to its configuration."""
 
 class IncidentActivities:
     def __init__(
-        self, client: Client, task_queue: str, registry: ModelRegistry, playbooks_dir: Path | None
+        self,
+        client: Client,
+        task_queue: str,
+        registry: ModelRegistry,
+        playbooks_dir: Path | None,
+        *,
+        watch_task_queue: str | None = None,
     ) -> None:
+        """Incidents start on ``task_queue``; a watch not yet running on ``watch_task_queue``
+        (the containment queue; by default ``task_queue`` too)."""
         self._client = client
         self._task_queue = task_queue
+        self._watch_task_queue = watch_task_queue or task_queue
         self._registry = registry
         self._playbooks_dir = playbooks_dir
 
@@ -67,7 +76,7 @@ class IncidentActivities:
         """Arm the model's drift monitor (starting its watch if need be)."""
         manifest = self._manifest(request.model)
         return await signal_watch(
-            self._client, self._task_queue, manifest, SIGNAL_ARM_MONITOR, request.arm
+            self._client, self._watch_task_queue, manifest, SIGNAL_ARM_MONITOR, request.arm
         )
 
     def _manifest(self, model: str) -> ModelManifest:

@@ -271,7 +271,13 @@ async def _signal_watch(
         delivery = AlertDelivery(
             delivery_id=delivery_id, sender=sender, received_at=received_at, alerts=batch
         )
-        await signal_watch(client, settings.task_queue, group.manifest, SIGNAL_ALERTS, delivery)
+        await signal_watch(
+            client,
+            settings.resolved_containment_task_queue,
+            group.manifest,
+            SIGNAL_ALERTS,
+            delivery,
+        )
 
 
 def _batches(events: Sequence[AlertEvent]) -> list[list[AlertEvent]]:

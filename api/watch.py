@@ -88,7 +88,9 @@ async def arm_monitor(
     settings: Settings = request.app.state.settings
     arm = MonitorArm(actor=principal.name, reason=body.reason, policy=policy)
     client = await temporal_client(request)
-    watch = await signal_watch(client, settings.task_queue, manifest, SIGNAL_ARM_MONITOR, arm)
+    watch = await signal_watch(
+        client, settings.resolved_containment_task_queue, manifest, SIGNAL_ARM_MONITOR, arm
+    )
     return WatchReceipt(watch=watch, policy=policy)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from config import Settings
 from config.logging import configure_logging
+from stack.queues import Queues
 
 
 def up() -> None:
@@ -53,8 +55,19 @@ def up() -> None:
     asyncio.run(run())
 
 
-def worker() -> None:
-    """Run a worker on the incident task queue (scale out by running more)."""
+def worker(
+    queue: Annotated[
+        Queues,
+        typer.Option(
+            help="the task queues this process polls: both (the default), the main one "
+            "(incidents, every activity) or the containment one (model watches and the "
+            "activities that contain a model)",
+            case_sensitive=False,
+        ),
+    ] = Queues.ALL,
+) -> None:
+    """Run the workers: incidents on the task queue, model watches and containment on the
+    containment queue (scale out by running more)."""
     from audit.configure import open_trail
     from stack.temporal import connect, worker_runtime
     from stack.worker import build_worker
@@ -68,7 +81,7 @@ def worker() -> None:
 
     async def run() -> None:
         client = await connect(settings, worker_runtime(settings))
-        await build_worker(client, settings, trail).run()
+        await build_worker(client, settings, trail).run(queue)
 
     asyncio.run(run())
 

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     temporal_ui_url: str = "http://127.0.0.1:8233"
     task_queue: str = "fairlane-incidents"
+    # Model watches (alerts, the drift monitor) and the activities that contain a model
+    # run on a queue of their own, with their own worker slots, so that in an alert storm
+    # containment never waits behind incidents' bookkeeping. Unset: `<task_queue>-containment`.
+    containment_task_queue: str | None = None
 
     # Fairlane's own tables (audit trail, model registry). SQLite under data_dir
     # unless DATABASE_URL (or FAIRLANE_DATABASE_URL) names e.g. a Postgres server.
@@ -103,6 +107,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'fairlane.db'}"
+
+    @property
+    def resolved_containment_task_queue(self) -> str:
+        return self.containment_task_queue or f"{self.task_queue}-containment"
 
     @property
     def resolved_router_database_url(self) -> str:

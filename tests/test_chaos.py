@@ -515,11 +515,12 @@ async def test_api_killed_during_an_alert_burst(healed: Chaos) -> None:
 
 @bounded()
 async def test_worker_killed_during_an_alert_burst(healed: Chaos) -> None:
-    """SIGKILL the worker just after the first alerts of a burst were accepted, while the
-    model's watch is containing it (the router frozen, so its route activity is in
-    flight); restart it. Same promises."""
+    """SIGKILL the containment worker (the process that runs model watches and their
+    activities) just after the first alerts of a burst were accepted, while the model's
+    watch is containing it (the router frozen, so its route activity is in flight);
+    restart it. Same promises."""
     chaos, model = healed, "chaos-worker-burst"
-    await _burst_with_a_kill(chaos, model, victim="worker", after=2, freeze_router=True)
+    await _burst_with_a_kill(chaos, model, victim="containment-worker", after=2, freeze_router=True)
     records = await chaos.records(f"watch-{model}")
     contain = [(r.kind, r.attempt) for r in records if r.step == "contain"]
     assert contain[:2] == [("activity.started", 1), ("activity.started", 2)], contain

@@ -320,6 +320,19 @@ def test_worker_can_scale(services: dict[str, dict[str, Any]]) -> None:
     assert not worker.get("ports"), "a host port binding forbids --scale worker=N"
 
 
+def test_api_and_workers_agree_on_the_task_queues(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API starts watches on the containment queue the workers poll; incidents elsewhere."""
+    worker = _settings_for(_env(services["worker"]), monkeypatch)
+    api = _settings_for(_env(services["api"]), monkeypatch)
+    assert (api.task_queue, api.resolved_containment_task_queue) == (
+        worker.task_queue,
+        worker.resolved_containment_task_queue,
+    )
+    assert worker.resolved_containment_task_queue != worker.task_queue
+
+
 @pytest.mark.parametrize(("name", "field"), [("api", "api_port"), ("router", "router_port")])
 def test_api_and_router_ports_are_the_settings_defaults(
     name: str, field: str, services: dict[str, dict[str, Any]]

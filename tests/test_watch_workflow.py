@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from audit.trail import AuditTrail
+from config import Settings
 from contracts.alerts import AlertDelivery, AlertEvent, AlertKind, AlertSource, AlertStatus
 from contracts.incident import QUERY_STATE, IncidentState, Phase
 from contracts.metrics import Side
@@ -49,6 +50,7 @@ from metrics.simulated import (
 )
 from playbooks.loader import load_playbook_text
 from registry.service import ModelRegistry
+from stack.worker import build_worker
 from tests.fixtures.histories import record_history
 from tests.fixtures.incidents import decide, incident_input, manifest_for, start_incident
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
@@ -403,3 +405,50 @@ async def test_the_playbook_monitor_step_arms_the_watch_with_the_manifest_policy
     assert "drift monitor armed on watch-credit-limit" in state_after.steps[0].detail
     assert state.memory.monitor == watch.manifest.monitoring
     assert state.memory.armed_by == f"fairlane:{incident.incident_id}"
+
+
+async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_main_one(
+    env: WorkflowEnvironment, router_service: RouterService, trail: AuditTrail
+) -> None:
+    """Where the API starts a watch (the containment queue), only the containment worker
+    is needed to contain the model: the watch and its route activities never wait for the
+    main queue, which here nobody polls; the incident it opens starts there."""
+    watch = Watch(env, router_service, trail)
+    settings = Settings(router_token=router_service.token, task_queue=watch.queue)
+    containment_queue = settings.resolved_containment_task_queue
+    assert containment_queue != watch.queue
+    t0 = await env.get_current_time()
+    workers = build_worker(env.client, settings, trail, traffic(t0))
+    async with workers.containment:
+        delivery = AlertDelivery(
+            delivery_id=f"dlv-{uuid.uuid4().hex}",
+            sender="alertmanager-prod",
+            received_at=t0,
+            alerts=[alert("fp-1", AlertStatus.FIRING, t0)],
+        )
+        await signal_watch(env.client, containment_queue, watch.manifest, SIGNAL_ALERTS, delivery)
+        state = await watch.until(lambda s: s.memory.open_incident is not None)
+        incident_id = state.memory.open_incident
+        assert incident_id is not None
+        assert (await watch.route()).serving is Serving.FALLBACK
+
+        history = await watch.handle.fetch_history()
+        queues: dict[str, set[str]] = {}
+        for event in history.events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled = event.activity_task_scheduled_event_attributes
+                queues.setdefault(scheduled.activity_type.name, set()).add(
+                    scheduled.task_queue.name
+                )
+        assert queues == {
+            "read_route": {containment_queue},
+            "set_route": {containment_queue},
+            "open_incident": {containment_queue},
+        }
+        assert (await watch.handle.describe()).task_queue == containment_queue
+        incident = env.client.get_workflow_handle(incident_id)
+        assert (await incident.describe()).task_queue == watch.queue
+        await incident.terminate("test over")
+        await watch.handle.terminate("test over")
+
+    assert "watch.contained" in watch.kinds(watch_workflow_id(watch.manifest.id))
