@@ -12,9 +12,11 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +93,9 @@ def child_environment(settings: Settings) -> dict[str, str]:
 class EmbeddedStack:
     settings: Settings
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    commands: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
+    """How each service was started (command, environment, nice), so :meth:`restart`
+    starts it the same way."""
 
     async def start(self) -> None:
         self.settings = ensure_router_token(self.settings)
@@ -122,8 +127,8 @@ class EmbeddedStack:
                 nice=BOOKKEEPING_NICE,
             )
             self._spawn("api", [fairlane_binary(), "api"], env)
-            await _wait_http(f"{s.router_url}/healthz", "router", 60, self)
-            await _wait_http(f"{s.api_url}/healthz", "API", 60, self)
+            await _wait_http(f"{s.router_url}/healthz", "router", 60, self.check_alive)
+            await _wait_http(f"{s.api_url}/healthz", "API", 60, self.check_alive)
         except BaseException:
             self.stop()
             raise
@@ -188,26 +193,83 @@ class EmbeddedStack:
             )
         if nice:
             os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
-        self.processes.append((name, process))
+        self.commands[name] = (command, env, nice)
+        # A restarted service keeps its place, so stop() still goes in reverse start order.
+        for index, (known, _) in enumerate(self.processes):
+            if known == name:
+                self.processes[index] = (name, process)
+                break
+        else:
+            self.processes.append((name, process))
         log.info("started", service=name, pid=process.pid)
 
-    def check_alive(self) -> None:
+    # ---- one service at a time (chaos tests, operators) ----------------------------------
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        for known, process in self.processes:
+            if known == name:
+                return process
+        raise KeyError(f"no service {name!r}; started: {[n for n, _ in self.processes]}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service (its whole process group), as a crash or the OOM killer would:
+        no shutdown hooks, no flushing. :meth:`restart` brings it back."""
+        process = self.process(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.info("killed", service=name, pid=process.pid)
+
+    def stop_service(self, name: str, timeout_s: float = 15) -> None:
+        """Stop one service the polite way (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        process = self.process(name)
+        _terminate(process, timeout_s)
+        log.info("stopped", service=name, pid=process.pid)
+
+    async def restart(self, name: str, timeout_s: float = 60) -> None:
+        """Start a stopped or killed service again with the same command and environment
+        (so the same port, database and files), and wait until it is ready."""
+        if self.process(name).poll() is None:
+            raise RuntimeError(f"{name} is still running; kill or stop it first")
+        command, env, nice = self.commands[name]
+        self._spawn(name, command, env, nice=nice)
+        s = self.settings
+
+        def alive() -> None:
+            self.check_alive(name)
+
+        if name == "temporal":
+            await _wait_tcp(s.temporal_address, "Temporal dev server", timeout_s)
+        elif name == "router":
+            await _wait_http(f"{s.router_url}/healthz", "router", timeout_s, alive)
+        elif name == "api":
+            await _wait_http(f"{s.api_url}/healthz", "API", timeout_s, alive)
+        alive()  # a worker has nothing to poll: at least it did not exit at once
+
+    def check_alive(self, *names: str) -> None:
+        """Raise if a service (of ``names``, or any) has exited, with its log's tail."""
         for name, process in self.processes:
+            if names and name not in names:
+                continue
             if process.poll() is not None:
                 tail = _tail(self.settings.data_dir / "logs" / f"{name}.log")
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
 
     def stop(self) -> None:
         for name, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            _terminate(process, 15)
             log.info("stopped", service=name)
         self.processes.clear()
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def _wait_tcp(address: str, what: str, timeout_s: float) -> None:
@@ -223,11 +285,11 @@ async def _wait_tcp(address: str, what: str, timeout_s: float) -> None:
     raise RuntimeError(f"{what} did not listen on {address} within {timeout_s:.0f}s")
 
 
-async def _wait_http(url: str, what: str, timeout_s: float, stack: EmbeddedStack) -> None:
+async def _wait_http(url: str, what: str, timeout_s: float, alive: Callable[[], None]) -> None:
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2) as client:
         while time.monotonic() < deadline:
-            stack.check_alive()
+            alive()
             try:
                 if (await client.get(url)).status_code == 200:
                     return
