@@ -5,7 +5,13 @@ router and asking it for a decision. The ratio is what to watch (it holds on a n
 machine; absolute times do not). Starts the embedded stack in a scratch folder, on
 its own ports, and stops it after.
 
-    .venv/bin/python -m bench.containment [--incidents 50]
+Then an outage: the router is stopped, an incident is opened, and the router stays
+down for ``--outage-s`` (past the contain step's retry budget, so containment has
+escalated and keeps trying); ``outage_recovery_s`` is the time from the router's
+return (its health check answering) to the fallback being served, to set beside the
+step's ``keep_trying_every`` (15s in drift-rollback) and the no-outage p50.
+
+    .venv/bin/python -m bench.containment [--incidents 50] [--outage-s 90]
 """
 
 from __future__ import annotations
@@ -62,7 +68,32 @@ async def until_fallback(router: RouterClient, model: str) -> None:
         pass
 
 
-async def run(incidents: int, data_dir: Path) -> None:
+async def outage_recovery(
+    stack: EmbeddedStack, router: RouterClient, api: httpx.AsyncClient, model: str, down_s: float
+) -> tuple[float, str]:
+    """Seconds from the router's return to the fallback served, and the incident's
+    containment state while the router was down."""
+    await serve_primary(router, model, "bench")
+    stack.stop_service("router")
+    opened = await api.post(
+        "/v1/incidents", json={"model": model, "severity": "sev1", "summary": "bench outage"}
+    )
+    opened.raise_for_status()
+    incident = opened.json()["incident_id"]
+    await asyncio.sleep(down_s)
+    state = (await api.get(f"/v1/incidents/{incident}")).json()
+    containment = state.get("containment") or {}
+    while_down = (
+        f"phase={state['phase']} failing_since={containment.get('failing_since')} "
+        f"contained={state['contained']}"
+    )
+    await stack.restart("router")
+    back = time.perf_counter()
+    await until_fallback(router, model)
+    return time.perf_counter() - back, while_down
+
+
+async def run(incidents: int, outage_s: float, data_dir: Path) -> None:
     settings = settings_on_free_ports(data_dir)
     token = issue_token(
         settings.resolved_tokens_file, "bench", [Role.INCIDENT_COMMANDER, Role.ADMIN]
@@ -112,6 +143,10 @@ async def run(incidents: int, data_dir: Path) -> None:
                 await until_fallback(router, files.model_id)
                 contained.append((time.perf_counter() - start) * 1000)
                 await temporal.get_workflow_handle(opened.json()["incident_id"]).terminate("bench")
+
+            recovery_s, while_down = await outage_recovery(
+                stack, router, api, files.model_id, outage_s
+            )
     finally:
         stack.stop()
 
@@ -121,19 +156,22 @@ async def run(incidents: int, data_dir: Path) -> None:
         f"incidents={incidents} containment min={min(contained):.1f}ms max={max(contained):.1f}ms"
     )
     print(f"direct route set min={min(direct):.1f}ms max={max(direct):.1f}ms")
+    print(f"router down {outage_s:.0f}s, incident while down: {while_down}")
     print(
         f"containment p50_ms={p50:.1f} p99_ms={p99:.1f} "
-        f"direct_p50_ms={direct_p50:.1f} ratio={p50 / direct_p50:.1f}"
+        f"direct_p50_ms={direct_p50:.1f} ratio={p50 / direct_p50:.1f} "
+        f"outage_recovery_s={recovery_s:.2f}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=50)
+    parser.add_argument("--outage-s", type=float, default=90, help="how long the router stays down")
     args = parser.parse_args()
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory(prefix="fairlane-bench-") as scratch:
-        asyncio.run(run(args.incidents, Path(scratch)))
+        asyncio.run(run(args.incidents, args.outage_s, Path(scratch)))
 
 
 if __name__ == "__main__":
