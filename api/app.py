@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -16,6 +17,7 @@ from alerts.replay import ReplayCache
 from api import (
     alerts,
     canary,
+    codec,
     containment,
     incidents,
     models,
@@ -36,6 +38,7 @@ from config import Settings
 from incidents.decisions import DecisionSigner
 from incidents.outside import watch_outside_ends
 from registry.service import ModelRegistry
+from stack.codec import data_converter
 from store.db import create_tables, make_engine
 
 log = structlog.get_logger(__name__)
@@ -87,10 +90,19 @@ def create_app(settings: Settings) -> FastAPI:
         default=settings.max_body_bytes,
         by_prefix={alerts.router.prefix: settings.max_alert_body_bytes},
     )
+    app.state.payload_codec = data_converter(settings).payload_codec
+    # The Temporal Web UI decodes histories through /v1/codec/decode from the browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[settings.temporal_ui_url.rstrip("/")],
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
     install_metrics(app)
     for module in (
         incidents,
         canary,
+        codec,
         containment,
         models,
         playbooks,

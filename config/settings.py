@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     # and sign-off, every `..._every_records` records, and on the first append after
     # `..._every_seconds` without one.
     trail_signing_key: SecretStr | None = None
+    # Payload encryption (stack/codec.py): AES-GCM over everything Fairlane puts in
+    # Temporal. Keys: a JSON map of key id to base64 of 32 bytes and the current id, or
+    # else a key file in the data dir, created once.
+    payload_encryption: bool = True
+    payload_keys: dict[str, SecretStr] | None = None
+    payload_key_current: str | None = None
+    payload_key_file: Path | None = None
     trail_signing_key_file: Path | None = None
     trail_public_key_file: Path | None = None
     trail_checkpoint_dir: Path | None = None
@@ -140,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def resolved_tokens_file(self) -> Path:
         return self.tokens_file or self.data_dir / "tokens.json"
+
+    @property
+    def resolved_payload_key_file(self) -> Path:
+        return self.payload_key_file or self.data_dir / "payload-keys.json"
 
     @property
     def resolved_trail_signing_key_file(self) -> Path:

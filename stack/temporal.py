@@ -10,12 +10,12 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from contracts.incident import SEARCH_ATTRIBUTES
+from stack.codec import data_converter
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -41,7 +41,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         namespace=settings.temporal_namespace,
         tls=tls_config(settings) or bool(api_key),
         api_key=api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         runtime=runtime,
     )
 

@@ -78,6 +78,9 @@ async def test_an_incident_survives_a_restart_of_everything(tmp_path: Path) -> N
         stack.stop()
 
     assert (tmp_path / "temporal.db").is_file()
+    # Payloads are sealed (stack/codec.py): the summary is nowhere in Temporal's files.
+    for stored in tmp_path.glob("temporal.db*"):  # noqa: ASYNC240
+        assert b"restart test" not in stored.read_bytes(), stored.name
     with closing(sqlite3.connect(tmp_path / "temporal.db")) as temporal_db:
         # The dev server writes through a write-ahead log (twice the commits per second).
         assert temporal_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from config import Settings
+from stack.codec import data_converter
 from tests.fixtures.histories import HISTORIES
 from workflows.incident import IncidentWorkflow
 from workflows.watch import ModelWatchWorkflow
@@ -28,7 +29,7 @@ def test_histories_are_recorded() -> None:
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())  # noqa: ASYNC240
     replayer = Replayer(
-        workflows=[IncidentWorkflow, ModelWatchWorkflow], data_converter=pydantic_data_converter
+        workflows=[IncidentWorkflow, ModelWatchWorkflow], data_converter=data_converter(Settings())
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
