@@ -5,15 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from contracts.routing import RouteUpdate
+from contracts.targets import RoutedTo
 
 
-class ReadRouteInput(BaseModel):
-    router_url: str
+class ReadRouteInput(RoutedTo):
     model: str
 
 
-class SetRouteInput(BaseModel):
-    router_url: str
+class SetRouteInput(RoutedTo):
     model: str
     update: RouteUpdate
 

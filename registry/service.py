@@ -103,6 +103,10 @@ class ModelRegistry:
         updated = manifest.model_copy(update={"versions": [*manifest.versions, version]})
         return self.register(updated, registered_by)
 
+    def revision(self, model_id: str) -> int:
+        """The model's current revision; 0 if it is not registered."""
+        return self._revision(model_id)
+
     def _revision(self, model_id: str) -> int:
         with Session(self._engine) as session:
             row = session.get(RegisteredModel, model_id)

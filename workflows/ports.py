@@ -15,6 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.incident import IncidentInput, IncidentState
+    from contracts.model import RouterRef
     from contracts.routing import Route, RouteSpec
     from contracts.steps import (
         READ_ROUTE,
@@ -52,8 +53,8 @@ class RouterPort:
     generation, so a retried flip is applied once.
     """
 
-    def __init__(self, router_url: str, model: str, updated_by: str, books: Bookkeeping) -> None:
-        self._router_url = router_url
+    def __init__(self, router: RouterRef, model: str, updated_by: str, books: Bookkeeping) -> None:
+        self._router = router
         self._model = model
         self._updated_by = updated_by
         self._books = books
@@ -61,7 +62,9 @@ class RouterPort:
     async def read(self, step_name: str, options: dict[str, Any]) -> Route:
         route: Route = await workflow.execute_activity(
             READ_ROUTE,
-            ReadRouteInput(router_url=self._router_url, model=self._model),
+            ReadRouteInput(
+                target=self._router.target, router_url=self._router.url, model=self._model
+            ),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
@@ -82,7 +85,12 @@ class RouterPort:
         update = next_update(current, spec, self._updated_by, reason)
         route: Route = await workflow.execute_activity(
             SET_ROUTE,
-            SetRouteInput(router_url=self._router_url, model=self._model, update=update),
+            SetRouteInput(
+                target=self._router.target,
+                router_url=self._router.url,
+                model=self._model,
+                update=update,
+            ),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
@@ -110,7 +118,7 @@ class IncidentPorts:
         self._incident = incident
         self._state = state
         self._router = RouterPort(
-            incident.model.router.url, incident.model.id, f"fairlane:{incident.incident_id}", books
+            incident.model.router, incident.model.id, f"fairlane:{incident.incident_id}", books
         )
 
     async def read_route(self, step_name: str, options: dict[str, Any]) -> Route:
