@@ -9,15 +9,28 @@ target's, fails non-retryably before any connection is opened.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from config.targets import ResolvedTarget, TargetResolver, UnknownTarget
 from contracts.canary import DEPLOY_VERSION, DeployVersionInput
 from contracts.routing import Route
-from contracts.steps import READ_ROUTE, SET_ROUTE, ReadRouteInput, SetRouteInput
+from contracts.steps import (
+    READ_ROUTE,
+    SET_ROUTE,
+    VERIFY_ROUTE,
+    ProbeAnswer,
+    ReadRouteInput,
+    RouteVerification,
+    SetRouteInput,
+    VerifyRouteInput,
+)
 from contracts.targets import RoutedTo
 from router.client import RouterClient, RouterError, StaleRouteError
+from router.schemas import Applicant
 
 
 class RoutingActivities:
@@ -52,6 +65,52 @@ class RoutingActivities:
             except RouterError as error:
                 raise _typed(error) from error
 
+    @activity.defn(name=VERIFY_ROUTE)
+    async def verify_route(self, request: VerifyRouteInput) -> RouteVerification:
+        """Ask the target itself, again, whether it serves what was set; then, if the
+        operator declared a probe request for this model at this target, send it and see
+        who answers.
+
+        What it proves: the declared target (the URL operators declared, reached with
+        its credential) holds the route at the generation written or later, as a
+        separate read and not only in the write's echo; with a probe, that a live request
+        to it right now is answered by the expected side (the fallback), not the model.
+        What it cannot prove: that production traffic reaches this target at all (a
+        second path to the model outside the gateway), or that every replica agrees.
+        Fails non-retryably (``ContainmentUnverified``) when the answer disagrees, so the
+        caller keeps trying instead of claiming containment.
+        """
+        target = resolve_target(self._targets, request)
+        async with RouterClient(target.url, target.token or "", timeout=self._timeout_s) as client:
+            try:
+                route = await client.get_route(request.model)
+                if route.generation < request.generation or not route.spec().same_routing(
+                    request.expected
+                ):
+                    raise _unverified(
+                        f"{target.id} reports {request.model} serving {route.serving.value} "
+                        f"at generation {route.generation}, not {request.expected.serving.value} "
+                        f"at {request.generation} or later"
+                    )
+                probe = None
+                body = target.probes.get(request.model)
+                if body is not None:
+                    decision = await client.decide(request.model, _probe(target.id, body))
+                    probe = ProbeAnswer(
+                        served_by=decision.served_by,
+                        version=decision.version,
+                        decision_id=decision.decision_id,
+                    )
+                    if decision.served_by is not request.expected.serving:
+                        raise _unverified(
+                            f"{target.id} answered a live probe for {request.model} from "
+                            f"{decision.served_by.value} ({decision.version}), not "
+                            f"{request.expected.serving.value}"
+                        )
+            except RouterError as error:
+                raise _typed(error) from error
+        return RouteVerification(target=target.id, route=route, probe=probe)
+
     @activity.defn(name=DEPLOY_VERSION)
     async def deploy_version(self, request: DeployVersionInput) -> str:
         """Add a version to the model's deployment at its router, keeping every other version."""
@@ -78,6 +137,22 @@ def resolve_target(targets: TargetResolver, request: RoutedTo) -> ResolvedTarget
 def unknown_target(error: UnknownTarget) -> ApplicationError:
     """No retry can make an undeclared target declared: the operator has to act."""
     return ApplicationError(str(error), type="UnknownRoutingTarget", non_retryable=True)
+
+
+def _probe(target_id: str, body: dict[str, Any]) -> Applicant:
+    try:
+        return Applicant.model_validate(body)
+    except ValidationError as error:
+        raise ApplicationError(
+            f"the probe declared for target {target_id!r} is not a valid request: "
+            f"{error.error_count()} problem(s), e.g. {error.errors()[0]['loc']}",
+            type="ProbeMisdeclared",
+            non_retryable=True,
+        ) from None
+
+
+def _unverified(message: str) -> ApplicationError:
+    return ApplicationError(message, type="ContainmentUnverified", non_retryable=True)
 
 
 def _typed(error: RouterError) -> ApplicationError:

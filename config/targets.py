@@ -16,8 +16,9 @@ any other URL is refused before a connection is opened.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -41,6 +42,12 @@ class RoutingTarget(BaseModel):
     url: str = Field(pattern=r"^https?://", description="base URL of the routing layer")
     token: SecretStr | None = None
     token_file: Path | None = None
+    probes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="model id -> a request body for POST /v1/models/{model}/decisions, sent "
+        "once after each containment to see who really answers (it is a live decision, "
+        "logged like any other)",
+    )
 
     @model_validator(mode="after")
     def _one_credential(self) -> RoutingTarget:
@@ -70,6 +77,7 @@ class ResolvedTarget:
     id: str
     url: str
     token: str | None
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"ResolvedTarget(id={self.id!r}, url={self.url!r}, token=[redacted])"
@@ -126,4 +134,6 @@ class TargetResolver:
 
     @staticmethod
     def _resolved(target_id: str, declared: RoutingTarget) -> ResolvedTarget:
-        return ResolvedTarget(id=target_id, url=declared.url, token=declared.credential())
+        return ResolvedTarget(
+            id=target_id, url=declared.url, token=declared.credential(), probes=declared.probes
+        )

@@ -101,6 +101,7 @@ def routing_targets_json(settings: Settings) -> str:
                 "url": target.url,
                 "token": target.token.get_secret_value() if target.token else None,
                 "token_file": str(target.token_file) if target.token_file else None,
+                "probes": target.probes,
             }
             for target_id, target in settings.routing_targets.items()
         }

@@ -147,6 +147,7 @@ def build_worker(
         activities=[
             routing.read_route,
             routing.set_route,
+            routing.verify_route,
             incidents.open_incident,
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
@@ -163,6 +164,7 @@ def build_worker(
         activities=[
             routing.read_route,
             routing.set_route,
+            routing.verify_route,
             routing.deploy_version,
             canary.canary_analysis,
             monitor.evaluate_monitor_window,

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -34,8 +35,8 @@ from config.targets import GATEWAY, RoutingTarget, TargetResolver
 from contracts.canary import AnalysisRequest
 from contracts.model import ModelManifest, RouterRef
 from contracts.monitoring import EvaluationRequest, MonitoringPolicy
-from contracts.routing import RouteUpdate, Serving
-from contracts.steps import ReadRouteInput, SetRouteInput
+from contracts.routing import RouteSpec, RouteUpdate, Serving
+from contracts.steps import ReadRouteInput, SetRouteInput, VerifyRouteInput
 from contracts.watch import WatchInput
 from fairness.live import LiveThresholds
 from metrics.decision_log import DecisionLogProvider
@@ -367,3 +368,112 @@ async def test_an_admin_change_needs_a_reason_and_is_recorded_with_old_and_new(a
 
 def test_the_test_fixtures_name_a_declared_target(router_service: RouterService) -> None:
     assert manifest_for(router_service).router == RouterRef(target=GATEWAY)
+
+
+# ---- "contained" is the target's own answer ---------------------------------------------
+
+PROBE = {
+    "applicant_id": "fairlane-containment-probe",
+    "income": 55_000.0,
+    "credit_history_years": 6.0,
+    "debt_ratio": 0.2,
+    "zip_code": "10001",
+    "group": "A",
+}
+
+
+def _probing(url: str, token: str, model: str) -> RoutingActivities:
+    return RoutingActivities(
+        TargetResolver(
+            {GATEWAY: RoutingTarget(url=url, token=SecretStr(token), probes={model: PROBE})}
+        )
+    )
+
+
+async def test_a_flip_to_the_fallback_is_verified_by_a_read_back_and_a_live_probe(
+    router_service: RouterService,
+) -> None:
+    await router_service.reset()
+    activities = _probing(router_service.url, router_service.token, router_service.model)
+    env = ActivityEnvironment()
+    current = await env.run(
+        activities.read_route, ReadRouteInput(target=GATEWAY, model=router_service.model)
+    )
+    update = RouteUpdate(
+        serving=Serving.FALLBACK,
+        primary_version=current.primary_version,
+        shadow_versions=[current.primary_version],
+        generation=current.generation + 1,
+        updated_by="fairlane:inc-verify",
+    )
+    flipped = await env.run(
+        activities.set_route,
+        SetRouteInput(target=GATEWAY, model=router_service.model, update=update),
+    )
+    verified = await env.run(
+        activities.verify_route,
+        VerifyRouteInput(
+            target=GATEWAY,
+            model=router_service.model,
+            expected=flipped.spec(),
+            generation=flipped.generation,
+        ),
+    )
+    assert verified.target == GATEWAY
+    assert verified.route.serving is Serving.FALLBACK
+    assert verified.probe is not None and verified.probe.served_by is Serving.FALLBACK
+    await router_service.reset()
+
+
+@pytest.fixture
+def lying_target() -> Iterator[str]:
+    """A gateway that echoes every route write and reports the fallback, while a live
+    request is still answered by the biased model."""
+    app = FastAPI()
+
+    @app.get("/v1/models/{model}/route")
+    async def route(model: str) -> dict[str, Any]:
+        return {
+            "model": model,
+            "serving": "fallback",
+            "primary_version": "v1",
+            "shadow_versions": ["v1"],
+            "generation": 7,
+            "updated_by": "fairlane:inc",
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+    @app.post("/v1/models/{model}/decisions")
+    async def decide(model: str) -> dict[str, Any]:
+        return {
+            "decision_id": 1,
+            "model": model,
+            "served_by": "primary",
+            "version": "v1",
+            "approved": True,
+            "credit_limit": 1000.0,
+        }
+
+    with serve(app, free_port()) as url:
+        yield url
+
+
+async def test_containment_is_not_claimed_when_the_target_still_serves_the_model(
+    lying_target: str,
+) -> None:
+    activities = _probing(lying_target, "t", "credit")
+    expected = RouteSpec(serving=Serving.FALLBACK, primary_version="v1", shadow_versions=["v1"])
+    with pytest.raises(ApplicationError) as unverified:
+        await ActivityEnvironment().run(
+            activities.verify_route,
+            VerifyRouteInput(target=GATEWAY, model="credit", expected=expected, generation=7),
+        )
+    assert unverified.value.type == "ContainmentUnverified" and unverified.value.non_retryable
+    assert "from primary (v1), not fallback" in unverified.value.message
+    with pytest.raises(ApplicationError) as stale:  # a read-back older than the write
+        await ActivityEnvironment().run(
+            activities.verify_route,
+            VerifyRouteInput(target=GATEWAY, model="credit", expected=expected, generation=8),
+        )
+    assert stale.value.type == "ContainmentUnverified"
+    assert "generation 7" in stale.value.message
