@@ -9,9 +9,11 @@ comes in through registration or through an old-style activity input.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,13 +25,14 @@ import pytest_asyncio
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.canary import CanaryActivities
 from activities.monitor import MonitorActivities
 from activities.routing import RoutingActivities
 from api.app import create_app
 from api.tokens import issue_token
+from audit.trail import AuditTrail
 from config import Settings
 from config.targets import GATEWAY, RoutingTarget, TargetResolver
 from contracts.canary import AnalysisRequest
@@ -40,8 +43,10 @@ from contracts.steps import ReadRouteInput, SetRouteInput, VerifyRouteInput
 from contracts.watch import WatchInput
 from fairness.live import LiveThresholds
 from metrics.decision_log import DecisionLogProvider
+from playbooks.loader import load_playbook_text
+from stack.worker import build_worker
 from tests.fixtures.api import PEOPLE, Api
-from tests.fixtures.incidents import manifest_for
+from tests.fixtures.incidents import incident_input, manifest_for, start_incident, state_of
 from tests.fixtures.services import RouterService, free_port, serve
 
 ROUTER_TOKEN = "the-router-token-that-controls-every-model"
@@ -431,7 +436,7 @@ def lying_target() -> Iterator[str]:
     request is still answered by the biased model."""
     app = FastAPI()
 
-    @app.get("/v1/models/{model}/route")
+    @app.api_route("/v1/models/{model}/route", methods=["GET", "PUT"])
     async def route(model: str) -> dict[str, Any]:
         return {
             "model": model,
@@ -477,3 +482,51 @@ async def test_containment_is_not_claimed_when_the_target_still_serves_the_model
         )
     assert stale.value.type == "ContainmentUnverified"
     assert "generation 7" in stale.value.message
+
+
+CONTAIN_PLAYBOOK = """
+name: contain-verify
+version: "1"
+steps:
+  - name: contain
+    kind: route
+    serving: fallback
+    retry: {maximum_attempts: 2, initial_interval: 100ms, maximum_interval: 200ms}
+    timeouts: {start_to_close: 2s, schedule_to_close: 30s}
+    keep_trying_every: 1s
+    on_failure: {action: escalate}
+"""
+
+
+async def test_an_incident_does_not_report_contained_while_the_target_serves_the_model(
+    dev_env: WorkflowEnvironment,
+    router_service: RouterService,
+    lying_target: str,
+    trail: AuditTrail,
+) -> None:
+    """The gateway says "fallback" when asked for its route, but the operator's probe is
+    answered by the model: the incident keeps trying and escalates, never "contained"."""
+    queue = f"verify-{uuid.uuid4().hex[:8]}"
+    model = router_service.model
+    settings = Settings(
+        task_queue=queue,
+        router_token=SecretStr("t"),
+        routing_targets={
+            GATEWAY: RoutingTarget(url=lying_target, token=SecretStr("t"), probes={model: PROBE})
+        },
+    )
+    incident = incident_input(router_service, load_playbook_text(CONTAIN_PLAYBOOK))
+    async with build_worker(dev_env.client, settings, trail):
+        handle = await start_incident(dev_env.client, incident, queue)
+        try:
+            for _ in range(300):
+                state = await state_of(handle)
+                if state.containment is not None and state.containment.failing_since:
+                    break
+                await asyncio.sleep(0.1)
+            assert state.containment is not None and state.containment.failing_since
+            assert not state.contained
+            assert "ContainmentUnverified" in (state.containment.last_error or "")
+            assert "from primary (v1), not fallback" in (state.containment.last_error or "")
+        finally:
+            await handle.terminate("test over")
