@@ -445,6 +445,7 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
         assert queues == {
             "read_route": {containment_queue},
             "set_route": {containment_queue},
+            "verify_route": {containment_queue},  # "contained" on the target's own answer
             "open_incident": {containment_queue},
         }
         assert (await watch.handle.describe()).task_queue == containment_queue
