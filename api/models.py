@@ -25,7 +25,7 @@ from contracts.model import ModelManifest
 from contracts.watch import watch_workflow_id
 from registry.changes import MODEL_CHANGED, MODEL_REGISTERED, FieldChange, manifest_diff
 from registry.limits import ManifestRejected
-from registry.service import ModelRegistry, UnreadableManifest
+from registry.service import ModelRegistry, RevisionConflict, UnreadableManifest
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 log = structlog.get_logger(__name__)
@@ -66,9 +66,10 @@ def register_model(
     """
     _check_router(manifest, request.app.state.settings)
     registry = _registry(request)
+    revision_seen = registry.revision(manifest.id)
     changes = _changes(registry, manifest)
     if changes == {}:
-        return Registered(id=manifest.id, revision=registry.revision(manifest.id))
+        return Registered(id=manifest.id, revision=revision_seen)
     if changes is not None:
         if not principal.holds(Role.ADMIN):
             raise HTTPException(
@@ -84,7 +85,9 @@ def register_model(
             }
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [missing])
     try:
-        revision = registry.register(manifest, principal.name)
+        revision = registry.register(manifest, principal.name, expected_revision=revision_seen)
+    except RevisionConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except ManifestRejected as error:
         problem = {"loc": ["body", *error.loc], "msg": error.msg, "type": error.type}
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from error

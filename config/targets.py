@@ -134,6 +134,11 @@ class TargetResolver:
 
     @staticmethod
     def _resolved(target_id: str, declared: RoutingTarget) -> ResolvedTarget:
-        return ResolvedTarget(
-            id=target_id, url=declared.url, token=declared.credential(), probes=declared.probes
-        )
+        try:
+            token = declared.credential()
+        except OSError as error:
+            raise UnknownTarget(
+                f"the credential file of routing target {target_id!r} cannot be read: "
+                f"{error.strerror}"
+            ) from None
+        return ResolvedTarget(id=target_id, url=declared.url, token=token, probes=declared.probes)

@@ -530,3 +530,16 @@ async def test_an_incident_does_not_report_contained_while_the_target_serves_the
             assert "from primary (v1), not fallback" in (state.containment.last_error or "")
         finally:
             await handle.terminate("test over")
+
+
+def test_a_registration_decided_on_a_stale_revision_is_refused(trail: AuditTrail) -> None:
+    """Who may write (first registration or change) is decided on the revision read; a
+    write that finds another revision by then is refused rather than slipping through."""
+    from registry.service import ModelRegistry, RevisionConflict
+
+    registry = ModelRegistry(trail.engine)
+    manifest = ModelManifest.model_validate(_manifest_body())
+    assert registry.register(manifest, "ic", expected_revision=0) == 1
+    with pytest.raises(RevisionConflict, match="revision 1, not 0"):
+        registry.register(manifest, "another-ic", expected_revision=0)
+    assert registry.register(manifest, "admin", expected_revision=1) == 2
