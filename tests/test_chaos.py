@@ -15,6 +15,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 
 from config.targets import RoutingTarget
 from contracts.steps import SET_ROUTE
@@ -99,11 +101,16 @@ async def chaos(
     playbooks = data_dir / "playbooks"
     playbooks.mkdir()
     (playbooks / f"{SHORT_BUDGET_PLAYBOOK}.yaml").write_text(short_budget_playbook())
+    router_token = SecretStr(secrets.token_urlsafe(32))
     proxy = RoutingTarget(  # a proxy in front of the router, with the router's own token
-        url=f"http://127.0.0.1:{PROXY_PORT}", token_file=data_dir / "router-token"
+        url=f"http://127.0.0.1:{PROXY_PORT}", token=router_token
     )
     settings = settings_on_free_ports(data_dir).model_copy(
-        update={"playbooks_dir": playbooks, "routing_targets": {PROXY_TARGET: proxy}}
+        update={
+            "playbooks_dir": playbooks,
+            "router_token": router_token,
+            "routing_targets": {PROXY_TARGET: proxy},
+        }
     )
     tokens = issue_tokens(settings.resolved_tokens_file)
     stack = EmbeddedStack(settings)
