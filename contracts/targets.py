@@ -41,9 +41,6 @@ class RouterRef(BaseModel):
             raise ValueError("name a routing `target`, not a `url`")
         return self
 
-    def label(self) -> str:
-        return self.target if self.target is not None else f"url {self.url}"
-
 
 class RoutedTo(BaseModel):
     """The routing target of an activity's (or child workflow's) request.
