@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from temporalio import activity
 
 from activities.providers import select_provider
+from activities.routing import unknown_target
+from config.targets import UnknownTarget
 from contracts.canary import CANARY_ANALYSIS, AnalysisRequest, CanaryAnalysis
 from fairness.live import analyse_window
 from metrics.provider import MetricsProvider
@@ -24,13 +26,16 @@ class CanaryActivities:
     @activity.defn(name=CANARY_ANALYSIS)
     async def canary_analysis(self, request: AnalysisRequest) -> CanaryAnalysis:
         provider = select_provider(self._providers, request.provider)
-        window = await provider.window(
-            request.router_url,
-            request.model,
-            request.candidate_version,
-            request.since,
-            request.until,
-        )
+        try:
+            window = await provider.window(
+                request.router_ref(),
+                request.model,
+                request.candidate_version,
+                request.since,
+                request.until,
+            )
+        except UnknownTarget as error:
+            raise unknown_target(error) from None
         analysis = analyse_window(window.cells, request.thresholds, alpha=request.alpha)
         return CanaryAnalysis(
             look=request.look,

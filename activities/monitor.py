@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from temporalio import activity
 
 from activities.providers import select_provider
+from activities.routing import unknown_target
+from config.targets import UnknownTarget
 from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
 from contracts.watch import EVALUATE_WINDOW
 from fairness.drift import judge_monitor_window, reference_from
@@ -30,9 +32,12 @@ class MonitorActivities:
     async def evaluate_monitor_window(self, request: EvaluationRequest) -> EvaluationResult:
         policy = request.policy
         provider = select_provider(self._providers, policy.provider)
-        window = await provider.window(
-            request.router_url, request.model, NO_CANDIDATE, request.since, request.until
-        )
+        try:
+            window = await provider.window(
+                request.router_ref(), request.model, NO_CANDIDATE, request.since, request.until
+            )
+        except UnknownTarget as error:
+            raise unknown_target(error) from None
         fairness, drift, verdict = judge_monitor_window(window.cells, policy, request.reference)
         reference = request.reference
         if reference is None and _settled(fairness.samples, policy.min_drift_samples, verdict):

@@ -8,18 +8,24 @@ and the log, and answers 409 on its own.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
 from api.incidents import SLUG
 from api.security import READERS, require
 from api.tokens import Principal, Role
+from audit.trail import AuditTrail
+from config import Settings
+from contracts.audit import AuditEvent
 from contracts.model import ModelManifest
+from contracts.watch import watch_workflow_id
+from registry.changes import MODEL_CHANGED, MODEL_REGISTERED, FieldChange, manifest_diff
 from registry.limits import ManifestRejected
-from registry.service import ModelRegistry
+from registry.service import ModelRegistry, RevisionConflict, UnreadableManifest
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 log = structlog.get_logger(__name__)
@@ -41,13 +47,118 @@ def register_model(
     manifest: ModelManifest,
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.INCIDENT_COMMANDER))],
+    reason: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=2000,
+            description="why an existing model's manifest changes (required then)",
+        ),
+    ] = None,
 ) -> Registered:
+    """Register a model, or change a registered one's manifest.
+
+    The manifest names its router by a target operators declared
+    (``FAIRLANE_ROUTING_TARGETS``), never by URL, so registering cannot send the router
+    credential anywhere new. First registration is open to incident commanders and
+    admins; changing a registered model (its target or any other field) is an admin's
+    act and needs a ``reason``. Either is recorded on the model's trail with the diff.
+    """
+    _check_router(manifest, request.app.state.settings)
+    registry = _registry(request)
+    revision_seen = registry.revision(manifest.id)
+    changes = _changes(registry, manifest)
+    if changes == {}:
+        return Registered(id=manifest.id, revision=revision_seen)
+    if changes is not None:
+        if not principal.holds(Role.ADMIN):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"{manifest.id!r} is registered: changing its manifest "
+                f"({', '.join(sorted(changes))}) needs the admin role",
+            )
+        if not reason or not reason.strip():
+            missing = {
+                "loc": ["query", "reason"],
+                "msg": "changing a registered model's manifest needs a reason",
+                "type": "missing",
+            }
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [missing])
     try:
-        revision = _registry(request).register(manifest, principal.name)
+        revision = registry.register(manifest, principal.name, expected_revision=revision_seen)
+    except RevisionConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except ManifestRejected as error:
         problem = {"loc": ["body", *error.loc], "msg": error.msg, "type": error.type}
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from error
+    _record(request, manifest, principal, revision, changes, reason)
     return Registered(id=manifest.id, revision=revision)
+
+
+def _changes(registry: ModelRegistry, manifest: ModelManifest) -> dict[str, FieldChange] | None:
+    """None for a model not registered yet; else what this manifest changes ({}: nothing)."""
+    try:
+        previous = registry.get(manifest.id)
+    except UnreadableManifest as error:
+        return {"manifest": {"old": f"unreadable: {error}", "new": "replaced"}}
+    return None if previous is None else manifest_diff(previous, manifest)
+
+
+def _check_router(manifest: ModelManifest, settings: Settings) -> None:
+    """A manifest names a declared target, never a URL: 422 naming ``router.url`` or
+    ``router.target`` otherwise."""
+    router_ref = manifest.router
+    declared = sorted(settings.declared_routing_targets)
+    if router_ref.url is not None:
+        problem = {
+            "loc": ["body", "router", "url"],
+            "msg": "a manifest names its routing target (router.target, one of "
+            f"{declared}), never a URL: operators declare targets and their credentials",
+            "type": "value_error",
+        }
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+    if router_ref.target not in declared:
+        problem = {
+            "loc": ["body", "router", "target"],
+            "msg": f"routing target {router_ref.target!r} is not declared (declared: {declared})",
+            "type": "value_error",
+        }
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+
+
+def _record(
+    request: Request,
+    manifest: ModelManifest,
+    principal: Principal,
+    revision: int,
+    changes: dict[str, FieldChange] | None,
+    reason: str | None,
+) -> None:
+    """The registration or the change, on the model's own trail (its watch's records)."""
+    trail: AuditTrail = request.app.state.trail
+    kind = MODEL_REGISTERED if changes is None else MODEL_CHANGED
+    trail.append(
+        AuditEvent(
+            event_id=f"model:{manifest.id}:revision:{revision}",
+            incident_id=watch_workflow_id(manifest.id),
+            kind=kind,
+            actor=principal.name,
+            detail={
+                "model": manifest.id,
+                "revision": revision,
+                "roles": sorted(r.value for r in principal.roles),
+                "reason": reason,
+                "router_target": manifest.router.target,
+                "changes": changes,
+                "manifest_digest": _digest(manifest),
+            },
+        )
+    )
+    log.info("model manifest recorded", model=manifest.id, kind=kind, revision=revision)
+
+
+def _digest(manifest: ModelManifest) -> str:
+    return "sha256:" + hashlib.sha256(manifest.model_dump_json().encode()).hexdigest()
 
 
 @router.get("", response_model=list[ModelManifest])

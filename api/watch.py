@@ -130,7 +130,8 @@ def watch_trail(
     request: Request,
     _: Annotated[Principal, Depends(require(*TRAIL_READERS))],
 ) -> Any:
-    """The watch's own records: arming, evaluations, containments, alerts with no incident."""
+    """The model's own records: its manifest's registration and changes, and its watch's
+    arming, evaluations, containments and alerts with no incident."""
     trail: AuditTrail = request.app.state.trail
     export = trail.export(watch_workflow_id(model_id))
     if not export.records:

@@ -606,7 +606,7 @@ async def register_models(
     """The demo model's artifact deployed at the one router under ``count`` model ids, and
     each registered in Fairlane from the demo's manifest with its id changed."""
     files = prepare_demo_model(data_dir)
-    template = load_manifest_file(write_manifest(files, settings.router_url))
+    template = load_manifest_file(write_manifest(files))
     models = [f"storm-{i:03d}" for i in range(count)]
 
     async def one(index: int) -> None:

@@ -65,6 +65,7 @@ from analysis.remediation import DropProxies, remediate
 from audit.trail import AuditTrail
 from config import Settings
 from config.logging import configure_logging
+from config.targets import GATEWAY, TargetResolver
 from contracts.canary import QUERY_CANARY_PROGRESS, CanaryAnalysis, RampStepProgress
 from contracts.incident import (
     QUERY_STATE,
@@ -316,7 +317,7 @@ def incident_input(models: Models, router_url: str) -> IncidentInput:
         outcomes=Outcomes(decision="approved", amount="credit_limit"),
         protected_attributes=["group"],
         strata=["income_band", "credit_band"],
-        router=RouterRef(url=router_url),
+        router=RouterRef(target=GATEWAY),  # the worker declares the router as `gateway`
     )
     return IncidentInput(
         incident_id=f"inc-bench-{uuid.uuid4().hex[:10]}",
@@ -541,7 +542,7 @@ async def rollback_section(
             await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
             flip = await direct_flip_s(router, files.model_id, files.version)
             print(f"router flip (PUT route, GET until it shows) median {flip * 1000:.1f}ms")
-            async with build_worker(client, settings, trail):
+            async with build_worker(client, settings.model_copy(update={"router_url": url}), trail):
                 for run in range(runs):
                     result = await one_rollback(client, router, url, models, applicants, queue)
                     print_run(run + 1, result, trail)
@@ -817,8 +818,8 @@ async def one_look(url: str, window: Window) -> tuple[float, float, int, str]:
     thresholds = LiveThresholds()  # the production defaults, every metric on
     alpha = look_alpha(0.05, 5, 168, 1)  # a 7-day bake, hourly looks, 5 ramp steps
     start = time.perf_counter()
-    cells = await DecisionLogProvider(TOKEN, timeout=600).window(
-        url, window.model, CANDIDATE, window.since, window.until
+    cells = await DecisionLogProvider(TargetResolver.single(url, TOKEN), timeout=600).window(
+        RouterRef(target=GATEWAY), window.model, CANDIDATE, window.since, window.until
     )
     fetched = time.perf_counter()
     analysis = analyse_window(cells.cells, thresholds, alpha=alpha)
@@ -863,9 +864,10 @@ async def analysis_section(
                 )
             looks = [await one_look(url, window) for _ in range(repeats)]
             sql_only_s = in_process_summary_s(engine, window)
-            provider = DecisionLogProvider(TOKEN, timeout=600)
+            provider = DecisionLogProvider(TargetResolver.single(url, TOKEN), timeout=600)
+            gateway = RouterRef(target=GATEWAY)
             cells = (
-                await provider.window(url, window.model, CANDIDATE, window.since, window.until)
+                await provider.window(gateway, window.model, CANDIDATE, window.since, window.until)
             ).cells
             sql_s = []
             for _ in range(repeats):

@@ -111,7 +111,7 @@ async def run(incidents: int, outage_s: float, data_dir: Path) -> None:
             httpx.AsyncClient(base_url=settings.api_url, headers=headers, timeout=30) as api,
         ):
             await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
-            manifest = load_manifest_file(write_manifest(files, settings.router_url))
+            manifest = load_manifest_file(write_manifest(files))
             (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
 
             direct: list[float] = []

@@ -47,14 +47,27 @@ def list_playbooks() -> None:
 
 
 @model_app.command("register")
-def register(manifest: Path) -> None:
-    """Register (or update) a model from its manifest YAML."""
+def register(
+    manifest: Path,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="why a registered model's manifest changes (admins; required then)"),
+    ] = None,
+) -> None:
+    """Register a model from its manifest YAML, or change a registered one (admin, --reason)."""
     try:
         parsed = load_manifest_file(manifest)
     except ManifestError as error:
         fail(str(error))
         return
-    result = call(Settings(), "POST", "/v1/models", json=parsed.model_dump(mode="json"))
+    params = {"reason": reason} if reason else None
+    result = call(
+        Settings(),
+        "POST",
+        "/v1/models",
+        json=parsed.model_dump(mode="json"),
+        params=params,
+    )
     typer.echo(f"registered {result['id']} (revision {result['revision']})")
 
 
@@ -62,8 +75,13 @@ def register(manifest: Path) -> None:
 def list_models() -> None:
     for model in call(Settings(), "GET", "/v1/models"):
         typer.echo(
-            f"{model['id']:<20} primary {model['primary_version']:<8} {model['router']['url']}"
+            f"{model['id']:<20} primary {model['primary_version']:<8} {_router(model['router'])}"
         )
+
+
+def _router(router: dict[str, str | None]) -> str:
+    """The target id; a manifest stored before targets shows its URL, marked as such."""
+    return router.get("target") or f"url {router.get('url')} (deprecated: register a target)"
 
 
 @tokens_app.command("create")

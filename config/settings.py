@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.targets import GATEWAY, RoutingTarget, TargetResolver, validate_target_ids
 
 
 class Settings(BaseSettings):
@@ -70,6 +72,13 @@ class Settings(BaseSettings):
     router_url: str = "http://127.0.0.1:8300"
     router_database_url: str | None = None
     router_token: SecretStr | None = None
+
+    # Routing targets: the only places a worker sends a router credential. A manifest
+    # names one by id (`router: {target: …}`), never a URL. JSON, e.g.
+    # {"prod-gw": {"url": "https://gw.internal", "token_file": "/run/secrets/gw"}}.
+    # `gateway` (the reference router above, with `router_token`) is always declared
+    # unless this map declares it itself.
+    routing_targets: dict[str, RoutingTarget] = Field(default_factory=dict)
 
     # A folder of the team's own playbooks (<name>.yaml), besides the shipped ones.
     playbooks_dir: Path | None = None
@@ -131,6 +140,20 @@ class Settings(BaseSettings):
     # metrics and its own fairlane_* counters there, at /metrics.
     prometheus_url: str | None = None
     worker_metrics_address: str | None = None
+
+    @field_validator("routing_targets")
+    @classmethod
+    def _target_ids(cls, targets: dict[str, RoutingTarget]) -> dict[str, RoutingTarget]:
+        return validate_target_ids(targets)
+
+    @property
+    def declared_routing_targets(self) -> dict[str, RoutingTarget]:
+        """Every declared target, the default `gateway` (the reference router) included."""
+        gateway = RoutingTarget(url=self.router_url, token=self.router_token)
+        return {GATEWAY: gateway, **self.routing_targets}
+
+    def target_resolver(self) -> TargetResolver:
+        return TargetResolver(self.declared_routing_targets)
 
     @property
     def resolved_database_url(self) -> str:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from contracts.decisions import DecisionKey, DecisionProof
 from contracts.routing import RouteSpec
+from contracts.targets import RoutedTo
 from fairness.live import LiveThresholds, MetricVerdict, WindowAnalysis
 from playbooks.canary import CanaryStep
 
@@ -58,12 +59,11 @@ class ControlReceipt(BaseModel):
     percent: float
 
 
-class AnalysisRequest(BaseModel):
+class AnalysisRequest(RoutedTo):
     """One look at the live decisions of a ramp step so far."""
 
     incident_id: str
     model: str
-    router_url: str
     provider: str
     candidate_version: str
     since: datetime
@@ -88,30 +88,27 @@ class CanaryAnalysis(BaseModel):
         return self.analysis.verdict
 
 
-class DeployVersionInput(BaseModel):
-    router_url: str
+class DeployVersionInput(RoutedTo):
     model: str
     version: str
     artifact: str
 
 
-class RetireShadowInput(BaseModel):
+class RetireShadowInput(RoutedTo):
     """After a promotion: stop shadow-scoring the replaced version once ``after`` has passed."""
 
     incident_id: str
     model: str
-    router_url: str
     version: str
     primary_version: str = Field(description="retire only while this is still the primary")
     after: timedelta
 
 
-class RampStepInput(BaseModel):
+class RampStepInput(RoutedTo):
     """What a ramp-step workflow needs; ``progress`` carries state across continue-as-new."""
 
     incident_id: str
     model: str
-    router_url: str
     candidate_version: str
     canary: CanaryStep
     ramp_index: int = Field(ge=0)

@@ -8,6 +8,17 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from contracts.monitoring import MonitoringPolicy
+from contracts.targets import TARGET_ID, RoutedTo, RouterRef
+
+__all__ = [
+    "TARGET_ID",
+    "Lineage",
+    "ModelManifest",
+    "ModelVersion",
+    "Outcomes",
+    "RoutedTo",
+    "RouterRef",
+]
 
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -44,10 +55,6 @@ class Outcomes(BaseModel):
                 "name a binary `decision` column, a continuous `amount` column, or both"
             )
         return self
-
-
-class RouterRef(BaseModel):
-    url: str = Field(pattern=r"^https?://", description="base URL of the routing layer")
 
 
 class ModelManifest(BaseModel):

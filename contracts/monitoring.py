@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.severity import Severity
+from contracts.targets import RoutedTo
 from fairness.live import LiveThresholds, MetricVerdict, WindowAnalysis
 from playbooks.durations import Duration
 
@@ -135,11 +136,10 @@ class MonitorEvaluation(BaseModel):
     action: Literal["none", "contained", "held"] = "none"
 
 
-class EvaluationRequest(BaseModel):
+class EvaluationRequest(RoutedTo):
     """The monitor activity's input: one window, judged against the policy."""
 
     model: str
-    router_url: str
     since: datetime
     until: datetime
     policy: MonitoringPolicy

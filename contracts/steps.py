@@ -4,18 +4,42 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.routing import RouteUpdate
+from contracts.routing import Route, RouteSpec, RouteUpdate, Serving
+from contracts.targets import RoutedTo
 
 
-class ReadRouteInput(BaseModel):
-    router_url: str
+class ReadRouteInput(RoutedTo):
     model: str
 
 
-class SetRouteInput(BaseModel):
-    router_url: str
+class SetRouteInput(RoutedTo):
     model: str
     update: RouteUpdate
+
+
+class VerifyRouteInput(RoutedTo):
+    """Ask the target again, after a containment, whether it really serves the fallback."""
+
+    model: str
+    expected: RouteSpec
+    generation: int = Field(ge=0, description="the generation the write created (or found)")
+
+
+class ProbeAnswer(BaseModel):
+    """What the target answered to the operator's declared probe request: one live decision."""
+
+    served_by: Serving
+    version: str
+    decision_id: int | None = None
+
+
+class RouteVerification(BaseModel):
+    """The target's own answer after a containment: its route, read again, and (when the
+    operator declared a probe for this model at this target) who served a live request."""
+
+    target: str
+    route: Route
+    probe: ProbeAnswer | None = None
 
 
 class Notification(BaseModel):
@@ -36,6 +60,7 @@ class NotificationReceipt(BaseModel):
 # imports the modules that do I/O.
 READ_ROUTE = "read_route"
 SET_ROUTE = "set_route"
+VERIFY_ROUTE = "verify_route"
 SEND_NOTIFICATION = "send_notification"
 RECORD_AUDIT_EVENT = "record_audit_event"
 RECORD_AUDIT_EVENTS = "record_audit_events"

@@ -21,6 +21,7 @@ from contracts.alerts import AlertEvent, AlertKind, AlertSource, AlertStatus
 from contracts.monitoring import DriftReference, MonitorEvaluation, MonitoringPolicy
 from contracts.routing import Route
 from contracts.severity import Severity
+from contracts.targets import RoutedTo
 
 WATCH_WORKFLOW = "ModelWatchWorkflow"
 SIGNAL_ALERTS = "alerts"
@@ -164,9 +165,8 @@ class WatchMemory(BaseModel):
     runs: int = 1
 
 
-class WatchInput(BaseModel):
+class WatchInput(RoutedTo):
     model: str
-    router_url: str
     default_playbook: str = "drift-rollback"
     default_severity: Severity = Severity.SEV2
     memory: WatchMemory = Field(default_factory=WatchMemory)

@@ -24,6 +24,7 @@ import yaml
 from api.tokens import Role, issue_token
 from config import Settings
 from config.logging import configure_logging
+from config.targets import GATEWAY
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
 from demo.alerts import ALERTS_SENDER, alert_storm
@@ -60,8 +61,12 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def write_manifest(files: DemoModelFiles, router_url: str) -> Path:
-    """The demo model's manifest, written as a user would, then registered from the file."""
+def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
+    """The demo model's manifest, written as a user would, then registered from the file.
+
+    Its router is a target the operators declared (the reference router is `gateway`),
+    never a URL.
+    """
     manifest = ModelManifest(
         id=files.model_id,
         description="Credit-limit model: the reference case, ~30% lower limits for one group",
@@ -78,7 +83,7 @@ def write_manifest(files: DemoModelFiles, router_url: str) -> Path:
         outcomes=Outcomes(decision="approved", amount="credit_limit"),
         protected_attributes=["group"],
         strata=["income_band", "credit_band"],
-        router=RouterRef(url=router_url),
+        router=RouterRef(target=target),
     )
     path = files.artifact.parent / "manifest.yaml"
     path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
@@ -377,12 +382,10 @@ async def _sign_assessment(api: Api, incident: str, state: dict[str, Any], *, fi
     return str(assessment["digest"])
 
 
-async def deploy_and_register(
-    api: Api, router: RouterClient, files: DemoModelFiles, router_url: str
-) -> None:
+async def deploy_and_register(api: Api, router: RouterClient, files: DemoModelFiles) -> None:
     await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
     await serve_primary(router, files.model_id)
-    manifest = write_manifest(files, router_url)
+    manifest = write_manifest(files)
     body = load_manifest_file(manifest).model_dump(mode="json")
     registered = await api.ok("dana.ic", "POST", "/v1/models", json=body)
     say(f"Registered model {registered['id']} from {manifest} (rev {registered['revision']})")
@@ -404,7 +407,7 @@ async def scenario(settings: Settings) -> None:
     try:
         token = settings.router_token.get_secret_value()
         async with RouterClient(settings.router_url, token) as router:
-            await deploy_and_register(api, router, files, settings.router_url)
+            await deploy_and_register(api, router, files)
             applicants = read_dataset(files.validation_csv).sample(TRAFFIC, random_state=11)
             await show_the_disparity(router, files.model_id, applicants)
             incident = await contain(api, router, files.model_id, applicants)

@@ -23,6 +23,7 @@ def watch_input(manifest: ModelManifest) -> WatchInput:
     """How a watch starts when a signal is its first event."""
     return WatchInput(
         model=manifest.id,
+        target=manifest.router.target,
         router_url=manifest.router.url,
         default_playbook=manifest.monitoring.playbook,
         default_severity=manifest.monitoring.severity,

@@ -15,8 +15,10 @@ from datetime import datetime
 import httpx
 import structlog
 
+from config.targets import TargetResolver
 from contracts.metrics import DecisionCell, DecisionWindow, Side
 from contracts.routing import Serving
+from contracts.targets import RouterRef
 from metrics.provider import ProviderError
 from router.client import RouterClient, RouterError
 from router.schemas import DecisionSummaryRow
@@ -28,37 +30,50 @@ _CellKey = tuple[Side, str, str, bool, bool | None]
 
 
 class DecisionLogProvider:
-    """Reads windows from a reference router with ``token``; implements ``MetricsProvider``."""
+    """Reads windows from a reference router; implements ``MetricsProvider``.
+
+    The router's URL and credential come from the worker's declared routing targets
+    (``targets``), never from the request: the token goes only to the URL it was
+    declared with.
+    """
 
     name = "decision_log"
 
     def __init__(
         self,
-        token: str,
+        targets: TargetResolver,
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._token = token
+        self._targets = targets
         self._timeout = timeout
         self._transport = transport
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(token=[redacted])"
+        return f"{type(self).__name__}(targets={self._targets.ids})"
 
     async def window(
-        self, router_url: str, model: str, candidate_version: str, since: datetime, until: datetime
+        self,
+        router: RouterRef,
+        model: str,
+        candidate_version: str,
+        since: datetime,
+        until: datetime,
     ) -> DecisionWindow:
         """Live decisions of ``model`` with ``since <= at < until``, as canary cells.
 
         Raises :class:`~metrics.provider.ProviderError` with the router's reason when
-        the router cannot be reached or refuses.
+        the router cannot be reached or refuses, and :class:`~config.targets.UnknownTarget`
+        (before any request) when ``router`` names no declared target.
         """
+        target = self._targets.resolve(router.target, router.url)
+        router_url = target.url
         try:
             async with RouterClient(
-                router_url, self._token, timeout=self._timeout, transport=self._transport
-            ) as router:
-                rows = await router.decision_summary(model, since, until)
+                router_url, target.token or "", timeout=self._timeout, transport=self._transport
+            ) as client:
+                rows = await client.decision_summary(model, since, until)
         except RouterError as exc:
             status = "" if exc.status_code is None else f" ({exc.status_code})"
             raise ProviderError(

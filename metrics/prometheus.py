@@ -38,7 +38,7 @@ What is approximate, honestly:
   land in a later window. A cell's outcomes are capped at its decisions (scaled down
   pro rata if more arrived), so the cell totals are always the window's decisions,
   and the decisions without a recorded outcome make the ``outcome=None`` cell.
-* ``router_url`` is not used: Prometheus names the router by its scrape target, and
+* ``router`` is not used: Prometheus names the router by its scrape target, and
   replicas serving one model are summed, which is what a load-balanced router wants.
 
 Cost: what crosses the wire grows with the cells, not the traffic, but Prometheus reads
@@ -62,6 +62,7 @@ import structlog
 
 from contracts.metrics import DecisionCell, DecisionWindow, Side
 from contracts.routing import Serving
+from contracts.targets import RouterRef
 from metrics.provider import ProviderError
 from router.metrics import (
     DECISION_AMOUNT,
@@ -143,7 +144,12 @@ class PrometheusProvider:
         return f"{type(self).__name__}({self._base_url!r})"
 
     async def window(
-        self, router_url: str, model: str, candidate_version: str, since: datetime, until: datetime
+        self,
+        router: RouterRef,
+        model: str,
+        candidate_version: str,
+        since: datetime,
+        until: datetime,
     ) -> DecisionWindow:
         """Live decisions of ``model`` scraped in ``(since, until]``, as canary cells.
 

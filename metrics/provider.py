@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from contracts.metrics import DecisionWindow
+from contracts.targets import RouterRef
 
 
 class ProviderError(Exception):
@@ -22,7 +23,17 @@ class MetricsProvider(Protocol):
     name: str
 
     async def window(
-        self, router_url: str, model: str, candidate_version: str, since: datetime, until: datetime
+        self,
+        router: RouterRef,
+        model: str,
+        candidate_version: str,
+        since: datetime,
+        until: datetime,
     ) -> DecisionWindow:
-        """Live decisions of ``model`` with ``since <= at < until``; shadow scores excluded."""
+        """Live decisions of ``model`` with ``since <= at < until``; shadow scores excluded.
+
+        ``router`` names the routing target (never a URL to trust): a provider that talks
+        to it resolves it from the worker's declared targets, credential included, and
+        raises :class:`config.targets.UnknownTarget` for one that is not declared.
+        """
         ...

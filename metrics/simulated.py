@@ -35,6 +35,7 @@ import numpy.typing as npt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from contracts.metrics import DecisionCell, DecisionWindow, Side
+from contracts.targets import RouterRef
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -183,9 +184,14 @@ class SimulatedTraffic:
         self._runs: dict[int, list[_Bucket]] = {}
 
     async def window(
-        self, router_url: str, model: str, candidate_version: str, since: datetime, until: datetime
+        self,
+        router: RouterRef,
+        model: str,
+        candidate_version: str,
+        since: datetime,
+        until: datetime,
     ) -> DecisionWindow:
-        """The simulated decisions with ``since <= stamp < until`` (``router_url`` is unused)."""
+        """The simulated decisions with ``since <= stamp < until`` (``router`` is unused)."""
         return DecisionWindow(
             model=model,
             candidate_version=candidate_version,

@@ -41,6 +41,16 @@ class UnreadableManifest(ManifestError):
         super().__init__(f"the stored manifest of {model_id!r} cannot be read: {reason}")
 
 
+class RevisionConflict(Exception):
+    """The model changed between reading it and writing it."""
+
+    def __init__(self, model_id: str, expected: int, current: int) -> None:
+        super().__init__(
+            f"{model_id!r} is at revision {current}, not {expected}: it changed meanwhile; "
+            "read it again and resend"
+        )
+
+
 def load_manifest_file(path: Path) -> ModelManifest:
     try:
         data = yaml.safe_load(path.read_text())
@@ -70,16 +80,26 @@ class ModelRegistry:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def register(self, manifest: ModelManifest, registered_by: str) -> int:
+    def register(
+        self, manifest: ModelManifest, registered_by: str, expected_revision: int | None = None
+    ) -> int:
         """Store the manifest; returns its revision (1 for a new model).
+
+        With ``expected_revision`` (0: not registered yet), the write happens only if the
+        model is still at that revision, else :class:`RevisionConflict`: whoever decided
+        who may write (first registration vs. change) decided it on what is still there.
 
         Raises :class:`~registry.limits.ManifestRejected` for a manifest that could not be
         read back or sent to Temporal once stored (too deep, too large, unencodable text).
         """
         manifest_json = storable_json(manifest)
         with Session(self._engine) as session:
-            row = session.get(RegisteredModel, manifest.id)
-            revision = 1 if row is None else row.revision + 1
+            # Locked on Postgres until commit, so the revision checked is the one replaced.
+            row = session.get(RegisteredModel, manifest.id, with_for_update=True)
+            current = 0 if row is None else row.revision
+            if expected_revision is not None and current != expected_revision:
+                raise RevisionConflict(manifest.id, expected_revision, current)
+            revision = current + 1
             row = row or RegisteredModel(
                 id=manifest.id, manifest_json="", revision=0, registered_by="", registered_at=_now()
             )
@@ -102,6 +122,10 @@ class ModelRegistry:
             raise ValueError(f"{model_id} already has a different version {version.version!r}")
         updated = manifest.model_copy(update={"versions": [*manifest.versions, version]})
         return self.register(updated, registered_by)
+
+    def revision(self, model_id: str) -> int:
+        """The model's current revision; 0 if it is not registered."""
+        return self._revision(model_id)
 
     def _revision(self, model_id: str) -> int:
         with Session(self._engine) as session:

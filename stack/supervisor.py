@@ -9,6 +9,7 @@ and the API, all on loopback, all configured from the same settings, their logs 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -85,8 +86,26 @@ def child_environment(settings: Settings) -> dict[str, str]:
         env["FAIRLANE_PLAYBOOKS_DIR"] = str(settings.playbooks_dir)
     if settings.router_token is not None:
         env["FAIRLANE_ROUTER_TOKEN"] = settings.router_token.get_secret_value()
+    if settings.routing_targets:
+        env["FAIRLANE_ROUTING_TARGETS"] = routing_targets_json(settings)
     env.pop("DATABASE_URL", None)  # FAIRLANE_DATABASE_URL above is the one that counts
     return env
+
+
+def routing_targets_json(settings: Settings) -> str:
+    """The declared targets as FAIRLANE_ROUTING_TARGETS, credentials included: only for
+    the children's environment, never for a log."""
+    return json.dumps(
+        {
+            target_id: {
+                "url": target.url,
+                "token": target.token.get_secret_value() if target.token else None,
+                "token_file": str(target.token_file) if target.token_file else None,
+                "probes": target.probes,
+            }
+            for target_id, target in settings.routing_targets.items()
+        }
+    )
 
 
 @dataclass

@@ -114,10 +114,12 @@ def build_worker(
     """The workers; ``providers`` replaces the metrics providers the canary and the monitor read."""
     if settings.router_token is None:
         raise SystemExit("FAIRLANE_ROUTER_TOKEN is not set: the worker cannot reach the router")
-    router_token = settings.router_token.get_secret_value()
-    routing = RoutingActivities(router_token)
+    # The worker holds the operators' declared targets and their credentials; requests
+    # only name a target, so a credential never goes to a URL a manifest chose.
+    targets = settings.target_resolver()
+    routing = RoutingActivities(targets)
     if providers is None:
-        configured: list[MetricsProvider] = [DecisionLogProvider(router_token)]
+        configured: list[MetricsProvider] = [DecisionLogProvider(targets)]
         if settings.prometheus_url:
             configured.append(PrometheusProvider(settings.prometheus_url))
         providers = {provider.name: provider for provider in configured}
@@ -145,6 +147,7 @@ def build_worker(
         activities=[
             routing.read_route,
             routing.set_route,
+            routing.verify_route,
             incidents.open_incident,
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
@@ -161,6 +164,7 @@ def build_worker(
         activities=[
             routing.read_route,
             routing.set_route,
+            routing.verify_route,
             routing.deploy_version,
             canary.canary_analysis,
             monitor.evaluate_monitor_window,

@@ -41,6 +41,7 @@ from api.alerts import MAX_ALERTS_PER_SIGNAL
 from api.app import create_app
 from api.tokens import Role, issue_token
 from config import Settings
+from config.targets import GATEWAY
 from contracts.alerts import AlertDelivery, AlertEvent, AlertSource, AlertStatus
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.monitoring import MonitoringPolicy
@@ -84,7 +85,7 @@ def manifest(model: str) -> ModelManifest:
         primary_version="v1",
         outcomes=Outcomes(decision="approved"),
         protected_attributes=["group"],
-        router=RouterRef(url=ROUTER_URL),
+        router=RouterRef(target=GATEWAY),
         monitoring=MonitoringPolicy(playbook="drift-rollback", severity=Severity.SEV1),
     )
 
@@ -319,7 +320,7 @@ async def test_an_alertmanager_delivery_starts_the_watch_with_its_alerts(
     assert history.starts == [
         WatchInput(
             model=model,
-            router_url=ROUTER_URL,
+            target=GATEWAY,
             default_playbook="drift-rollback",
             default_severity=Severity.SEV1,
         )

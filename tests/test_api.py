@@ -276,9 +276,12 @@ async def test_the_drift_monitor_through_the_api(api: Api) -> None:
             client,
             api,
             f"{watch}/trail",
-            lambda t: [r["kind"] for r in t["records"]] == ["monitor.armed", "monitor.disarmed"],
+            lambda t: (
+                [r["kind"] for r in t["records"]]
+                == ["model.registered", "monitor.armed", "monitor.disarmed"]
+            ),
         )
-        assert [r["actor"] for r in trail["records"]] == ["ic", "admin"]
+        assert [r["actor"] for r in trail["records"]] == ["admin", "ic", "admin"]
 
 
 async def _poll(client: httpx.AsyncClient, api: Api, path: str, done: Any) -> Any:

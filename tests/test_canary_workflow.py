@@ -334,7 +334,7 @@ async def test_the_replaced_version_leaves_shadow_after_its_period(
             RetireShadowInput(
                 incident_id="inc-test-retire",
                 model=router_service.model,
-                router_url=router_service.url,
+                target="gateway",
                 version=v1,
                 primary_version=CANDIDATE,
                 after=timedelta(days=30),

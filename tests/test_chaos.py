@@ -15,6 +15,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +26,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 
+from config.targets import RoutingTarget
 from contracts.steps import SET_ROUTE
 from demo.credit_model import DemoModelFiles
 from playbooks.loader import builtin_playbook_text
@@ -67,6 +70,8 @@ def bounded(
 
 
 SHORT_BUDGET_PLAYBOOK = "drift-rollback-short-budget"
+PROXY_TARGET = "chaos-proxy"
+PROXY_PORT = free_port()  # declared as a routing target when the stack starts
 KEEP_TRYING_EVERY_S = 2.0
 """The short-budget copy's contain step: 3 attempts 1s apart (a dead router refuses
 connections at once, so the budget is spent in about 2s), then attempts at most this
@@ -96,7 +101,17 @@ async def chaos(
     playbooks = data_dir / "playbooks"
     playbooks.mkdir()
     (playbooks / f"{SHORT_BUDGET_PLAYBOOK}.yaml").write_text(short_budget_playbook())
-    settings = settings_on_free_ports(data_dir).model_copy(update={"playbooks_dir": playbooks})
+    router_token = SecretStr(secrets.token_urlsafe(32))
+    proxy = RoutingTarget(  # a proxy in front of the router, with the router's own token
+        url=f"http://127.0.0.1:{PROXY_PORT}", token=router_token
+    )
+    settings = settings_on_free_ports(data_dir).model_copy(
+        update={
+            "playbooks_dir": playbooks,
+            "router_token": router_token,
+            "routing_targets": {PROXY_TARGET: proxy},
+        }
+    )
     tokens = issue_tokens(settings.resolved_tokens_file)
     stack = EmbeddedStack(settings)
     await stack.start()
@@ -251,8 +266,8 @@ async def test_worker_killed_while_its_route_write_is_in_flight(healed: Chaos) -
     recognises: the route is set once, not twice."""
     chaos, model = healed, "chaos-worker-write"
     proxy = HoldingProxy(chaos.stack.settings.router_url)
-    with serve(proxy, free_port()) as proxy_url:  # type: ignore[arg-type]
-        await chaos.register(model, router_url=proxy_url)
+    with serve(proxy, PROXY_PORT):  # type: ignore[arg-type]
+        await chaos.register(model, target=PROXY_TARGET)
         proxy.hold = True
         incident = await chaos.open_incident(model)
         await eventually(proxy.has_held, 30, "the contain step's route write")

@@ -65,6 +65,8 @@ async def link(router_service: RouterService) -> AsyncIterator[Link]:
 
 
 def _behind(router: RouterService, link: Link) -> RouterService:
+    """The router as reached through ``link``: the worker built with it declares the link
+    as its `gateway` target, so the test can cut the incident's only way to the router."""
     return RouterService(url=link.url, token=router.token, files=router.files)
 
 
@@ -95,7 +97,7 @@ async def test_a_router_down_past_the_budget_is_contained_when_it_returns(
     queue = f"contain-{uuid.uuid4().hex[:8]}"
     incident = incident_input(_behind(router_service, link), load_playbook_text(PLAYBOOK))
     await link.down()
-    async with running_worker(dev_env.client, trail, router_service, queue):
+    async with running_worker(dev_env.client, trail, _behind(router_service, link), queue):
         handle = await start_incident(dev_env.client, incident, queue)
         state = await _until(handle, "failing", _failing)
         # The budget is spent, and the incident says so instead of ending.
@@ -138,7 +140,7 @@ async def test_only_a_commander_stands_containment_down_and_the_trail_says_who_a
     queue = f"contain-{uuid.uuid4().hex[:8]}"
     incident = incident_input(_behind(router_service, link), load_playbook_text(PLAYBOOK))
     await link.down()
-    async with running_worker(dev_env.client, trail, router_service, queue):
+    async with running_worker(dev_env.client, trail, _behind(router_service, link), queue):
         handle = await start_incident(dev_env.client, incident, queue)
         await _until(handle, "failing", _failing)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -253,7 +255,9 @@ async def test_the_alert_path_tells_people_and_its_incident_keeps_trying(
     await link.down()
     async with (
         time_skipping_server() as env,
-        running_worker(env.client, trail, router_service, queue, playbooks_dir=tmp_path),
+        running_worker(
+            env.client, trail, _behind(router_service, link), queue, playbooks_dir=tmp_path
+        ),
     ):
         now = await env.get_current_time()
         delivery = AlertDelivery(

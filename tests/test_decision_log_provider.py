@@ -12,8 +12,10 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
+from config.targets import GATEWAY, TargetResolver
 from contracts.metrics import DecisionCell, DecisionWindow, Side
 from contracts.routing import Serving
+from contracts.targets import RouterRef
 from metrics import decision_log
 from metrics.decision_log import DecisionLogProvider
 from metrics.provider import MetricsProvider, ProviderError
@@ -31,6 +33,8 @@ app, artifacts, deployed, router, settings = (
     shared.settings,
 )
 
+ROUTER = "http://router"  # the declared `gateway` target
+GATEWAY_REF = RouterRef(target=GATEWAY)
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 3, 8, tzinfo=UTC)
 CellKey = tuple[Side, str, str, bool, bool | None]
@@ -83,7 +87,7 @@ def cells_by_key(cells: list[DecisionCell]) -> dict[CellKey, tuple[int, float, f
 
 
 def test_it_is_a_metrics_provider() -> None:
-    provider: MetricsProvider = DecisionLogProvider(TOKEN)
+    provider: MetricsProvider = DecisionLogProvider(TargetResolver.single(ROUTER, TOKEN))
     assert provider.name == "decision_log"
     assert TOKEN not in repr(provider)
 
@@ -103,9 +107,11 @@ async def test_rows_become_cells_of_the_two_arms(
         row("candidate", "v3", group="B", count=2),
     ]  # fmt: skip
     seen: list[httpx.Request] = []
-    provider = DecisionLogProvider(TOKEN, transport=answering(rows, seen))
+    provider = DecisionLogProvider(
+        TargetResolver.single(ROUTER, TOKEN), transport=answering(rows, seen)
+    )
 
-    window = await provider.window("http://router:8300/", MODEL, "v2", SINCE, UNTIL)
+    window = await provider.window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
 
     assert (window.model, window.candidate_version, window.provider) == (
         MODEL,
@@ -135,8 +141,10 @@ async def test_rows_become_cells_of_the_two_arms(
 async def test_nothing_is_logged_when_nothing_is_left_out(
     debug_logs: list[MutableMapping[str, Any]],
 ) -> None:
-    provider = DecisionLogProvider(TOKEN, transport=answering([], []))
-    window = await provider.window("http://router", MODEL, "v2", SINCE, UNTIL)
+    provider = DecisionLogProvider(
+        TargetResolver.single(ROUTER, TOKEN), transport=answering([], [])
+    )
+    window = await provider.window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
     assert window.cells == []
     assert not debug_logs
 
@@ -152,9 +160,11 @@ async def test_nothing_is_logged_when_nothing_is_left_out(
 async def test_a_refusal_is_a_provider_error_with_the_routers_reason(
     response: httpx.Response, expected: str
 ) -> None:
-    provider = DecisionLogProvider(TOKEN, transport=httpx.MockTransport(lambda _r: response))
+    provider = DecisionLogProvider(
+        TargetResolver.single(ROUTER, TOKEN), transport=httpx.MockTransport(lambda _r: response)
+    )
     with pytest.raises(ProviderError, match=expected) as failed:
-        await provider.window("http://router", "nope", "v2", SINCE, UNTIL)
+        await provider.window(GATEWAY_REF, "nope", "v2", SINCE, UNTIL)
     assert "http://router" in str(failed.value)
 
 
@@ -162,9 +172,11 @@ async def test_an_unreachable_router_is_a_provider_error() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    provider = DecisionLogProvider(TOKEN, transport=httpx.MockTransport(refuse))
+    provider = DecisionLogProvider(
+        TargetResolver.single(ROUTER, TOKEN), transport=httpx.MockTransport(refuse)
+    )
     with pytest.raises(ProviderError, match="unreachable"):
-        await provider.window("http://router", MODEL, "v2", SINCE, UNTIL)
+        await provider.window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
 
 
 async def test_a_window_from_a_real_router(app: FastAPI, deployed: RouterClient) -> None:
@@ -192,8 +204,10 @@ async def test_a_window_from_a_real_router(app: FastAPI, deployed: RouterClient)
     await deployed.record_outcomes(MODEL, outcomes)
     end = datetime.now(UTC) + timedelta(seconds=1)
 
-    provider = DecisionLogProvider(TOKEN, transport=httpx.ASGITransport(app=app))
-    window = await provider.window("http://router", MODEL, "v2", start, end)
+    provider = DecisionLogProvider(
+        TargetResolver.single(ROUTER, TOKEN), transport=httpx.ASGITransport(app=app)
+    )
+    window = await provider.window(GATEWAY_REF, MODEL, "v2", start, end)
 
     expected: dict[CellKey, tuple[int, float, float]] = {}
     for r in live:
@@ -214,6 +228,8 @@ async def test_a_window_from_a_real_router(app: FastAPI, deployed: RouterClient)
     assert {cell.side for cell in window.cells} == {Side.STABLE, Side.CANDIDATE}
     assert DecisionWindow.model_validate_json(window.model_dump_json()) == window
 
-    wrong = DecisionLogProvider("wrong", transport=httpx.ASGITransport(app=app))
+    wrong = DecisionLogProvider(
+        TargetResolver.single(ROUTER, "wrong"), transport=httpx.ASGITransport(app=app)
+    )
     with pytest.raises(ProviderError, match="401"):
-        await wrong.window("http://router", MODEL, "v2", start, end)
+        await wrong.window(GATEWAY_REF, MODEL, "v2", start, end)

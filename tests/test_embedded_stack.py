@@ -65,7 +65,7 @@ async def test_an_incident_survives_a_restart_of_everything(tmp_path: Path) -> N
         ):
             api.headers["Authorization"] = f"Bearer {tokens['ic']}"
             await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
-            manifest = load_manifest_file(write_manifest(files, settings.router_url))
+            manifest = load_manifest_file(write_manifest(files))
             registered = await api.post("/v1/models", json=manifest.model_dump(mode="json"))
             assert registered.status_code == 201
             opened = await api.post(

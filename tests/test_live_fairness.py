@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from contracts.metrics import DecisionCell, Side
+from contracts.targets import RouterRef
 from fairness.intervals import newcombe_interval, ratio_interval
 from fairness.live import LiveThresholds, MetricResult, MetricVerdict, analyse_window
 from fairness.sequential import look_alpha
@@ -678,7 +679,11 @@ async def test_a_regression_hits_the_candidate_from_its_start() -> None:
         )
     )
     window = await regressed.window(
-        "http://router", "credit", "v2", EPOCH + timedelta(days=1), EPOCH + timedelta(days=3)
+        RouterRef(target="gateway"),
+        "credit",
+        "v2",
+        EPOCH + timedelta(days=1),
+        EPOCH + timedelta(days=3),
     )
     assert window.provider == "simulated"
     assert window.model == "credit" and window.candidate_version == "v2"

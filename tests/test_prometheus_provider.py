@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 
+from config.targets import GATEWAY, TargetResolver
 from contracts.metrics import DecisionCell, Side
 from contracts.routing import Serving
+from contracts.targets import RouterRef
 from demo.canary import inject_regression
 from demo.dataset import generate_applicants
 from demo.scenario import applicant_from
@@ -41,6 +43,8 @@ app, artifacts, deployed, router, settings = (
 CellKey = tuple[Side, str, str, bool, bool | None]
 # Small enough for a few hundred decisions to give the conditional disparity an estimate.
 THRESHOLDS = LiveThresholds(min_samples_per_group=20, min_stratum_count=5)
+
+GATEWAY_REF = RouterRef(target=GATEWAY)
 
 
 def dense_applicants(prefix: str, per_group_and_stratum: int) -> pd.DataFrame:
@@ -153,13 +157,15 @@ async def test_prometheus_reads_the_disparity_the_decision_log_shows(
 
             await scraped_after(prometheus, datetime.now(UTC))
             until = datetime.now(UTC)
-            from_log = await DecisionLogProvider(TOKEN).window(url, MODEL, "v3", since, until)
+            from_log = await DecisionLogProvider(TargetResolver.single(url, TOKEN)).window(
+                GATEWAY_REF, MODEL, "v3", since, until
+            )
             from_prometheus = await PrometheusProvider(prometheus).window(
-                url, MODEL, "v3", since, until
+                GATEWAY_REF, MODEL, "v3", since, until
             )
             # The window before: series born in it are counted from 0.
             before = await PrometheusProvider(prometheus).window(
-                url, MODEL, "v3", since - timedelta(hours=1), since
+                GATEWAY_REF, MODEL, "v3", since - timedelta(hours=1), since
             )
 
     assert before.decisions == 4 * 2 * 4  # per group and stratum x groups x strata
@@ -193,7 +199,7 @@ async def test_an_unreachable_prometheus_is_a_provider_error() -> None:
     provider = PrometheusProvider(f"http://127.0.0.1:{free_port()}")
     now = datetime.now(UTC)
     with pytest.raises(ProviderError, match="unreachable"):
-        await provider.window("http://router", MODEL, "v2", now - timedelta(minutes=5), now)
+        await provider.window(GATEWAY_REF, MODEL, "v2", now - timedelta(minutes=5), now)
 
 
 async def test_a_refused_query_is_a_provider_error_with_prometheus_reason() -> None:
@@ -205,7 +211,7 @@ async def test_a_refused_query_is_a_provider_error_with_prometheus_reason() -> N
         # Not a Prometheus at all: the HTTP status is the reason.
         with pytest.raises(ProviderError, match="HTTP 404"):
             await PrometheusProvider(f"{prometheus}/nowhere").window(
-                "http://router", MODEL, "v2", now - timedelta(minutes=5), now
+                GATEWAY_REF, MODEL, "v2", now - timedelta(minutes=5), now
             )
 
 
@@ -215,5 +221,5 @@ async def test_an_error_status_from_a_window_query_is_a_provider_error() -> None
     async with running_prometheus([], extra_args=["--query.max-samples=0"]) as prometheus:
         provider = PrometheusProvider(prometheus)
         with pytest.raises(ProviderError, match=r"\(execution\).*too many samples") as refused:
-            await provider.window("http://router", MODEL, "v2", now - timedelta(minutes=5), now)
+            await provider.window(GATEWAY_REF, MODEL, "v2", now - timedelta(minutes=5), now)
     assert prometheus in str(refused.value)

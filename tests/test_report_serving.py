@@ -63,7 +63,7 @@ async def served(
         primary_version="v1",
         outcomes=Outcomes(decision="approved"),
         protected_attributes=["group"],
-        router=RouterRef(url="http://127.0.0.1:9"),
+        router=RouterRef(target="gateway"),
     )
     incident_id = f"inc-report-{uuid.uuid4().hex[:8]}"
     step = ImpactAssessmentStep(name="assess", kind="impact_assessment")

@@ -13,13 +13,19 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.routing import RoutingActivities
+from config.targets import GATEWAY, TargetResolver
 from contracts.routing import RouteUpdate, Serving
 from contracts.steps import ReadRouteInput, SetRouteInput
 from tests.fixtures.services import RouterService, free_port, serve
 
 
 def _where(router: RouterService) -> ReadRouteInput:
-    return ReadRouteInput(router_url=router.url, model=router.model)
+    return ReadRouteInput(target=GATEWAY, model=router.model)
+
+
+def _activities(router: RouterService, token: str | None = None) -> RoutingActivities:
+    """The activities with the test router declared as the `gateway` target."""
+    return RoutingActivities(TargetResolver.single(router.url, token or router.token))
 
 
 @pytest.fixture(autouse=True)
@@ -28,11 +34,11 @@ async def _fresh_route(router_service: RouterService) -> None:
 
 
 async def test_a_retried_flip_is_not_applied_twice(router_service: RouterService) -> None:
-    activities = RoutingActivities(router_service.token)
+    activities = _activities(router_service)
     env = ActivityEnvironment()
     current = await env.run(activities.read_route, _where(router_service))
     flip = SetRouteInput(
-        router_url=router_service.url,
+        target=GATEWAY,
         model=router_service.model,
         update=RouteUpdate(
             serving=Serving.FALLBACK,
@@ -51,11 +57,11 @@ async def test_a_retried_flip_is_not_applied_twice(router_service: RouterService
 
 
 async def test_a_stale_flip_is_refused_and_not_retried(router_service: RouterService) -> None:
-    activities = RoutingActivities(router_service.token)
+    activities = _activities(router_service)
     env = ActivityEnvironment()
     current = await env.run(activities.read_route, _where(router_service))
     stale = SetRouteInput(
-        router_url=router_service.url,
+        target=GATEWAY,
         model=router_service.model,
         update=RouteUpdate(
             serving=Serving.CANDIDATE,
@@ -74,14 +80,14 @@ async def test_unknown_model_and_bad_token_are_not_retried(router_service: Route
     env = ActivityEnvironment()
     with pytest.raises(ApplicationError) as unknown:
         await env.run(
-            RoutingActivities(router_service.token).read_route,
-            ReadRouteInput(router_url=router_service.url, model="no-such-model"),
+            _activities(router_service).read_route,
+            ReadRouteInput(target=GATEWAY, model="no-such-model"),
         )
     assert unknown.value.type == "RouterRefused404" and unknown.value.non_retryable
     with pytest.raises(ApplicationError) as unauthorized:
         await env.run(
-            RoutingActivities("wrong-token").read_route,
-            ReadRouteInput(router_url=router_service.url, model=router_service.model),
+            _activities(router_service, "wrong-token").read_route,
+            ReadRouteInput(target=GATEWAY, model=router_service.model),
         )
     assert unauthorized.value.type == "RouterRefused401"
 
@@ -101,9 +107,9 @@ def failing_router() -> Iterator[str]:
         yield url
 
 
-def _flip(url: str, model: str) -> SetRouteInput:
+def _flip(model: str) -> SetRouteInput:
     return SetRouteInput(
-        router_url=url,
+        target=GATEWAY,
         model=model,
         update=RouteUpdate(
             serving=Serving.FALLBACK, primary_version="v1", generation=2, updated_by="t"
@@ -127,13 +133,13 @@ async def test_a_failing_router_is_a_typed_retryable_failure_with_its_own_messag
     the activity raised the router error as its own cause and the SDK's failure
     converter recursed ("maximum recursion depth exceeded")."""
     url = failing_router if where == "failing" else f"http://127.0.0.1:{free_port()}"
-    activities = RoutingActivities("token", timeout_s=0.5)
+    activities = RoutingActivities(TargetResolver.single(url, "token"), timeout_s=0.5)
     run = (
         ActivityEnvironment().run(
-            activities.read_route, ReadRouteInput(router_url=url, model=model)
+            activities.read_route, ReadRouteInput(target=GATEWAY, model=model)
         )
         if operation == "read"
-        else ActivityEnvironment().run(activities.set_route, _flip(url, model))
+        else ActivityEnvironment().run(activities.set_route, _flip(model))
     )
     with pytest.raises(ApplicationError) as failed:
         await run

@@ -414,7 +414,9 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
     is needed to contain the model: the watch and its route activities never wait for the
     main queue, which here nobody polls; the incident it opens starts there."""
     watch = Watch(env, router_service, trail)
-    settings = Settings(router_token=router_service.token, task_queue=watch.queue)
+    settings = Settings(
+        router_url=router_service.url, router_token=router_service.token, task_queue=watch.queue
+    )
     containment_queue = settings.resolved_containment_task_queue
     assert containment_queue != watch.queue
     t0 = await env.get_current_time()
@@ -443,6 +445,7 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
         assert queues == {
             "read_route": {containment_queue},
             "set_route": {containment_queue},
+            "verify_route": {containment_queue},  # "contained" on the target's own answer
             "open_incident": {containment_queue},
         }
         assert (await watch.handle.describe()).task_queue == containment_queue

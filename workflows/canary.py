@@ -74,6 +74,7 @@ class CanaryRamp:
         await workflow.execute_activity(
             DEPLOY_VERSION,
             DeployVersionInput(
+                target=self._incident.model.router.target,
                 router_url=self._incident.model.router.url,
                 model=self._incident.model.id,
                 version=version,
@@ -130,6 +131,7 @@ class CanaryRamp:
             RampStepInput(
                 incident_id=self._incident.incident_id,
                 model=self._incident.model.id,
+                target=self._incident.model.router.target,
                 router_url=self._incident.model.router.url,
                 candidate_version=self._canary_status().candidate_version,
                 canary=step,
@@ -245,6 +247,7 @@ class CanaryRamp:
             RetireShadowInput(
                 incident_id=self._incident.incident_id,
                 model=self._incident.model.id,
+                target=self._incident.model.router.target,
                 router_url=self._incident.model.router.url,
                 version=retired,
                 primary_version=status.candidate_version,

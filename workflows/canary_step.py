@@ -197,6 +197,7 @@ class CanaryStepWorkflow:
         request = AnalysisRequest(
             incident_id=self._run.incident_id,
             model=self._run.model,
+            target=self._run.target,
             router_url=self._run.router_url,
             provider=canary.metrics_provider,
             candidate_version=self._run.candidate_version,

@@ -15,18 +15,26 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.incident import IncidentInput, IncidentState
-    from contracts.routing import Route, RouteSpec
+    from contracts.model import RouterRef
+    from contracts.routing import Route, RouteSpec, Serving
     from contracts.steps import (
         READ_ROUTE,
         SEND_NOTIFICATION,
         SET_ROUTE,
+        VERIFY_ROUTE,
         Notification,
         NotificationReceipt,
         ReadRouteInput,
+        RouteVerification,
         SetRouteInput,
+        VerifyRouteInput,
     )
     from workflows.bookkeeping import Bookkeeping
     from workflows.routing import next_update
+
+VERIFY_CONTAINMENT = "verify-containment-at-target"
+"""Patch id: before it, a route set to the fallback counted as contained on the write's
+echo alone; since, the target is asked again (and probed, if declared) first."""
 
 Want = RouteSpec | Callable[[Route], RouteSpec]
 """The route wanted: fixed, or computed from what the router has now (e.g. containment
@@ -52,8 +60,8 @@ class RouterPort:
     generation, so a retried flip is applied once.
     """
 
-    def __init__(self, router_url: str, model: str, updated_by: str, books: Bookkeeping) -> None:
-        self._router_url = router_url
+    def __init__(self, router: RouterRef, model: str, updated_by: str, books: Bookkeeping) -> None:
+        self._router = router
         self._model = model
         self._updated_by = updated_by
         self._books = books
@@ -61,7 +69,9 @@ class RouterPort:
     async def read(self, step_name: str, options: dict[str, Any]) -> Route:
         route: Route = await workflow.execute_activity(
             READ_ROUTE,
-            ReadRouteInput(router_url=self._router_url, model=self._model),
+            ReadRouteInput(
+                target=self._router.target, router_url=self._router.url, model=self._model
+            ),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
@@ -74,20 +84,53 @@ class RouterPort:
         """Read the route, then set what is wanted unless the router already has it.
 
         The read comes first and is kept (``before``): it is what a rollback restores.
+        A route that should now serve the fallback is only returned once the target has
+        confirmed it in its own answer (:meth:`verify`).
         """
         current = await self.read(step_name, options)
         spec = want if isinstance(want, RouteSpec) else want(current)
         if current.spec().same_routing(spec):
-            return RouteChange(before=current, after=current)
+            return RouteChange(before=current, after=await self.verify(step_name, options, current))
         update = next_update(current, spec, self._updated_by, reason)
         route: Route = await workflow.execute_activity(
             SET_ROUTE,
-            SetRouteInput(router_url=self._router_url, model=self._model, update=update),
+            SetRouteInput(
+                target=self._router.target,
+                router_url=self._router.url,
+                model=self._model,
+                update=update,
+            ),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
         )
-        return RouteChange(before=current, after=route)
+        return RouteChange(before=current, after=await self.verify(step_name, options, route))
+
+    async def verify(self, step_name: str, options: dict[str, Any], route: Route) -> Route:
+        """``route``, once the target confirms it: for a route serving the fallback, the
+        target is asked again (``verify_route``: its route read back, and the operator's
+        probe request if one is declared) before anyone may call the model contained.
+
+        A disagreeing answer fails the activity (``ContainmentUnverified``), so containment
+        keeps trying and escalates rather than reporting "contained". Other routes are
+        returned as the router answered.
+        """
+        if route.serving is not Serving.FALLBACK or not workflow.patched(VERIFY_CONTAINMENT):
+            return route
+        verified: RouteVerification = await workflow.execute_activity(
+            VERIFY_ROUTE,
+            VerifyRouteInput(
+                target=self._router.target,
+                router_url=self._router.url,
+                model=self._model,
+                expected=route.spec(),
+                generation=route.generation,
+            ),
+            result_type=RouteVerification,
+            activity_id=self._books.activity_id(step_name),
+            **options,
+        )
+        return verified.route
 
 
 async def send_notification(
@@ -110,7 +153,7 @@ class IncidentPorts:
         self._incident = incident
         self._state = state
         self._router = RouterPort(
-            incident.model.router.url, incident.model.id, f"fairlane:{incident.incident_id}", books
+            incident.model.router, incident.model.id, f"fairlane:{incident.incident_id}", books
         )
 
     async def read_route(self, step_name: str, options: dict[str, Any]) -> Route:

@@ -34,7 +34,7 @@ class RetireShadowWorkflow:
         await workflow.sleep(retire.after)
         current: Route = await workflow.execute_activity(
             READ_ROUTE,
-            ReadRouteInput(router_url=retire.router_url, model=retire.model),
+            ReadRouteInput(target=retire.target, router_url=retire.router_url, model=retire.model),
             result_type=Route,
             activity_id=books.activity_id(STEP),
             **RETRY,
@@ -60,7 +60,12 @@ class RetireShadowWorkflow:
             )
             await workflow.execute_activity(
                 SET_ROUTE,
-                SetRouteInput(router_url=retire.router_url, model=retire.model, update=update),
+                SetRouteInput(
+                    target=retire.target,
+                    router_url=retire.router_url,
+                    model=retire.model,
+                    update=update,
+                ),
                 result_type=Route,
                 activity_id=books.activity_id(STEP),
                 **RETRY,

@@ -101,7 +101,7 @@ class ModelWatchWorkflow:
         self._id = watch_workflow_id(watch.model)
         self._books = Bookkeeping(self._id)
         self._router = RouterPort(
-            watch.router_url, watch.model, f"fairlane:{self._id}", self._books
+            watch.router_ref(), watch.model, f"fairlane:{self._id}", self._books
         )
         self._deliveries: list[AlertDelivery] = []
         self._controls: list[MonitorArm | MonitorDisarm] = []
@@ -291,6 +291,7 @@ class ModelWatchWorkflow:
         memory.next_evaluation_at = until + policy.interval
         request = EvaluationRequest(
             model=self._watch.model,
+            target=self._watch.target,
             router_url=self._watch.router_url,
             since=until - policy.window,
             until=until,

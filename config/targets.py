@@ -1,0 +1,144 @@
+"""Routing targets: where Fairlane may flip a model's route, and with which credential.
+
+Operators declare targets in :class:`config.Settings` (``FAIRLANE_ROUTING_TARGETS``);
+a manifest only names one by id. The reason is the threat model: whoever registers a
+manifest must not be able to make the worker send a router credential to a place they
+chose. So a credential travels only with the URL it was declared with, and the URL a
+request goes to is always the declared one, never one read from a manifest or an
+activity input.
+
+Histories recorded before targets existed carry a router *URL* (``router: {url: …}``,
+``router_url`` in activity inputs). :meth:`TargetResolver.resolve` accepts such a URL
+only when it is, exactly, the URL of a declared target, and then uses that target;
+any other URL is refused before a connection is opened.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from contracts.targets import TARGET_ID
+
+GATEWAY = "gateway"
+"""The default target: Fairlane's own reference router (``router_url`` + ``router_token``)."""
+
+_TARGET_ID = re.compile(TARGET_ID)
+
+
+class RoutingTarget(BaseModel):
+    """One operator-declared target: its base URL and the bearer credential for it.
+
+    The credential is given inline (``token``, from a secret store through the
+    environment) or as a file the worker reads (``token_file``), never both.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://", description="base URL of the routing layer")
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    probes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="model id -> a request body for POST /v1/models/{model}/decisions, sent "
+        "once after each containment to see who really answers (it is a live decision, "
+        "logged like any other)",
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> RoutingTarget:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give `token` or `token_file`, not both")
+        return self
+
+    def credential(self) -> str | None:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is not None:
+            return self.token_file.read_text().strip()
+        return None
+
+
+def validate_target_ids(targets: dict[str, RoutingTarget]) -> dict[str, RoutingTarget]:
+    for target_id in targets:
+        if not _TARGET_ID.match(target_id):
+            raise ValueError(f"routing target id {target_id!r} must be a lower-case slug")
+    return targets
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A declared target with its credential, as a worker uses it. Never logged whole."""
+
+    id: str
+    url: str
+    token: str | None
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"ResolvedTarget(id={self.id!r}, url={self.url!r}, token=[redacted])"
+
+
+class UnknownTarget(LookupError):
+    """A routing request that names no declared target (or a URL that is none's)."""
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+class TargetResolver:
+    """The worker's declared targets: a target id (or a legacy URL) → url and credential."""
+
+    def __init__(self, targets: dict[str, RoutingTarget]) -> None:
+        self._targets = dict(targets)
+
+    @classmethod
+    def single(cls, url: str, token: str, target_id: str = GATEWAY) -> TargetResolver:
+        """One declared target (benchmarks and tests that talk to one router)."""
+        return cls({target_id: RoutingTarget(url=url, token=SecretStr(token))})
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self._targets)
+
+    def resolve(self, target: str | None, legacy_url: str | None = None) -> ResolvedTarget:
+        """The declared target named by ``target``, or the one declared at ``legacy_url``.
+
+        Raises :class:`UnknownTarget` naming what was asked for (never a credential)."""
+        if target is not None:
+            declared = self._targets.get(target)
+            if declared is None:
+                raise UnknownTarget(
+                    f"routing target {target!r} is not declared on this worker "
+                    f"(declared: {', '.join(self.ids) or 'none'})"
+                )
+            if legacy_url is not None and not _same_url(legacy_url, declared.url):
+                raise UnknownTarget(
+                    f"router URL {legacy_url!r} is not the URL declared for target {target!r}"
+                )
+            return self._resolved(target, declared)
+        if legacy_url is not None:
+            for target_id, declared in sorted(self._targets.items()):
+                if _same_url(legacy_url, declared.url):
+                    return self._resolved(target_id, declared)
+            raise UnknownTarget(
+                f"router URL {legacy_url!r} is not the URL of any declared routing target: "
+                "nothing was sent to it (name a target declared in FAIRLANE_ROUTING_TARGETS)"
+            )
+        raise UnknownTarget("the request names neither a routing target nor a router URL")
+
+    @staticmethod
+    def _resolved(target_id: str, declared: RoutingTarget) -> ResolvedTarget:
+        try:
+            token = declared.credential()
+        except OSError as error:
+            raise UnknownTarget(
+                f"the credential file of routing target {target_id!r} cannot be read: "
+                f"{error.strerror}"
+            ) from None
+        return ResolvedTarget(id=target_id, url=declared.url, token=token, probes=declared.probes)
