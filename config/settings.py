@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.artifacts import ArtifactStore
+
 
 class Settings(BaseSettings):
     """Fairlane's settings; see README "Settings" for the variable names."""
@@ -63,6 +65,14 @@ class Settings(BaseSettings):
     # before authentication); alert deliveries, whole Alertmanager groups, get their own.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     max_alert_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    # Model artifacts are opened only by name from this directory (default
+    # `<data_dir>/artifacts`), only when their sha256 matches the registry's record, and
+    # only as skops unless pickles are explicitly allowed (store/artifacts.py): a pickle
+    # runs code when it loads, so allowing them lets whoever can write here run code in
+    # the worker and the router.
+    artifacts_dir: Path | None = None
+    allow_pickle_artifacts: bool = False
 
     # The reference model router.
     router_host: str = "127.0.0.1"
@@ -136,6 +146,14 @@ class Settings(BaseSettings):
     @property
     def resolved_router_database_url(self) -> str:
         return self.router_database_url or f"sqlite:///{self.data_dir / 'router.db'}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+    def artifact_store(self) -> ArtifactStore:
+        """Where model artifacts are opened from and written to, and in which formats."""
+        return ArtifactStore(self.resolved_artifacts_dir, self.allow_pickle_artifacts)
 
     @property
     def resolved_tokens_file(self) -> Path:

@@ -41,6 +41,7 @@ from registry.service import load_manifest_file
 from router.client import RouterClient
 from router.schemas import Applicant, DecisionRecord
 from stack.supervisor import EmbeddedStack
+from store.artifacts import ArtifactStore
 
 TRAFFIC = 800
 SUMMARY = "Group B receives ~30% lower credit limits at identical income and credit history"
@@ -68,7 +69,7 @@ def write_manifest(files: DemoModelFiles, router_url: str) -> Path:
         versions=[
             ModelVersion(
                 version=files.version,
-                artifact=str(files.artifact),
+                artifact=files.artifact_name,
                 training_data=str(files.training_csv),
                 validation_data=str(files.validation_csv),
             )
@@ -80,7 +81,7 @@ def write_manifest(files: DemoModelFiles, router_url: str) -> Path:
         strata=["income_band", "credit_band"],
         router=RouterRef(url=router_url),
     )
-    path = files.artifact.parent / "manifest.yaml"
+    path = files.training_csv.parent / "manifest.yaml"
     path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
     return path
 
@@ -268,7 +269,7 @@ ETHICAL_SIGNERS = (
 
 
 async def ethical_audit(
-    api: Api, router: RouterClient, model: str, applicants: pd.DataFrame
+    api: Api, router: RouterClient, store: ArtifactStore, model: str, applicants: pd.DataFrame
 ) -> None:
     """The full runbook: audits, a fairer candidate, gates, the assessment, bound sign-offs,
     then the fairness-gated canary under live traffic, with a regression injected mid-ramp."""
@@ -296,10 +297,10 @@ async def ethical_audit(
                 signed.add(digest)
                 continue
             candidate = state["canary"]["candidate_version"]
-            artifact = await inject_regression(router, model, candidate)
+            artifact = await inject_regression(router, store, model, candidate)
             follow.injected = True
             say(
-                f"  !! injected a bias regression: {candidate} now serves {artifact.name} "
+                f"  !! injected a bias regression: {candidate} now serves {artifact} "
                 f"at {state['canary']['percent']:g}% of live traffic"
             )
     say(f"  {sent[0]} live requests sent through the router during the runbook")
@@ -380,7 +381,7 @@ async def _sign_assessment(api: Api, incident: str, state: dict[str, Any], *, fi
 async def deploy_and_register(
     api: Api, router: RouterClient, files: DemoModelFiles, router_url: str
 ) -> None:
-    await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+    await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
     await serve_primary(router, files.model_id)
     manifest = write_manifest(files, router_url)
     body = load_manifest_file(manifest).model_dump(mode="json")
@@ -394,7 +395,7 @@ async def scenario(settings: Settings) -> None:
         for name, roles in PRINCIPALS.items()
     }
     say("Preparing the credit model (generated applicants with a zip-code proxy for group)...")
-    files = prepare_demo_model(settings.data_dir)
+    files = prepare_demo_model(settings.data_dir, artifacts=settings.artifact_store())
     stack = EmbeddedStack(settings)
     say("Starting the embedded stack: Temporal dev server, router, worker, API...")
     await stack.start()
@@ -410,7 +411,7 @@ async def scenario(settings: Settings) -> None:
             incident = await contain(api, router, files.model_id, applicants)
             await sign_off(api, incident)
             await close_and_audit(api, incident)
-            await ethical_audit(api, router, files.model_id, applicants)
+            await ethical_audit(api, router, settings.artifact_store(), files.model_id, applicants)
             await alert_storm(api, router, files.model_id)
     finally:
         await api.close()

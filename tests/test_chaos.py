@@ -96,7 +96,9 @@ async def chaos(
     playbooks = data_dir / "playbooks"
     playbooks.mkdir()
     (playbooks / f"{SHORT_BUDGET_PLAYBOOK}.yaml").write_text(short_budget_playbook())
-    settings = settings_on_free_ports(data_dir).model_copy(update={"playbooks_dir": playbooks})
+    settings = settings_on_free_ports(data_dir).model_copy(
+        update={"playbooks_dir": playbooks, "artifacts_dir": demo_files.artifacts_dir}
+    )
     tokens = issue_tokens(settings.resolved_tokens_file)
     stack = EmbeddedStack(settings)
     await stack.start()
