@@ -93,6 +93,7 @@ class DeployVersionInput(BaseModel):
     model: str
     version: str
     artifact: str
+    sha256: str | None = None  # the registry's digest: the router refuses any other file
 
 
 class RetireShadowInput(BaseModel):

@@ -132,9 +132,19 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
     if RULES_VERSION in request.versions:
         raise HTTPException(422, f"version name {RULES_VERSION!r} is the fallback's own")
     artifacts = dict(request.versions)
+    with Session(state.engine) as session:
+        held = get_pins(session, model)
     try:
+        # A digest given wins; else the one pinned when this very file was deployed (a
+        # redeploy that adds a version must not re-pin a file swapped since); else the
+        # file's digest now, pinned from here on.
         pins = {
-            version: (name, request.digests.get(version) or state.registry.store.digest(name))
+            version: (
+                name,
+                request.digests.get(version)
+                or _pin(held, version, name)
+                or state.registry.store.digest(name),
+            )
             for version, name in artifacts.items()
         }
         loaded = load_versions(state.registry.store, pins)

@@ -37,7 +37,7 @@ from demo.dataset import generate_applicants
 from incidents.training_callbacks import TrainingCallbacks
 from registry.service import ModelRegistry
 from router.app import create_app as create_router_app
-from router.client import RouterClient
+from router.client import RouterClient, RouterError
 from store.artifacts import ArtifactError, ArtifactStore
 from store.db import create_tables, make_engine
 from store.paths import PathEscape, under
@@ -254,7 +254,11 @@ def test_a_file_swapped_after_registration_is_refused_by_every_loader(
         transport = httpx.ASGITransport(app=create_router_app(settings))
         async with RouterClient("http://router", ROUTER_TOKEN, transport=transport) as router:
             await router.deploy("credit-limit", {"v1": name}, "v1")
-        save_model(store, other, "m", "v1.skops")  # swapped while the router is down
+        save_model(store, other, "m", "v1.skops")  # swapped
+        async with RouterClient("http://router", ROUTER_TOKEN, transport=transport) as router:
+            with pytest.raises(RouterError, match="changed after registration") as redeployed:
+                await router.deploy("credit-limit", {"v1": name}, "v1")  # would re-pin it
+            assert redeployed.value.status_code == 422
         restarted = httpx.ASGITransport(app=create_router_app(settings))
         async with httpx.AsyncClient(transport=restarted, base_url="http://router") as raw:
             answer = await raw.post(

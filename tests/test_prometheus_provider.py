@@ -30,12 +30,14 @@ from tests.fixtures.services import free_port
 from tests.test_router import MODEL, TOKEN, served, update
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
-app, artifacts, deployed, router, settings = (
+app, artifacts, deployed, router, settings, store, _artifacts_dir = (
     shared.app,
     shared.artifacts,
     shared.deployed,
     shared.router,
     shared.settings,
+    shared.store,
+    shared._artifacts_dir,  # autouse: this module's routers open the shared artifacts directory
 )
 
 CellKey = tuple[Side, str, str, bool, bool | None]
