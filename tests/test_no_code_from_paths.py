@@ -386,3 +386,19 @@ def test_a_token_under_another_incidents_url_is_refused(api: Api, demo: DemoMode
 def test_the_contract_refuses_an_absolute_artifact_path() -> None:
     with pytest.raises(ValidationError, match="relative name"):
         ModelManifest.model_validate(manifest("/etc/passwd"))
+
+
+def test_pickles_load_only_where_the_operator_opted_in(tmp_path: Path) -> None:
+    import joblib
+
+    model = train_credit_model(generate_applicants(500, 5), "v1")
+    joblib.dump(model, tmp_path / "v1.joblib")
+    digest = hashlib.sha256((tmp_path / "v1.joblib").read_bytes()).hexdigest()
+
+    assert Settings(data_dir=tmp_path).artifact_store().allow_pickle is False
+    with pytest.raises(ArtifactError, match="FAIRLANE_ALLOW_PICKLE_ARTIFACTS"):
+        ArtifactStore(tmp_path).load("v1.joblib", digest)
+    opted_in = ArtifactStore(tmp_path, allow_pickle=True)
+    assert opted_in.load("v1.joblib", digest)["version"] == "v1"
+    with pytest.raises(ArtifactError, match="changed after registration"):
+        opted_in.load("v1.joblib", "0" * 64)
