@@ -24,6 +24,7 @@ from metrics.prometheus import CellSums, PrometheusProvider, growth_query, promq
 from metrics.provider import MetricsProvider, ProviderError
 from router.client import RouterClient
 from router.metrics import DECISIONS
+from store.artifacts import ArtifactStore
 from tests import test_router as shared
 from tests.fixtures.monitoring_programs import running_prometheus, scraped_after
 from tests.fixtures.services import free_port
@@ -122,7 +123,7 @@ def test_outcomes_split_a_cell_and_never_outnumber_its_decisions() -> None:
 
 
 async def test_prometheus_reads_the_disparity_the_decision_log_shows(
-    app: FastAPI, deployed: RouterClient
+    app: FastAPI, deployed: RouterClient, store: ArtifactStore
 ) -> None:
     with served(app) as url:
         async with running_prometheus([(url, TOKEN)], scrape_interval="1s") as prometheus:
@@ -137,7 +138,7 @@ async def test_prometheus_reads_the_disparity_the_decision_log_shows(
             await send(deployed, dense_applicants("early", 6))
             # The injected regression: v3 is the biased model under a candidate's name,
             # ramped against the fallback with the contained model scoring in shadow.
-            await inject_regression(deployed, MODEL, "v3")
+            await inject_regression(deployed, store, MODEL, "v3")
             await deployed.set_route(
                 MODEL,
                 update(
