@@ -59,9 +59,17 @@ from fairness.gates import GateSpec
 from fairness.proxy import ProxyThresholds
 from playbooks.steps import Gates, RemediationStrategy
 from registry.service import ModelRegistry
+from store.artifacts import ArtifactError, ArtifactStore
+from store.paths import PathEscape, check_slug, under
 
 T = TypeVar("T")
-_UNFIXABLE: tuple[type[Exception], ...] = (DataFileError, ModelFileError, ModelLoadError)
+_UNFIXABLE: tuple[type[Exception], ...] = (
+    DataFileError,
+    ModelFileError,
+    ModelLoadError,
+    ArtifactError,
+    PathEscape,
+)
 
 
 @contextmanager
@@ -123,12 +131,17 @@ def gate_spec(gates: Gates) -> GateSpec:
 
 
 class AnalysisActivities:
-    def __init__(self, data_dir: Path, registry: ModelRegistry) -> None:
+    """The analysis steps; they open artifacts only through ``artifacts`` (by name, at the
+    registered digest) and write only under ``data_dir`` (paths built by ``store.paths``)."""
+
+    def __init__(self, data_dir: Path, registry: ModelRegistry, artifacts: ArtifactStore) -> None:
         self._data_dir = data_dir
         self._registry = registry
+        self._artifacts = artifacts
 
     def _folder(self, incident_id: str) -> Path:
-        return self._data_dir / "incidents" / incident_id
+        with typed_failures():
+            return under(self._data_dir, "incidents", incident_id)
 
     async def _compute(self, work: Callable[[Progress], T]) -> T:
         with typed_failures():
@@ -172,7 +185,7 @@ class AnalysisActivities:
 
         def work(progress: Progress) -> AttributionReport:
             return attribution_audit(
-                load_artifact(version.artifact),
+                load_artifact(self._artifacts, version.artifact, version.sha256),
                 read_table(data),
                 protected=model.protected_attributes,
                 outcome=step.outcome,
@@ -203,13 +216,14 @@ class AnalysisActivities:
         decision = _needed(model.outcomes.decision, "outcomes.decision", model)
         amount = _needed(model.outcomes.amount, "outcomes.amount", model)
         version = f"{parent.version}-fair-{request.incident_id[-8:]}-r{request.round}"
-        output = self._data_dir / "models" / model.id / f"{version}.joblib"
+        with typed_failures():
+            check_slug(version, "candidate version")
 
         def work(progress: Progress) -> RemediationResult:
             return remediate(
                 read_table(training),
                 selection_half(read_table(validation)),
-                parent.artifact,
+                load_artifact(self._artifacts, parent.artifact, parent.sha256),
                 protected=model.protected_attributes,
                 label=label,
                 decision=decision,
@@ -220,13 +234,14 @@ class AnalysisActivities:
                 strategies=[strategy_spec(s) for s in step.strategies],
                 max_accuracy_loss=step.max_accuracy_loss,
                 version=version,
-                output=output,
+                store=self._artifacts,
+                output=(model.id, f"{version}.skops"),
                 progress=progress,
             )
 
         result = await self._compute(work)
         ref = write_report(self._folder(request.incident_id), step.name, result)
-        if result.lineage is None or result.artifact_path is None or result.chosen is None:
+        if result.lineage is None or result.artifact is None or result.chosen is None:
             raise ApplicationError(
                 f"no strategy produced a deployable candidate: {result.headline}",
                 type="NoCandidate",
@@ -236,7 +251,8 @@ class AnalysisActivities:
             model.id,
             ModelVersion(
                 version=version,
-                artifact=str(result.artifact_path),
+                artifact=result.artifact,
+                sha256=result.artifact_sha256,
                 training_data=parent.training_data,
                 validation_data=parent.validation_data,
                 lineage=Lineage(
@@ -256,7 +272,8 @@ class AnalysisActivities:
         return Candidate(
             report=ref,
             version=version,
-            artifact=str(result.artifact_path),
+            artifact=result.artifact,
+            sha256=result.artifact_sha256,
             strategy=result.chosen.name,
             headline=result.headline,
         )
@@ -271,8 +288,10 @@ class AnalysisActivities:
             progress("scoring baseline and candidate")
             return validate_candidate(
                 held_out_half(read_table(data)),
-                scorer_from_artifact(baseline.artifact),
-                scorer_from_artifact(request.candidate.artifact),
+                scorer_from_artifact(self._artifacts, baseline.artifact, baseline.sha256),
+                scorer_from_artifact(
+                    self._artifacts, request.candidate.artifact, request.candidate.sha256
+                ),
                 protected=model.protected_attributes,
                 label=model.label,
                 decision=model.outcomes.decision,

@@ -120,7 +120,8 @@ class RoutingActivities:
                 if deployment.versions.get(request.version) == request.artifact:
                     return f"{request.version} already deployed"
                 versions = {**deployment.versions, request.version: request.artifact}
-                await client.deploy(request.model, versions, deployment.primary_version)
+                digests = {request.version: request.sha256} if request.sha256 else None
+                await client.deploy(request.model, versions, deployment.primary_version, digests)
             except RouterError as error:
                 raise _typed(error) from error
         return f"{request.version} deployed from {request.artifact}"

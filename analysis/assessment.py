@@ -25,6 +25,7 @@ from analysis.validation import ValidationReport
 from contracts.analysis import Assessment, AssessmentInput
 from fairness.group_metrics import SlicingMetrics
 from fairness.intervals import Interval
+from store.paths import under
 
 
 def write_assessment(request: AssessmentInput, folder: Path) -> Assessment:
@@ -67,11 +68,11 @@ def write_assessment(request: AssessmentInput, folder: Path) -> Assessment:
     digest = sha256_ref(content)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"impact-assessment-{digest[7:19]}"
-    md_path = folder / f"{stem}.md"
+    md_path = under(folder, f"{stem}.md")
     md_path.write_bytes(content)
     for name, png in plots.items():
-        (folder / f"{name}.png").write_bytes(png)
-    html_path = folder / f"{stem}.html"
+        under(folder, f"{name}.png").write_bytes(png)
+    html_path = under(folder, f"{stem}.html")
     html_content = _html(markdown, plots, digest).encode()
     html_path.write_bytes(html_content)
     verdict = findings.validation.verdict if findings.validation else "not validated"

@@ -1,26 +1,25 @@
 """Model artifacts as the audits see them: any scikit-learn model, opened where SHAP can look in.
 
-Two shapes of file load. The reference credit artifact is a joblib dict whose ``"approval"``
+Two shapes of file load. The reference credit artifact is a skops dict whose ``"approval"``
 model makes the decision and whose ``"limit"`` model sets the amount (the format the router
-serves, see :mod:`demo.credit_model`); a bare joblib'd scikit-learn estimator or pipeline is
+serves, see :mod:`demo.credit_model`); a bare scikit-learn estimator or pipeline is
 the other, a classifier being a decision model and a regressor an amount model. Either way
 the audits get one :class:`OutcomeModel` per outcome, and :meth:`OutcomeModel.explainable`
 splits it into the encoding (one-hot and the like) and the estimator SHAP explains, with
 every encoded column traced back to the raw feature it came from, so attributions can be
 summed back to the features a person recognises.
 
-Loading a joblib file unpickles it: only open artifacts from a registry you trust.
+Files are opened only through :class:`store.artifacts.ArtifactStore`: by name inside the
+artifacts directory, at the digest the registry recorded, as skops (pickles only by opt-in).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -33,6 +32,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
+
+from store.artifacts import ArtifactError, ArtifactStore, local_store
 
 Outcome = Literal["decision", "amount"]
 
@@ -110,19 +111,35 @@ class LoadedArtifact:
         return self.models[outcome]
 
 
-def load_artifact(path: str | Path) -> LoadedArtifact:
-    """Open a model file; :class:`ModelFileError` says clearly why it cannot be used."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
+def load_artifact(store: ArtifactStore, name: str, sha256: str | None) -> LoadedArtifact:
+    """Open a registered artifact by name and recorded digest (see ``store/artifacts.py``).
+
+    :class:`ModelFileError` says clearly why it cannot be used: outside the artifacts
+    directory, changed since registration, a refused format, or not a usable model.
+    """
     try:
-        content = joblib.load(path)
-    except Exception as error:  # every unpickling failure means the same to the caller
+        content = store.load(name, sha256)
+    except ArtifactError as error:
+        raise ModelFileError(str(error)) from error
+    except Exception as error:  # a corrupt file: every failure means the same to the caller
         raise ModelFileError(
-            f"model file {path} cannot be loaded ({type(error).__name__}: {error})"
+            f"model file {name} cannot be loaded ({type(error).__name__}: {error})"
         ) from error
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return read_artifact(content, source=str(path), digest=digest)
+    return read_artifact(content, source=name, digest=sha256)
+
+
+def open_model_file(path: str | Path, *, allow_pickle: bool = False) -> LoadedArtifact:
+    """Open a file the user names themselves (the ``fairlane audit`` commands, notebooks).
+
+    Still the one loader: the file's folder is the store, its digest is taken now, and a
+    pickle is refused unless ``allow_pickle``. Never for names that come from a caller.
+    """
+    store, name = local_store(Path(path), allow_pickle=allow_pickle)
+    try:
+        digest = store.digest(name)
+    except ArtifactError as error:
+        raise ModelFileError(str(error)) from error
+    return load_artifact(store, name, digest)
 
 
 def read_artifact(content: Any, *, source: str, digest: str | None = None) -> LoadedArtifact:

@@ -58,7 +58,7 @@ from sklearn.utils.validation import has_fit_parameter
 from threadpoolctl import threadpool_limits
 
 from analysis.data import require_columns
-from analysis.models import LoadedArtifact, load_artifact
+from analysis.models import LoadedArtifact, open_model_file
 from demo.credit_model import load_model, save_model
 from fairness.outcomes import (
     combine_strata,
@@ -67,6 +67,7 @@ from fairness.outcomes import (
     selection_rates,
 )
 from fairness.reweighing import kamiran_calders_weights
+from store.artifacts import ArtifactStore
 
 Progress = Callable[[str], object]
 
@@ -178,7 +179,8 @@ class RemediationResult(BaseModel):
     chosen: TradeOffPoint | None
     candidate_version: str | None
     lineage: Lineage | None
-    artifact_path: Path | None
+    artifact: str | None  # its name in the artifacts directory
+    artifact_sha256: str | None
     max_accuracy_loss: float
     min_disparate_impact: float
     max_amount_disparity: float
@@ -214,11 +216,15 @@ def remediate(
     max_amount_disparity: float = 0.015,
     min_stratum_rows: int = 30,
     version: str | None = None,
-    output: Path | None = None,
+    store: ArtifactStore | None = None,
+    output: tuple[str, ...] | None = None,
     threads: int | None = 1,
     progress: Progress | None = None,
 ) -> RemediationResult:
     """Try every strategy, record the trade-offs, keep the best candidate and save it to ``output``.
+
+    ``output`` is the candidate's name in ``store`` as slugs (model id, file name): it is
+    written there as skops, so nothing outside the artifacts directory is ever written.
 
     ``label`` is the ground-truth decision the decision model learns and is scored against;
     the amount model learns ``amount`` on the rows whose ``decision`` column is positive,
@@ -237,7 +243,7 @@ def remediate(
         )
     if not protected or not strata:
         raise ValueError("name at least one protected attribute and one stratum column")
-    parent_artifact = parent if isinstance(parent, LoadedArtifact) else load_artifact(parent)
+    parent_artifact = parent if isinstance(parent, LoadedArtifact) else open_model_file(parent)
     features = list(parent_artifact.features)
     needed = [*features, *protected, label, decision, amount]
     require_columns(list(train.columns), needed, "the training data")
@@ -289,7 +295,8 @@ def remediate(
         chosen=chosen,
         candidate_version=None,
         lineage=None,
-        artifact_path=None,
+        artifact=None,
+        artifact_sha256=None,
         max_accuracy_loss=max_accuracy_loss,
         min_disparate_impact=min_disparate_impact,
         max_amount_disparity=max_amount_disparity,
@@ -301,14 +308,18 @@ def remediate(
     lineage = _lineage(setting, chosen)
     candidate_version = version or _version_name(setting, chosen, lineage)
     artifact = candidates[chosen.name].artifact(candidate_version, setting, lineage)
+    saved: tuple[str, str] | tuple[None, None] = (None, None)
     if output is not None:
-        save_model(artifact, output)
-        load_model(output)  # the router's own loader must accept it
+        if store is None:
+            raise ValueError("an output name needs the artifact store to write it to")
+        saved = save_model(store, artifact, *output)
+        load_model(store, *saved)  # the router's own loader must accept it
     return result.model_copy(
         update={
             "candidate_version": candidate_version,
             "lineage": lineage,
-            "artifact_path": output,
+            "artifact": saved[0],
+            "artifact_sha256": saved[1],
             "candidate_artifact": artifact,
         }
     )
@@ -726,7 +737,7 @@ def _majority_vote(mixture: ExponentiatedGradient, x: Any, y: npt.NDArray[np.boo
 
     The mixture answers yes with probability sum_i w_i h_i(x); the vote answers yes when
     that probability is above one half. Frozen members are not refitted, and the result is
-    plain scikit-learn (VotingClassifier), so the router unpickles it without fairlearn.
+    plain scikit-learn (VotingClassifier), so the router loads it without fairlearn.
     """
     weights = mixture.weights_[mixture.weights_ > 0]
     members = [(f"h{i}", FrozenEstimator(mixture.predictors_[i])) for i in weights.index]

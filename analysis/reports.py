@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.analysis import ReportRef
+from store.paths import check_slug, under
 
 
 def report_bytes(report: BaseModel) -> bytes:
@@ -27,8 +28,9 @@ def write_report(folder: Path, name: str, report: BaseModel) -> ReportRef:
     """Write atomically; the digest lets an auditor check the file was not changed since."""
     content = report_bytes(report)
     digest = sha256_ref(content)
+    check_slug(name, "report name")  # a step name from a playbook: never a path
+    path = under(folder, f"{name}-{digest[7:19]}.json")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{digest[7:19]}.json"
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
     os.replace(partial, path)

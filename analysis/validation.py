@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +39,7 @@ from demo.credit_model import LoadedModel, load_model
 from fairness.gates import GateReport, GateSpec, Verdict, evaluate_gates
 from fairness.group_metrics import FairnessReport, measure_fairness
 from fairness.intervals import FloatArray, Interval, stratified_bootstrap, wilson_interval
+from store.artifacts import ArtifactStore
 
 Scores = tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]
 Scorer = Callable[[pd.DataFrame], Scores]
@@ -98,9 +98,9 @@ def scorer_from_model(model: LoadedModel) -> Scorer:
     return score
 
 
-def scorer_from_artifact(path: str | Path) -> Scorer:
-    """A scorer for a credit-model artifact file; :class:`ModelLoadError` if it does not load."""
-    return scorer_from_model(load_model(Path(path)))
+def scorer_from_artifact(store: ArtifactStore, name: str, sha256: str | None) -> Scorer:
+    """A scorer for a registered credit-model artifact; :class:`ModelLoadError` if not loadable."""
+    return scorer_from_model(load_model(store, name, sha256))
 
 
 def validate_candidate(

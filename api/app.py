@@ -37,6 +37,7 @@ from audit.configure import open_trail
 from config import Settings
 from incidents.decisions import DecisionSigner
 from incidents.outside import watch_outside_ends
+from incidents.training_callbacks import TrainingCallbacks
 from registry.service import ModelRegistry
 from stack.codec import data_converter
 from store.db import create_tables, make_engine
@@ -78,8 +79,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.temporal = temporal
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
-    app.state.registry = ModelRegistry(engine)
+    app.state.registry = ModelRegistry(engine, settings.artifact_store())
     app.state.trail = open_trail(engine, settings)
+    app.state.training_callbacks = TrainingCallbacks(engine)
     app.state.decision_signer = DecisionSigner.from_settings(settings)
     app.state.alert_replays = ReplayCache(engine)
     install_error_handlers(app)

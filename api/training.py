@@ -1,8 +1,14 @@
-"""Callbacks from external training pipelines: they complete the waiting `remediate` step."""
+"""Callbacks from external training pipelines: they complete the waiting `remediate` step.
+
+The callback secret is checked before anything else (``incidents/training_callbacks.py``):
+a secret nobody issued, or one issued for another incident, gets 404 and nothing is
+registered or completed. Only then is the candidate registered (its artifact a name in
+the artifacts directory, pinned by sha256: 422 naming the field otherwise) and the
+step completed with the task token the secret was issued for.
+"""
 
 from __future__ import annotations
 
-import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
@@ -11,7 +17,6 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.external_training import task_token_from
 from api.incidents import INCIDENT_ID, raise_not_found
 from api.security import require
 from api.temporal import temporal_client
@@ -19,14 +24,31 @@ from api.tokens import Principal, Role
 from contracts.analysis import Candidate, TrainingResult
 from contracts.incident import QUERY_STATE, IncidentState
 from contracts.model import Lineage, ModelVersion
+from incidents.training_callbacks import Binding, TrainingCallbacks
+from registry.limits import ManifestRejected
 from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/incidents", tags=["training"])
 CALLBACK = "/{incident_id}/training-callbacks/{token}"
+Token = Annotated[str, Path(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class TrainingFailure(BaseModel):
     reason: str = Field(min_length=1, max_length=4000)
+
+
+def _bound(request: Request, token: str, incident_id: str) -> Binding:
+    """The job this token was issued for under this incident; 404 otherwise, 410 if answered."""
+    callbacks: TrainingCallbacks = request.app.state.training_callbacks
+    binding = callbacks.redeem(token, incident_id)
+    if binding is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no training job of incident {incident_id} has this callback token",
+        )
+    if binding.answered:
+        raise HTTPException(status.HTTP_410_GONE, "this training job was already answered")
+    return binding
 
 
 async def _model_of(client: Client, incident_id: str) -> str:
@@ -40,23 +62,15 @@ async def _model_of(client: Client, incident_id: str) -> str:
     return state.model
 
 
-def _token(encoded: str) -> bytes:
-    try:
-        return task_token_from(encoded)
-    except (binascii.Error, ValueError) as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed callback token"
-        ) from error
-
-
 @router.post(CALLBACK, status_code=status.HTTP_202_ACCEPTED)
 async def training_succeeded(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
-    token: str,
+    token: Token,
     result: TrainingResult,
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.TRAINING_PIPELINE))],
 ) -> dict[str, str]:
+    binding = _bound(request, token, incident_id)
     client = await temporal_client(request)
     registry: ModelRegistry = request.app.state.registry
     model = await _model_of(client, incident_id)
@@ -65,6 +79,7 @@ async def training_succeeded(
     version = ModelVersion(
         version=result.version,
         artifact=result.artifact,
+        sha256=result.sha256,
         lineage=Lineage(
             parent=manifest.primary_version,
             strategy=result.strategy,
@@ -74,30 +89,38 @@ async def training_succeeded(
     )
     try:
         registry.add_version(model, version, principal.name)
+    except ManifestRejected as error:
+        # the version's field as the pipeline sent it: body.artifact / body.sha256
+        problem = {"loc": ["body", *error.loc[2:]], "msg": error.msg, "type": error.type}
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from error
     except ValueError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    registered = registry.get(model)
+    assert registered is not None
     candidate = Candidate(
         report=None,
         version=result.version,
         artifact=result.artifact,
+        sha256=registered.version(result.version).sha256,
         strategy=result.strategy,
         headline=f"{result.version} trained externally by {principal.name}: {result.summary}",
     )
-    await _complete(client, _token(token), candidate)
-    return {"status": "accepted", "version": result.version}
+    await _complete(client, binding.task_token, candidate)
+    request.app.state.training_callbacks.answered(token)
+    return {"status": "accepted", "version": result.version, "step": binding.step}
 
 
 @router.post(CALLBACK + "/failure", status_code=status.HTTP_202_ACCEPTED)
 async def training_failed(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
-    token: str,
+    token: Token,
     failure: TrainingFailure,
     request: Request,
     principal: Annotated[Principal, Depends(require(Role.TRAINING_PIPELINE))],
 ) -> dict[str, str]:
+    binding = _bound(request, token, incident_id)
     client = await temporal_client(request)
-    await _model_of(client, incident_id)
-    handle = client.get_async_activity_handle(task_token=_token(token))
+    handle = client.get_async_activity_handle(task_token=binding.task_token)
     try:
         await handle.fail(
             ApplicationError(
@@ -109,7 +132,8 @@ async def training_failed(
     except RPCError as error:
         raise_gone(error)
         raise
-    return {"status": "recorded"}
+    request.app.state.training_callbacks.answered(token)
+    return {"status": "recorded", "step": binding.step}
 
 
 async def _complete(client: Client, token: bytes, candidate: Candidate) -> None:

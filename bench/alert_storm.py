@@ -611,7 +611,7 @@ async def register_models(
 
     async def one(index: int) -> None:
         model = models[index]
-        await router.deploy(model, {files.version: str(files.artifact)}, files.version)
+        await router.deploy(model, {files.version: files.artifact_name}, files.version)
         manifest = template.model_copy(update={"id": model})
         (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
 

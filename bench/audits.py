@@ -257,13 +257,13 @@ def shap_section(rows: int, seed: int) -> ShapBench:
     import shap
 
     from analysis.attribution import attribution_audit
-    from analysis.models import load_artifact
+    from analysis.models import open_model_file
     from demo.credit_model import prepare_demo_model
 
     with tempfile.TemporaryDirectory(prefix="fairlane-bench-") as scratch:
         files = prepare_demo_model(Path(scratch), validation_rows=rows)
         frame = read_table(files.validation_csv)
-        artifact = load_artifact(files.artifact)
+        artifact = open_model_file(files.artifact)
         start = time.perf_counter()
         report = attribution_audit(
             artifact, frame, protected=["group"], outcome="decision", sample_size=rows, seed=seed

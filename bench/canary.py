@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -77,7 +76,13 @@ from contracts.metrics import DecisionCell, Side
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
-from demo.credit_model import DemoModelFiles, load_model, prepare_demo_model, save_model
+from demo.credit_model import (
+    DemoModelFiles,
+    load_model,
+    load_model_file,
+    prepare_demo_model,
+    save_model,
+)
 from demo.dataset import generate_applicants, read_dataset
 from fairness.live import LiveThresholds, analyse_window
 from fairness.sequential import look_alpha
@@ -94,6 +99,7 @@ from stack.loopback import free_port
 from stack.supervisor import child_environment, fairlane_binary, temporal_binary
 from stack.temporal import connect, dev_server_search_attribute_args
 from stack.worker import build_worker
+from store.artifacts import ArtifactStore, sha256_file
 from store.db import create_tables, make_engine
 
 CANDIDATE = "v2-fair"
@@ -124,8 +130,9 @@ class Models(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     files: DemoModelFiles
-    fair: Path  # CANDIDATE, trained without zip_code
-    regressed: Path  # v1's pipelines, labelled CANDIDATE: what a bad redeploy ships
+    fair: str  # CANDIDATE, trained without zip_code (its name in the artifacts directory)
+    fair_sha256: str
+    regressed: str  # v1's pipelines, labelled CANDIDATE: what a bad redeploy ships
     remediation: str
 
 
@@ -139,7 +146,7 @@ def prepare_models(folder: Path) -> Models:
     """
     with threadpool_limits(limits=1, user_api="openmp"):
         files = prepare_demo_model(folder)
-    folder = files.artifact.parent
+    store = ArtifactStore(files.artifacts_dir)
     result = remediate(
         read_dataset(files.training_csv),
         read_dataset(files.validation_csv),
@@ -153,14 +160,19 @@ def prepare_models(folder: Path) -> Models:
         suspected_proxies=[],
         strategies=[DropProxies()],
         version=CANDIDATE,
-        output=folder / f"{CANDIDATE}.joblib",
+        store=store,
+        output=(files.model_id, f"{CANDIDATE}.skops"),
     )
-    assert result.artifact_path is not None, result.headline
-    biased = dict(joblib.load(files.artifact))
+    assert result.artifact is not None and result.artifact_sha256, result.headline
+    biased = dict(store.load(files.artifact_name, store.digest(files.artifact_name)))
     biased["version"] = CANDIDATE
-    regressed = save_model(biased, folder / f"{CANDIDATE}-regressed.joblib")
+    regressed, _ = save_model(store, biased, files.model_id, f"{CANDIDATE}-regressed.skops")
     return Models(
-        files=files, fair=result.artifact_path, regressed=regressed, remediation=result.headline
+        files=files,
+        fair=result.artifact,
+        fair_sha256=result.artifact_sha256,
+        regressed=regressed,
+        remediation=result.headline,
     )
 
 
@@ -309,8 +321,12 @@ def incident_input(models: Models, router_url: str) -> IncidentInput:
     manifest = ModelManifest(
         id=files.model_id,
         versions=[
-            ModelVersion(version=files.version, artifact=str(files.artifact)),
-            ModelVersion(version=CANDIDATE, artifact=str(models.fair)),
+            ModelVersion(
+                version=files.version,
+                artifact=files.artifact_name,
+                sha256=sha256_file(files.artifact),
+            ),
+            ModelVersion(version=CANDIDATE, artifact=models.fair, sha256=models.fair_sha256),
         ],
         primary_version=files.version,
         label="approved",
@@ -425,7 +441,7 @@ async def inject_regression(router: RouterClient, models: Models) -> datetime:
     files = models.files
     await router.deploy(
         files.model_id,
-        {files.version: str(files.artifact), CANDIDATE: str(models.regressed)},
+        {files.version: files.artifact_name, CANDIDATE: models.regressed},
         files.version,
     )
     return datetime.now(UTC)
@@ -539,7 +555,7 @@ async def rollback_section(
         client = await connect(settings.model_copy(update={"temporal_address": address}))
         async with RouterClient(url, TOKEN) as router:
             files = models.files
-            await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+            await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
             flip = await direct_flip_s(router, files.model_id, files.version)
             print(f"router flip (PUT route, GET until it shows) median {flip * 1000:.1f}ms")
             async with build_worker(client, settings.model_copy(update={"router_url": url}), trail):
@@ -608,7 +624,8 @@ def scored(models: Models, applicants: pd.DataFrame, is_candidate: npt.NDArray[n
     approved = np.zeros(len(applicants), dtype=bool)
     limit = np.zeros(len(applicants))
     rows = np.flatnonzero(is_candidate)
-    candidate = load_model(models.fair).decide(features.iloc[rows])
+    store = ArtifactStore(models.files.artifacts_dir)
+    candidate = load_model(store, models.fair, models.fair_sha256).decide(features.iloc[rows])
     approved[rows], limit[rows] = zip(*candidate, strict=True)
     rows = np.flatnonzero(~is_candidate)
     rules = [
@@ -621,7 +638,7 @@ def scored(models: Models, applicants: pd.DataFrame, is_candidate: npt.NDArray[n
         )
     ]
     approved[rows], limit[rows] = zip(*rules, strict=True)
-    shadow = load_model(models.files.artifact).decide(features)
+    shadow = load_model_file(models.files.artifact).decide(features)
     shadow_approved, shadow_limit = (np.asarray(values) for values in zip(*shadow, strict=True))
     return Scores(approved, limit, shadow_approved, shadow_limit)
 
@@ -859,7 +876,7 @@ async def analysis_section(
             async with RouterClient(url, TOKEN) as router:
                 await router.deploy(
                     files.model_id,
-                    {files.version: str(files.artifact), CANDIDATE: str(models.fair)},
+                    {files.version: files.artifact_name, CANDIDATE: models.fair},
                     files.version,
                 )
             looks = [await one_look(url, window) for _ in range(repeats)]

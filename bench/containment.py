@@ -110,7 +110,7 @@ async def run(incidents: int, outage_s: float, data_dir: Path) -> None:
             RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router,
             httpx.AsyncClient(base_url=settings.api_url, headers=headers, timeout=30) as api,
         ):
-            await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+            await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
             manifest = load_manifest_file(write_manifest(files))
             (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
 

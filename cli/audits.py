@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from analysis.data import DataFileError, read_table
 from analysis.models import ModelFileError
 from cli.api_client import CliError
+from config.settings import Settings
 
 app = typer.Typer(help="Run the audits on any data set.", no_args_is_help=True)
 
@@ -73,7 +74,7 @@ def provenance(
 @app.command("attribution")
 def attribution(
     data: Path,
-    model: Annotated[Path, typer.Option(help="model file (joblib)")],
+    model: Annotated[Path, typer.Option(help="model file (skops)")],
     protected: Protected,
     outcome: Annotated[str, typer.Option(help="decision or amount")] = "decision",
     sample_size: Annotated[int, typer.Option()] = 2000,
@@ -82,13 +83,13 @@ def attribution(
 ) -> None:
     """SHAP attribution of a model over a data set, and what drives the gap between groups."""
     from analysis.attribution import attribution_audit
-    from analysis.models import load_artifact
+    from analysis.models import open_model_file
 
     if outcome not in ("decision", "amount"):
         raise CliError(f"--outcome must be decision or amount, not {outcome!r}")
     try:
         report = attribution_audit(
-            load_artifact(model),
+            open_model_file(model, allow_pickle=Settings().allow_pickle_artifacts),
             read_table(data),
             protected=protected,
             outcome="decision" if outcome == "decision" else "amount",
@@ -120,15 +121,17 @@ def validate(
     as_json: Json = False,
 ) -> None:
     """Candidate against baseline on held-out data, every group and intersection, gated."""
-    from analysis.validation import scorer_from_artifact, validate_candidate
-    from demo.credit_model import ModelLoadError
+    from analysis.validation import scorer_from_model, validate_candidate
+    from demo.credit_model import ModelLoadError, load_model_file
+
+    allow_pickle = Settings().allow_pickle_artifacts
     from fairness.gates import GateSpec
 
     try:
         report = validate_candidate(
             read_table(data),
-            scorer_from_artifact(baseline),
-            scorer_from_artifact(candidate),
+            scorer_from_model(load_model_file(baseline, allow_pickle=allow_pickle)),
+            scorer_from_model(load_model_file(candidate, allow_pickle=allow_pickle)),
             protected=protected,
             label=label,
             decision="approved",

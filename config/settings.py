@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.targets import GATEWAY, RoutingTarget, TargetResolver, validate_target_ids
+from store.artifacts import ArtifactStore
 
 
 class Settings(BaseSettings):
@@ -65,6 +66,14 @@ class Settings(BaseSettings):
     # before authentication); alert deliveries, whole Alertmanager groups, get their own.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     max_alert_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    # Model artifacts are opened only by name from this directory (default
+    # `<data_dir>/artifacts`), only when their sha256 matches the registry's record, and
+    # only as skops unless pickles are explicitly allowed (store/artifacts.py): a pickle
+    # runs code when it loads, so allowing them lets whoever can write here run code in
+    # the worker and the router.
+    artifacts_dir: Path | None = None
+    allow_pickle_artifacts: bool = False
 
     # The reference model router.
     router_host: str = "127.0.0.1"
@@ -166,6 +175,14 @@ class Settings(BaseSettings):
     @property
     def resolved_router_database_url(self) -> str:
         return self.router_database_url or f"sqlite:///{self.data_dir / 'router.db'}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+    def artifact_store(self) -> ArtifactStore:
+        """Where model artifacts are opened from and written to, and in which formats."""
+        return ArtifactStore(self.resolved_artifacts_dir, self.allow_pickle_artifacts)
 
     @property
     def resolved_tokens_file(self) -> Path:

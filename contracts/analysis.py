@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.model import ModelManifest
+from contracts.model import SHA256_PATTERN, ArtifactName, ModelManifest, VersionName
 from playbooks.steps import (
     AttributionAuditStep,
     Gates,
@@ -52,7 +52,8 @@ class AttributionFindings(BaseModel):
 class Candidate(BaseModel):
     report: ReportRef | None = Field(description="None when an external pipeline trained it")
     version: str
-    artifact: str
+    artifact: str  # its name in the artifacts directory
+    sha256: str | None = None  # the digest the registry recorded for it
     strategy: str
     headline: str
 
@@ -134,10 +135,15 @@ class TrainingJob(BaseModel):
 
 
 class TrainingResult(BaseModel):
-    """The pipeline's answer: where the candidate it trained is, and how it was made."""
+    """The pipeline's answer: where the candidate it trained is, and how it was made.
 
-    version: str = Field(min_length=1, max_length=64)
-    artifact: str = Field(min_length=1)
+    ``artifact`` names a file the pipeline wrote into the artifacts directory (as skops);
+    the registry records its sha256, and checks ``sha256`` if the pipeline gives one.
+    """
+
+    version: VersionName
+    artifact: ArtifactName
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     strategy: str = Field(default="external", max_length=200)
     summary: str = Field(default="", max_length=4000)
 

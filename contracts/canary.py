@@ -92,6 +92,7 @@ class DeployVersionInput(RoutedTo):
     model: str
     version: str
     artifact: str
+    sha256: str | None = None  # the registry's digest: the router refuses any other file
 
 
 class RetireShadowInput(RoutedTo):

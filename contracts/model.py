@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from contracts.monitoring import MonitoringPolicy
 from contracts.targets import TARGET_ID, RoutedTo, RouterRef
+from store.paths import PathEscape, relative_parts
 
 __all__ = [
     "TARGET_ID",
@@ -34,9 +35,51 @@ class Lineage(BaseModel):
     incident_id: str | None = None
 
 
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def artifact_name(value: str) -> str:
+    """An artifact is named relative to the artifacts directory, never by a path.
+
+    A caller-named path would let whoever registers a manifest (or posts a training
+    callback) choose the file a worker or the router opens; see ``store/artifacts.py``.
+    """
+    try:
+        relative_parts(value, "artifact")
+    except PathEscape as error:
+        raise ValueError(
+            f"{error}; name a file relative to the artifacts directory (FAIRLANE_ARTIFACTS_DIR)"
+        ) from None
+    return value
+
+
+def version_name(value: str) -> str:
+    """Version names become file names: a slug, and never ``..``."""
+    if ".." in value:
+        raise ValueError(f"version {value!r} must not contain '..'")
+    return value
+
+
+VersionName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=VERSION_PATTERN), AfterValidator(version_name)
+]
+ArtifactName = Annotated[
+    str,
+    Field(min_length=1, max_length=512, description="file name under the artifacts directory"),
+    AfterValidator(artifact_name),
+]
+
+
 class ModelVersion(BaseModel):
-    version: str = Field(min_length=1, max_length=64)
-    artifact: str = Field(min_length=1, description="path of the model artifact")
+    version: VersionName
+    artifact: ArtifactName
+    sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_PATTERN,
+        description="sha256 of the artifact file, recorded by the registry at registration "
+        "(given: checked against the file); a file that no longer matches is never loaded",
+    )
     training_data: str | None = None
     validation_data: str | None = None
     lineage: Lineage | None = None

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 import yaml
 
@@ -22,6 +21,7 @@ from demo.credit_model import save_model
 from playbooks.loader import builtin_playbook_text
 from router.client import RouterClient, RouterError
 from router.schemas import Applicant
+from store.artifacts import ArtifactStore
 
 DEMO_PLAYBOOK = "ethical-audit-demo"
 COMPRESSED_CANARY = {
@@ -88,14 +88,21 @@ async def live_traffic(
         await asyncio.gather(*lanes, return_exceptions=True)
 
 
-async def inject_regression(router: RouterClient, model: str, candidate: str) -> Path:
-    """A bad push: the candidate's version name now serves the biased primary's model."""
+async def inject_regression(
+    router: RouterClient, store: ArtifactStore, model: str, candidate: str
+) -> str:
+    """A bad push: the candidate's version name now serves the biased primary's model.
+
+    It is written into the artifacts directory and deployed under the candidate's name by
+    someone holding the router's token, as a careless (not malicious) push would be.
+    """
     deployment = await router.get_deployment(model)
-    biased = Path(deployment.versions[deployment.primary_version])
-    artifact = dict(joblib.load(biased))  # the demo's own file, written by prepare_demo_model
+    biased = deployment.versions[deployment.primary_version]
+    # the demo's own file, written by prepare_demo_model
+    artifact = dict(store.load(biased, store.digest(biased)))
     artifact["version"] = candidate
-    regressed = save_model(artifact, biased.with_name(f"{candidate}-regressed.joblib"))
+    regressed, _ = save_model(store, artifact, model, f"{candidate}-regressed.skops")
     await router.deploy(
-        model, {**deployment.versions, candidate: str(regressed)}, deployment.primary_version
+        model, {**deployment.versions, candidate: regressed}, deployment.primary_version
     )
     return regressed

@@ -4,20 +4,18 @@ The model sees income, credit history, debt ratio and zip code, never the protec
 group, and still reproduces the historical redlining through the zip code: the
 failure mechanism Fairlane's audit must uncover.
 
-An artifact is one joblib file holding only scikit-learn objects and plain data, so
+An artifact is one skops file (a dict of scikit-learn pipelines and plain data), so
 the router, the audit activities or a notebook can load it without importing any
-Fairlane class (pickles still need a compatible scikit-learn version).
+Fairlane class and without running code from the file (``store/artifacts.py``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +26,7 @@ from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import ThreadpoolController
 
 from demo.dataset import read_dataset, write_dataset
+from store.artifacts import ArtifactError, ArtifactStore, local_store
 
 NUMERIC_FEATURES: tuple[str, ...] = ("income", "credit_history_years", "debt_ratio")
 CATEGORICAL_FEATURES: tuple[str, ...] = ("zip_code",)
@@ -110,13 +109,12 @@ def train_credit_model(data: pd.DataFrame, version: str) -> dict[str, Any]:
     }
 
 
-def save_model(artifact: Mapping[str, Any], path: Path) -> Path:
-    """Write the artifact atomically: a crash never leaves a half-written model to load."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    joblib.dump(dict(artifact), partial)
-    os.replace(partial, path)
-    return path
+def save_model(store: ArtifactStore, artifact: Mapping[str, Any], *parts: str) -> tuple[str, str]:
+    """Write the artifact as skops at ``parts`` under the store, atomically; its name and sha256.
+
+    A crash never leaves a half-written model to load.
+    """
+    return store.save(dict(artifact), *parts)
 
 
 def _shared_encoder(approval: Any, limit: Any) -> Any | None:
@@ -167,13 +165,14 @@ class LoadedModel:
         return [(bool(a), float(amount)) for a, amount in zip(approved, limits, strict=True)]
 
 
-def load_model(path: Path) -> LoadedModel:
-    """Load an artifact written by :func:`save_model`; :class:`ModelLoadError` says why not."""
-    if not path.is_file():
-        raise ModelLoadError(path, "no such file")
+def load_model(store: ArtifactStore, name: str, sha256: str | None) -> LoadedModel:
+    """Load a registered artifact by name and digest; :class:`ModelLoadError` says why not."""
+    path = Path(name)
     try:
-        artifact = joblib.load(path)
-    except Exception as exc:  # any unpickling failure means the same thing to the caller
+        artifact = store.load(name, sha256)
+    except ArtifactError as error:
+        raise ModelLoadError(path, str(error)) from error
+    except Exception as exc:  # a corrupt file: any failure means the same to the caller
         raise ModelLoadError(path, f"unreadable ({type(exc).__name__}: {exc})") from exc
     if not isinstance(artifact, dict) or not artifact.keys() >= _ARTIFACT_KEYS:
         raise ModelLoadError(
@@ -185,6 +184,16 @@ def load_model(path: Path) -> LoadedModel:
     return LoadedModel(artifact)
 
 
+def load_model_file(path: Path, *, allow_pickle: bool = False) -> LoadedModel:
+    """A model file the user names themselves (benchmarks, notebooks): digest taken now."""
+    store, name = local_store(path, allow_pickle=allow_pickle)
+    try:
+        digest = store.digest(name)
+    except ArtifactError as error:
+        raise ModelLoadError(path, str(error)) from error
+    return load_model(store, name, digest)
+
+
 class DemoModelFiles(BaseModel):
     """Where :func:`prepare_demo_model` put the reference case's data and model."""
 
@@ -194,7 +203,9 @@ class DemoModelFiles(BaseModel):
     version: str
     training_csv: Path
     validation_csv: Path
-    artifact: Path
+    artifact: Path  # the file, for reading it
+    artifact_name: str  # its name in the artifacts directory, for manifests and the router
+    artifacts_dir: Path  # that directory: services that open it must be configured with it
 
 
 def prepare_demo_model(
@@ -203,18 +214,25 @@ def prepare_demo_model(
     training_rows: int = 20_000,
     validation_rows: int = 40_000,
     seed: int = 7,
+    artifacts: ArtifactStore | None = None,
 ) -> DemoModelFiles:
     """Write the training and validation sets and the v1 artifact, reusing any already there.
 
     Validation rows come from a different seed, so they are applicants the model never saw.
+    The artifact goes to ``artifacts`` (default: ``<data_dir>/artifacts``, the default
+    artifacts directory) as ``credit-limit/v1.skops``.
     """
+    store = artifacts or ArtifactStore(data_dir / "artifacts")
     folder = data_dir / "models" / DEMO_MODEL_ID
+    name = f"{DEMO_MODEL_ID}/{DEMO_VERSION}.skops"
     files = DemoModelFiles(
         model_id=DEMO_MODEL_ID,
         version=DEMO_VERSION,
         training_csv=folder / "training.csv",
         validation_csv=folder / "validation.csv",
-        artifact=folder / f"{DEMO_VERSION}.joblib",
+        artifact=store.path(name),
+        artifact_name=name,
+        artifacts_dir=store.root.resolve(),
     )
     if not files.training_csv.is_file():
         write_dataset(files.training_csv, training_rows, seed)
@@ -222,5 +240,5 @@ def prepare_demo_model(
         write_dataset(files.validation_csv, validation_rows, seed + 1)
     if not files.artifact.is_file():
         artifact = train_credit_model(read_dataset(files.training_csv), DEMO_VERSION)
-        save_model(artifact, files.artifact)
+        save_model(store, artifact, DEMO_MODEL_ID, f"{DEMO_VERSION}.skops")
     return files

@@ -42,6 +42,7 @@ from registry.service import load_manifest_file
 from router.client import RouterClient
 from router.schemas import Applicant, DecisionRecord
 from stack.supervisor import EmbeddedStack
+from store.artifacts import ArtifactStore
 
 TRAFFIC = 800
 SUMMARY = "Group B receives ~30% lower credit limits at identical income and credit history"
@@ -73,7 +74,7 @@ def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
         versions=[
             ModelVersion(
                 version=files.version,
-                artifact=str(files.artifact),
+                artifact=files.artifact_name,
                 training_data=str(files.training_csv),
                 validation_data=str(files.validation_csv),
             )
@@ -85,7 +86,7 @@ def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
         strata=["income_band", "credit_band"],
         router=RouterRef(target=target),
     )
-    path = files.artifact.parent / "manifest.yaml"
+    path = files.training_csv.parent / "manifest.yaml"
     path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
     return path
 
@@ -273,7 +274,7 @@ ETHICAL_SIGNERS = (
 
 
 async def ethical_audit(
-    api: Api, router: RouterClient, model: str, applicants: pd.DataFrame
+    api: Api, router: RouterClient, store: ArtifactStore, model: str, applicants: pd.DataFrame
 ) -> None:
     """The full runbook: audits, a fairer candidate, gates, the assessment, bound sign-offs,
     then the fairness-gated canary under live traffic, with a regression injected mid-ramp."""
@@ -301,10 +302,10 @@ async def ethical_audit(
                 signed.add(digest)
                 continue
             candidate = state["canary"]["candidate_version"]
-            artifact = await inject_regression(router, model, candidate)
+            artifact = await inject_regression(router, store, model, candidate)
             follow.injected = True
             say(
-                f"  !! injected a bias regression: {candidate} now serves {artifact.name} "
+                f"  !! injected a bias regression: {candidate} now serves {artifact} "
                 f"at {state['canary']['percent']:g}% of live traffic"
             )
     say(f"  {sent[0]} live requests sent through the router during the runbook")
@@ -383,7 +384,7 @@ async def _sign_assessment(api: Api, incident: str, state: dict[str, Any], *, fi
 
 
 async def deploy_and_register(api: Api, router: RouterClient, files: DemoModelFiles) -> None:
-    await router.deploy(files.model_id, {files.version: str(files.artifact)}, files.version)
+    await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
     await serve_primary(router, files.model_id)
     manifest = write_manifest(files)
     body = load_manifest_file(manifest).model_dump(mode="json")
@@ -397,7 +398,7 @@ async def scenario(settings: Settings) -> None:
         for name, roles in PRINCIPALS.items()
     }
     say("Preparing the credit model (generated applicants with a zip-code proxy for group)...")
-    files = prepare_demo_model(settings.data_dir)
+    files = prepare_demo_model(settings.data_dir, artifacts=settings.artifact_store())
     stack = EmbeddedStack(settings)
     say("Starting the embedded stack: Temporal dev server, router, worker, API...")
     await stack.start()
@@ -413,7 +414,7 @@ async def scenario(settings: Settings) -> None:
             incident = await contain(api, router, files.model_id, applicants)
             await sign_off(api, incident)
             await close_and_audit(api, incident)
-            await ethical_audit(api, router, files.model_id, applicants)
+            await ethical_audit(api, router, settings.artifact_store(), files.model_id, applicants)
             await alert_storm(api, router, files.model_id)
     finally:
         await api.close()

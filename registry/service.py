@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from contracts.model import ModelManifest, ModelVersion
-from registry.limits import storable_json
+from registry.limits import ManifestRejected, storable_json
+from store.artifacts import ArtifactError, ArtifactStore
 
 
 class RegisteredModel(SQLModel, table=True):
@@ -77,8 +78,18 @@ Manifests = tuple[Readable, Unreadable]
 
 
 class ModelRegistry:
-    def __init__(self, engine: Engine) -> None:
+    """Manifests in the database; with an artifact store, each version's file pinned by digest.
+
+    Registration is where an authorised principal vouches for a file: the registry
+    checks that each version's artifact is a name inside the artifacts directory, in a
+    format that loads without running code, and records its sha256 (or checks the one
+    given). Loaders then open exactly those bytes or nothing (``store/artifacts.py``).
+    Without a store (tests that never open a model) versions are stored as given.
+    """
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore | None = None) -> None:
         self._engine = engine
+        self._artifacts = artifacts
 
     def register(
         self, manifest: ModelManifest, registered_by: str, expected_revision: int | None = None
@@ -90,8 +101,13 @@ class ModelRegistry:
         who may write (first registration vs. change) decided it on what is still there.
 
         Raises :class:`~registry.limits.ManifestRejected` for a manifest that could not be
-        read back or sent to Temporal once stored (too deep, too large, unencodable text).
+        read back or sent to Temporal once stored (too deep, too large, unencodable text),
+        or whose artifact is missing, outside the artifacts directory, a refused format,
+        or not the file its given ``sha256`` names (``loc`` names the version's field).
         """
+        manifest = manifest.model_copy(
+            update={"versions": [self._pinned(v, i) for i, v in enumerate(manifest.versions)]}
+        )
         manifest_json = storable_json(manifest)
         with Session(self._engine) as session:
             # Locked on Postgres until commit, so the revision checked is the one replaced.
@@ -116,6 +132,7 @@ class ModelRegistry:
         manifest = self.get(model_id)
         if manifest is None:
             raise KeyError(model_id)
+        version = self._pinned(version, len(manifest.versions))
         if any(v.version == version.version for v in manifest.versions):
             if manifest.version(version.version) == version:
                 return self._revision(model_id)
@@ -126,6 +143,25 @@ class ModelRegistry:
     def revision(self, model_id: str) -> int:
         """The model's current revision; 0 if it is not registered."""
         return self._revision(model_id)
+
+    def _pinned(self, version: ModelVersion, index: int) -> ModelVersion:
+        """The version with its artifact's sha256 recorded (and a given one checked)."""
+        if self._artifacts is None:
+            return version
+        try:
+            digest = self._artifacts.digest(version.artifact)
+        except ArtifactError as error:
+            raise ManifestRejected(
+                ("versions", index, error.field), str(error), "artifact"
+            ) from error
+        if version.sha256 is not None and version.sha256 != digest:
+            raise ManifestRejected(
+                ("versions", index, "sha256"),
+                f"artifact {version.artifact!r} has sha256 {digest}, not the {version.sha256} "
+                "given",
+                "artifact",
+            )
+        return version.model_copy(update={"sha256": digest})
 
     def _revision(self, model_id: str) -> int:
         with Session(self._engine) as session:

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import structlog
@@ -34,7 +33,13 @@ from demo.credit_model import ModelLoadError
 from router import dispatch
 from router.database import create_router_engine
 from router.decision_log import query_decisions
-from router.deployments import all_deployments, get_deployment, save_deployment
+from router.deployments import (
+    all_deployments,
+    get_deployment,
+    get_pins,
+    save_deployment,
+    save_pins,
+)
 from router.fallback import RULES_VERSION
 from router.metrics import RouterMetrics
 from router.outcomes import OutcomeConflictError, UnknownDecisionsError, record_outcomes
@@ -60,6 +65,7 @@ from router.schemas import (
 )
 from router.serving import ModelRegistry, ModelUnavailableError, load_versions
 from router.summary import summarize_decisions
+from store.artifacts import ArtifactError
 
 log = structlog.get_logger(__name__)
 
@@ -125,15 +131,31 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
         raise HTTPException(422, f"primary_version {request.primary_version!r} is not in versions")
     if RULES_VERSION in request.versions:
         raise HTTPException(422, f"version name {RULES_VERSION!r} is the fallback's own")
-    artifacts = {
-        version: Path(path).expanduser().resolve() for version, path in request.versions.items()
-    }
+    artifacts = dict(request.versions)
+    with Session(state.engine) as session:
+        held = get_pins(session, model)
     try:
-        loaded = load_versions(artifacts)
+        # A digest given wins; else the one pinned when this very file was deployed (a
+        # redeploy that adds a version must not re-pin a file swapped since); else the
+        # file's digest now, pinned from here on.
+        pins = {
+            version: (
+                name,
+                request.digests.get(version)
+                or _pin(held, version, name)
+                or state.registry.store.digest(name),
+            )
+            for version, name in artifacts.items()
+        }
+        loaded = load_versions(state.registry.store, pins)
+    except ArtifactError as exc:
+        raise HTTPException(
+            422, [{"loc": ["body", "versions"], "msg": str(exc), "type": exc.field}]
+        ) from exc
     except ModelLoadError as exc:
         raise HTTPException(422, str(exc)) from exc
 
-    versions = {version: str(path) for version, path in artifacts.items()}
+    versions = dict(artifacts)
     now = datetime.now(UTC)
     with Session(state.engine) as session:
         try:
@@ -149,6 +171,7 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
                     f"{sorted(stranded)}; route away from them before removing them",
                 )
         save_deployment(session, model, versions, request.primary_version, now)
+        save_pins(session, model, {v: (name, sha) for v, (name, sha) in pins.items()})
         route = ensure_initial_route(session, model, request.primary_version, now)
         session.commit()
     state.registry.install(model, artifacts, loaded)
@@ -265,13 +288,21 @@ def add_outcomes(model: ModelId, body: OutcomesRequest, state: StateDep) -> Outc
 def _reload_deployments(engine: Engine, registry: ModelRegistry) -> None:
     """Load every persisted deployment; one broken artifact must not keep the others down."""
     with Session(engine) as session:
-        rows = all_deployments(session)
-    for row in rows:
-        artifacts = {version: Path(path) for version, path in row.versions.items()}
+        rows = [(row, get_pins(session, row.model)) for row in all_deployments(session)]
+    for row, pins in rows:
+        pinned = {
+            version: (name, _pin(pins, version, name)) for version, name in row.versions.items()
+        }
         try:
-            registry.install(row.model, artifacts, load_versions(artifacts))
+            registry.install(row.model, row.versions, load_versions(registry.store, pinned))
         except ModelLoadError as exc:
             log.error("deployment not reloaded", model=row.model, reason=exc.reason)
+
+
+def _pin(pins: dict[str, tuple[str, str]], version: str, name: str) -> str | None:
+    """The sha256 pinned for ``version`` if it was pinned for this very artifact name."""
+    pinned = pins.get(version)
+    return pinned[1] if pinned is not None and pinned[0] == name else None
 
 
 def _error(status_code: int, detail: str, **extra: object) -> JSONResponse:
@@ -284,7 +315,7 @@ def create_app(settings: Settings) -> FastAPI:
     if token is None or not token.get_secret_value().strip():
         raise RouterConfigError("the router needs a token: set FAIRLANE_ROUTER_TOKEN")
     engine = create_router_engine(settings.resolved_router_database_url)
-    registry = ModelRegistry()
+    registry = ModelRegistry(settings.artifact_store())
     _reload_deployments(engine, registry)
 
     @asynccontextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -152,12 +151,15 @@ class RouterClient:
         return Route.model_validate_json(response.content)
 
     async def deploy(
-        self, model: str, versions: Mapping[str, str | Path], primary_version: str
+        self,
+        model: str,
+        versions: Mapping[str, str],
+        primary_version: str,
+        digests: Mapping[str, str] | None = None,
     ) -> Deployment:
-        """Deploy exactly these versions (artifact paths as the router's host sees them)."""
+        """Deploy exactly these versions (artifact names in the router's artifacts directory)."""
         body = DeploymentRequest(
-            versions={version: str(path) for version, path in versions.items()},
-            primary_version=primary_version,
+            versions=dict(versions), primary_version=primary_version, digests=dict(digests or {})
         )
         response = await self._request(
             "PUT", f"/v1/models/{model}/deployment", json=body.model_dump(mode="json")

@@ -16,7 +16,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, create_engine
 
 from router.decision_log import DecisionRow
-from router.deployments import DeploymentRow
+from router.deployments import ArtifactPinRow, DeploymentRow
 from router.outcomes import OutcomeRow
 from router.route_table import RouteRow
 from store.files import private_sqlite
@@ -55,7 +55,7 @@ def create_router_engine(url: str) -> Engine:
 
     tables = [
         SQLModel.metadata.tables[row.__tablename__]
-        for row in (RouteRow, DeploymentRow, DecisionRow, OutcomeRow)
+        for row in (RouteRow, DeploymentRow, ArtifactPinRow, DecisionRow, OutcomeRow)
     ]
     SQLModel.metadata.create_all(engine, tables=tables)
     return engine

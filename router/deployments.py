@@ -11,7 +11,7 @@ from router.columns import UtcDateTime
 
 
 class DeploymentRow(SQLModel, table=True):
-    """A model's deployed versions, each with the artifact file it is loaded from."""
+    """A model's deployed versions, each with the artifact name it is loaded from."""
 
     __tablename__ = "router_deployment"
 
@@ -19,6 +19,36 @@ class DeploymentRow(SQLModel, table=True):
     versions: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     primary_version: str
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class ArtifactPinRow(SQLModel, table=True):
+    """The sha256 each deployed version's artifact had when the router loaded it.
+
+    A process that loads the version later (a restart, another router process) refuses
+    the file if its bytes changed since: a file swapped under a version name is not served.
+    """
+
+    __tablename__ = "router_artifact_pin"
+
+    model: str = Field(primary_key=True, max_length=100)
+    version: str = Field(primary_key=True, max_length=100)
+    artifact: str
+    sha256: str = Field(max_length=64)
+
+
+def save_pins(session: Session, model: str, pins: dict[str, tuple[str, str]]) -> None:
+    """Record ``version -> (artifact, sha256)`` for the model, replacing its previous pins."""
+    for row in session.exec(select(ArtifactPinRow).where(ArtifactPinRow.model == model)):
+        session.delete(row)
+    session.flush()
+    for version, (artifact, sha256) in pins.items():
+        session.add(ArtifactPinRow(model=model, version=version, artifact=artifact, sha256=sha256))
+    session.flush()
+
+
+def get_pins(session: Session, model: str) -> dict[str, tuple[str, str]]:
+    rows = session.exec(select(ArtifactPinRow).where(ArtifactPinRow.model == model))
+    return {row.version: (row.artifact, row.sha256) for row in rows}
 
 
 def save_deployment(

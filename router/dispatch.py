@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 import structlog
@@ -21,7 +20,7 @@ from sqlmodel import Session
 from contracts.routing import RouteSpec, Serving
 from demo.dataset import credit_band, income_band
 from router.decision_log import DecisionRow, log_decision
-from router.deployments import get_deployment
+from router.deployments import get_deployment, get_pins
 from router.fallback import RULES_VERSION, rules_decision
 from router.metrics import RouterMetrics
 from router.route_table import get_route
@@ -81,7 +80,13 @@ def decide(
     def score(version: str) -> tuple[bool, float]:
         if version not in deployed:
             raise ModelUnavailableError(model, version, "it is not in the model's deployment")
-        return registry.get(model, version, Path(deployed[version])).decide(features)[0]
+        artifact = deployed[version]
+
+        def pin() -> str | None:
+            pinned = get_pins(session, model).get(version)
+            return pinned[1] if pinned is not None and pinned[0] == artifact else None
+
+        return registry.get(model, version, artifact, pin).decide(features)[0]
 
     def row(version: str, outcome: tuple[bool, float], *, shadow: bool) -> DecisionRow:
         return DecisionRow(

@@ -11,6 +11,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from contracts.model import SHA256_PATTERN, ArtifactName
 from contracts.routing import Route, Serving
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -18,17 +19,25 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class DeploymentRequest(BaseModel):
-    """The versions a router should hold for a model, each with its artifact file."""
+    """The versions a router should hold for a model, each with its artifact's name.
 
-    versions: dict[Name, str] = Field(min_length=1)
+    Names are relative to the router's artifacts directory (``FAIRLANE_ARTIFACTS_DIR``),
+    never paths: whoever holds the router's token can choose which registered file a
+    version serves, not make the router open a file elsewhere. ``digests`` (sha256 per
+    version, optional) must match the files; either way the router pins the digest it
+    loaded and refuses the file if it changes before a later load.
+    """
+
+    versions: dict[Name, ArtifactName] = Field(min_length=1)
     primary_version: Name
+    digests: dict[Name, Annotated[str, Field(pattern=SHA256_PATTERN)]] = Field(default_factory=dict)
 
 
 class Deployment(BaseModel):
     """A model's deployed versions as the router holds them, with its current route."""
 
     model: str
-    versions: dict[str, str]  # version -> absolute artifact path
+    versions: dict[str, str]  # version -> artifact name in the artifacts directory
     primary_version: str
     updated_at: datetime
     route: Route

@@ -3,16 +3,22 @@
 Loading an artifact takes tens of milliseconds, scoring one applicant a few, so
 versions are loaded on deployment and at start-up, never per request. A version a
 process has not loaded yet (deployed through another router process sharing the
-database) is loaded on first use from the artifact its deployment names.
+database) is loaded on first use from the artifact its deployment names, at the
+sha256 pinned when it was deployed (``store/artifacts.py``: by name, inside the
+artifacts directory, never a pickle unless the operator allows them).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from demo.credit_model import LoadedModel, ModelLoadError, load_model
+from store.artifacts import ArtifactStore
+
+Pinned = tuple[str, str | None]
+"""An artifact's name in the artifacts directory and the sha256 it must have."""
 
 
 class ModelUnavailableError(Exception):
@@ -23,17 +29,17 @@ class ModelUnavailableError(Exception):
         self.reason = str(self)
 
 
-def load_versions(versions: Mapping[str, Path]) -> dict[str, LoadedModel]:
-    """Load every artifact, checking each holds the version it is deployed as.
+def load_versions(store: ArtifactStore, versions: Mapping[str, Pinned]) -> dict[str, LoadedModel]:
+    """Load every artifact at its pinned digest, checking each holds the version it is deployed as.
 
     Raises :class:`ModelLoadError` for the first artifact that fails, so a deployment
     is all or nothing.
     """
     loaded: dict[str, LoadedModel] = {}
-    for version, path in versions.items():
-        model = load_model(path)
+    for version, (name, sha256) in versions.items():
+        model = load_model(store, name, sha256)
         if model.version != version:
-            raise ModelLoadError(path, f"it holds version {model.version!r}, not {version!r}")
+            raise ModelLoadError(Path(name), f"it holds version {model.version!r}, not {version!r}")
         loaded[version] = model
     return loaded
 
@@ -41,18 +47,25 @@ def load_versions(versions: Mapping[str, Path]) -> dict[str, LoadedModel]:
 class ModelRegistry:
     """Loaded versions per model id, each remembered with the artifact it came from."""
 
-    def __init__(self) -> None:
-        self._models: dict[str, dict[str, tuple[Path, LoadedModel]]] = {}
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+        self._models: dict[str, dict[str, tuple[str, LoadedModel]]] = {}
         self._loading = threading.Lock()
 
     def install(
-        self, model: str, artifacts: Mapping[str, Path], loaded: Mapping[str, LoadedModel]
+        self, model: str, artifacts: Mapping[str, str], loaded: Mapping[str, LoadedModel]
     ) -> None:
         """Make exactly these versions the model's loaded set (a deployment replaces the last)."""
         self._models[model] = {version: (artifacts[version], loaded[version]) for version in loaded}
 
-    def get(self, model: str, version: str, artifact: Path) -> LoadedModel:
-        """The loaded version, loading it from ``artifact`` if this process does not hold it yet."""
+    def get(
+        self, model: str, version: str, artifact: str, pin: Callable[[], str | None]
+    ) -> LoadedModel:
+        """The loaded version, loading it from ``artifact`` if this process does not hold it yet.
+
+        ``pin`` gives the sha256 recorded at deployment; it is read only when a load is
+        needed, so serving a held version costs no extra query.
+        """
         held = self._models.get(model, {}).get(version)
         if held is not None and held[0] == artifact:
             return held[1]
@@ -61,7 +74,7 @@ class ModelRegistry:
             if held is not None and held[0] == artifact:
                 return held[1]
             try:
-                loaded = load_versions({version: artifact})[version]
+                loaded = load_versions(self.store, {version: (artifact, pin())})[version]
             except ModelLoadError as exc:
                 raise ModelUnavailableError(model, version, exc.reason) from exc
             self._models.setdefault(model, {})[version] = (artifact, loaded)

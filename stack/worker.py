@@ -39,6 +39,7 @@ from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
 from incidents.decisions import decision_key
+from incidents.training_callbacks import TrainingCallbacks
 from metrics.decision_log import DecisionLogProvider
 from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
@@ -125,7 +126,8 @@ def build_worker(
         providers = {provider.name: provider for provider in configured}
     canary = CanaryActivities(providers)
     monitor = MonitorActivities(providers)
-    registry = ModelRegistry(trail.engine)
+    artifacts = settings.artifact_store()
+    registry = ModelRegistry(trail.engine, artifacts)
     incidents = IncidentActivities(
         client,
         settings.task_queue,
@@ -136,8 +138,8 @@ def build_worker(
     )
     notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
     audit = AuditActivities(trail)
-    analysis = AnalysisActivities(settings.data_dir.resolve(), registry)
-    external = ExternalTrainingActivities(settings.api_url)
+    analysis = AnalysisActivities(settings.data_dir.resolve(), registry, artifacts)
+    external = ExternalTrainingActivities(settings.api_url, TrainingCallbacks(trail.engine))
     identity = worker_identity()
     interceptors = [AuditInterceptor(trail, identity)]
     containment = Worker(

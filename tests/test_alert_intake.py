@@ -81,7 +81,7 @@ def retarget(body: dict[str, Any], *models: str) -> dict[str, Any]:
 def manifest(model: str) -> ModelManifest:
     return ModelManifest(
         id=model,
-        versions=[ModelVersion(version="v1", artifact="/nonexistent/model.joblib")],
+        versions=[ModelVersion(version="v1", artifact="nonexistent/model.skops")],
         primary_version="v1",
         outcomes=Outcomes(decision="approved"),
         protected_attributes=["group"],

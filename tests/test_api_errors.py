@@ -157,7 +157,10 @@ async def test_temporal_down_at_start_is_503_until_it_is_back(
 ) -> None:
     gate = _Gate(dev_env.client.service_client.config.target_host)
     settings = Settings(
-        data_dir=tmp_path, temporal_address=f"127.0.0.1:{gate.port}", task_queue="nobody"
+        data_dir=tmp_path,
+        artifacts_dir=router_service.files.artifacts_dir,
+        temporal_address=f"127.0.0.1:{gate.port}",
+        task_queue="nobody",
     )
     manifest = manifest_for(router_service).model_dump(mode="json")
     with _served(settings) as api:  # the API starts although Temporal is down

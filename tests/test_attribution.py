@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from analysis.attribution import attribution_audit, explain, stratified_slice
 from analysis.data import DataFileError
-from analysis.models import LoadedArtifact, ModelFileError, load_artifact, read_artifact
+from analysis.models import LoadedArtifact, ModelFileError, open_model_file, read_artifact
 from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
 
@@ -29,7 +29,7 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory) -> DemoModelFiles:
 
 @pytest.fixture(scope="module")
 def demo_model(demo_files: DemoModelFiles) -> LoadedArtifact:
-    return load_artifact(demo_files.artifact)
+    return open_model_file(demo_files.artifact)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +47,7 @@ from contracts.decisions import CANARY_CONTROL
 from contracts.incident import IncidentState, Phase
 from contracts.model import ModelVersion
 from contracts.routing import RouteUpdate, Serving
-from demo.credit_model import save_model, train_credit_model
+from demo.credit_model import DemoModelFiles, save_model, train_credit_model
 from demo.dataset import generate_applicants
 from demo.scenario import applicant_from
 from metrics.simulated import (
@@ -60,6 +59,7 @@ from metrics.simulated import (
     TrafficModel,
 )
 from playbooks.loader import load_playbook_text
+from store.artifacts import ArtifactStore
 from tests.fixtures.incidents import COMMANDER, incident_input, signed, start_incident, state_of
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
@@ -76,9 +76,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="module")
-def candidate_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("candidate") / f"{CANDIDATE}.joblib"
-    return save_model(train_credit_model(generate_applicants(3_000, 7), CANDIDATE), path)
+def candidate_artifact(demo_files: DemoModelFiles) -> tuple[str, str]:
+    """The candidate, in the artifacts directory the router and the worker open: name, sha256."""
+    return save_model(
+        ArtifactStore(demo_files.artifacts_dir),
+        train_credit_model(generate_applicants(3_000, 7), CANDIDATE),
+        demo_files.model_id,
+        f"{CANDIDATE}.skops",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -149,11 +154,13 @@ class Incident:
         env: WorkflowEnvironment,
         router: RouterService,
         trail: AuditTrail,
-        artifact: Path,
+        artifact: tuple[str, str],
         playbook: str,
     ) -> None:
         self.input = incident_input(router, load_playbook_text(playbook, "canary-test.yaml"))
-        self.input.model.versions.append(ModelVersion(version=CANDIDATE, artifact=str(artifact)))
+        self.input.model.versions.append(
+            ModelVersion(version=CANDIDATE, artifact=artifact[0], sha256=artifact[1])
+        )
         self.client: Client = env.client
         self.router = router
         self.trail = trail
@@ -267,7 +274,7 @@ async def test_a_full_ramp_of_seven_day_bakes_promotes_the_candidate(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
     final = await incident.run(await simulated(env))
@@ -304,7 +311,7 @@ async def test_the_replaced_version_leaves_shadow_after_its_period(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
     promoted_still_primary: bool,
 ) -> None:
     """30 days after a promotion the old version stops scoring, unless the route moved on."""
@@ -312,7 +319,7 @@ async def test_the_replaced_version_leaves_shadow_after_its_period(
     async with router_service.client() as router:
         await router.deploy(
             router_service.model,
-            {v1: str(router_service.files.artifact), CANDIDATE: str(candidate_artifact)},
+            {v1: router_service.files.artifact_name, CANDIDATE: candidate_artifact[0]},
             v1,
         )
         current = await router.get_route(router_service.model)
@@ -363,7 +370,7 @@ async def test_a_breach_at_the_second_step_rolls_back_to_the_fallback(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
     regression_at = await env.get_current_time() + timedelta(days=8)  # into the second step
@@ -402,7 +409,7 @@ async def test_too_few_samples_stays_inconclusive_and_never_promotes(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     playbook = canary_playbook(bake="1d", extend_by="1d", inconclusive_limit=2)
     incident = Incident(env, router_service, trail, candidate_artifact, playbook)
@@ -428,7 +435,7 @@ async def test_pause_stops_the_bake_clock_across_days_and_resume_finishes_the_ra
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     playbook = canary_playbook(ramp="[50, 100]", bake="2d")
     incident = Incident(env, router_service, trail, candidate_artifact, playbook)
@@ -468,7 +475,7 @@ async def test_promote_skips_a_bake_and_promote_full_skips_the_rest(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
     async with incident.worker(await simulated(env)):
@@ -490,7 +497,7 @@ async def test_abort_rolls_back_and_only_a_commander_may_control(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     incident = Incident(env, router_service, trail, candidate_artifact, canary_playbook())
     async with incident.worker(await simulated(env)):
@@ -534,7 +541,7 @@ async def test_history_stays_bounded_over_a_ninety_day_ramp(
     env: WorkflowEnvironment,
     router_service: RouterService,
     trail: AuditTrail,
-    candidate_artifact: Path,
+    candidate_artifact: tuple[str, str],
 ) -> None:
     limit = 300
     playbook = canary_playbook(bake="18d", analysis_interval="3h", history_limit=limit)

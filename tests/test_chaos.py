@@ -110,6 +110,7 @@ async def chaos(
             "playbooks_dir": playbooks,
             "router_token": router_token,
             "routing_targets": {PROXY_TARGET: proxy},
+            "artifacts_dir": demo_files.artifacts_dir,
         }
     )
     tokens = issue_tokens(settings.resolved_tokens_file)

@@ -201,7 +201,7 @@ async def test_a_refusing_router_is_tried_again_until_it_knows_the_model(
         await _until(handle, "refused again", lambda s: s.containment.refusals >= 2)
         files = router_service.files
         async with router_service.client() as client:
-            await client.deploy(late, {files.version: str(files.artifact)}, files.version)
+            await client.deploy(late, {files.version: files.artifact_name}, files.version)
         final = await asyncio.wait_for(handle.result(), 30)
     assert final.phase is Phase.RESOLVED and final.contained
 

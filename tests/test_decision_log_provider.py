@@ -25,12 +25,14 @@ from tests import test_router as shared
 from tests.test_router import MODEL, TOKEN, applicant, update
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
-app, artifacts, deployed, router, settings = (
+app, artifacts, deployed, router, settings, store, _artifacts_dir = (
     shared.app,
     shared.artifacts,
     shared.deployed,
     shared.router,
     shared.settings,
+    shared.store,
+    shared._artifacts_dir,  # autouse: this module's routers open the shared artifacts directory
 )
 
 ROUTER = "http://router"  # the declared `gateway` target

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -19,6 +19,7 @@ from demo.credit_model import (
     LoadedModel,
     ModelLoadError,
     load_model,
+    load_model_file,
     prepare_demo_model,
     save_model,
     train_credit_model,
@@ -37,6 +38,7 @@ from demo.dataset import (
 )
 from fairness.outcomes import ConditionalDisparity, combine_strata, conditional_disparity
 from router.fallback import rules_decision
+from store.artifacts import ArtifactStore
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +132,7 @@ def test_write_and_read_round_trip(tmp_path: Path) -> None:
 
 
 def test_the_model_never_sees_group(demo_files: DemoModelFiles, validation: pd.DataFrame) -> None:
-    model = load_model(demo_files.artifact)
+    model = load_model_file(demo_files.artifact)
     assert "group" not in model.features
     assert model.features == list(FEATURES)
     without_group = validation.drop(columns=["group"]).head(50)
@@ -140,7 +142,7 @@ def test_the_model_never_sees_group(demo_files: DemoModelFiles, validation: pd.D
 def test_the_model_learns_the_redlining_and_the_rules_do_not(
     demo_files: DemoModelFiles, validation: pd.DataFrame
 ) -> None:
-    model = load_model(demo_files.artifact)
+    model = load_model_file(demo_files.artifact)
     scored = model.decide(validation)
     model_gap = limit_disparity(
         validation,
@@ -169,10 +171,11 @@ def test_prepare_demo_model_reuses_what_is_there(demo_files: DemoModelFiles) -> 
         path.stat().st_mtime_ns
         for path in (demo_files.training_csv, demo_files.validation_csv, demo_files.artifact)
     ]
-    data_dir = demo_files.artifact.parents[2]
+    data_dir = demo_files.artifacts_dir.parent
     again = prepare_demo_model(data_dir)
     assert again == demo_files
-    assert demo_files.artifact == data_dir / "models" / "credit-limit" / "v1.joblib"
+    assert demo_files.artifact == data_dir / "artifacts" / "credit-limit" / "v1.skops"
+    assert demo_files.artifact_name == "credit-limit/v1.skops"
     assert [
         path.stat().st_mtime_ns
         for path in (again.training_csv, again.validation_csv, again.artifact)
@@ -181,34 +184,38 @@ def test_prepare_demo_model_reuses_what_is_there(demo_files: DemoModelFiles) -> 
 
 def test_artifact_is_plain_sklearn_and_round_trips(tmp_path: Path) -> None:
     artifact = train_credit_model(generate_applicants(2_000, 2), "v-test")
-    path = save_model(artifact, tmp_path / "m.joblib")
-    raw = joblib.load(path)
+    store = ArtifactStore(tmp_path)
+    name, digest = save_model(store, artifact, "m.skops")
+    assert sio.get_untrusted_types(file=store.path(name)) == [
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+    ]
+    raw = store.load(name, digest)
     assert set(raw) == {"approval", "limit", "features", "version", "trained_on"}
     assert type(raw["approval"]).__module__.startswith("sklearn.")
     assert type(raw["limit"]).__module__.startswith("sklearn.")
-    model = load_model(path)
+    model = load_model(store, name, digest)
     assert isinstance(model, LoadedModel)
     assert model.version == "v-test"
     assert model.trained_on["rows"] == 2_000
 
 
 def test_missing_artifact_raises_model_load_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="no such file"):
-        load_model(tmp_path / "absent.joblib")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model_file(tmp_path / "absent.skops")
 
 
 def test_corrupt_artifact_raises_model_load_error(tmp_path: Path) -> None:
-    path = tmp_path / "corrupt.joblib"
-    path.write_bytes(b"this is not a pickle")
-    with pytest.raises(ModelLoadError, match="unreadable"):
-        load_model(path)
+    path = tmp_path / "corrupt.skops"
+    path.write_bytes(b"this is not a skops file")
+    with pytest.raises(ModelLoadError, match="not a skops file"):
+        load_model_file(path)
 
 
 def test_foreign_artifact_raises_model_load_error(tmp_path: Path) -> None:
-    path = tmp_path / "foreign.joblib"
-    joblib.dump({"weights": [1, 2, 3]}, path)
+    path = tmp_path / "foreign.skops"
+    sio.dump({"weights": [1, 2, 3]}, path)
     with pytest.raises(ModelLoadError, match="not a credit model artifact"):
-        load_model(path)
+        load_model_file(path)
 
 
 def test_an_artifact_without_a_shared_encoder_scores_through_its_pipelines(tmp_path: Path) -> None:
@@ -235,7 +242,8 @@ def test_an_artifact_without_a_shared_encoder_scores_through_its_pipelines(tmp_p
         "version": "linear",
         "trained_on": {"rows": len(data)},
     }
-    model = load_model(save_model(artifact, tmp_path / "linear.joblib"))
+    store = ArtifactStore(tmp_path)
+    model = load_model(store, *save_model(store, artifact, "linear.skops"))
 
     sample = features.head(40)
     expected_approved = approval.predict(sample).astype(bool)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -16,9 +16,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from analysis.models import ModelFileError, load_artifact, read_artifact
+from analysis.models import ModelFileError, open_model_file, read_artifact
 from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
+from store.artifacts import ArtifactStore
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def numeric_frame(rows: int = 200, seed: int = 0) -> pd.DataFrame:
 def test_the_credit_artifact_opens_as_a_decision_and_an_amount_model(
     demo_files: DemoModelFiles,
 ) -> None:
-    artifact = load_artifact(demo_files.artifact)
+    artifact = open_model_file(demo_files.artifact)
 
     assert artifact.version == "v1"
     assert artifact.features == ("income", "credit_history_years", "debt_ratio", "zip_code")
@@ -56,7 +57,7 @@ def test_the_credit_artifact_opens_as_a_decision_and_an_amount_model(
 def test_the_one_hot_zip_code_columns_are_traced_back_to_zip_code(
     demo_files: DemoModelFiles, applicants: pd.DataFrame
 ) -> None:
-    split = load_artifact(demo_files.artifact).model("amount").explainable(applicants)
+    split = open_model_file(demo_files.artifact).model("amount").explainable(applicants)
 
     assert split.sources is not None
     assert split.sources.count("zip_code") == applicants["zip_code"].nunique()
@@ -64,14 +65,14 @@ def test_the_one_hot_zip_code_columns_are_traced_back_to_zip_code(
     assert split.encode(applicants).shape == (len(applicants), len(split.sources))
     assert split.scale.kind == "log" and split.scale.name == "log-limit"
     # The explained output is the regressor's log-limit, which the pipeline turns into a limit.
-    limits = load_artifact(demo_files.artifact).model("amount").estimator.predict(applicants)
+    limits = open_model_file(demo_files.artifact).model("amount").estimator.predict(applicants)
     np.testing.assert_allclose(np.expm1(split.output(applicants)), limits, rtol=1e-12)
 
 
 def test_the_approval_model_is_explained_in_verified_log_odds(
     demo_files: DemoModelFiles, applicants: pd.DataFrame
 ) -> None:
-    split = load_artifact(demo_files.artifact).model("decision").explainable(applicants)
+    split = open_model_file(demo_files.artifact).model("decision").explainable(applicants)
 
     assert split.scale.kind == "log_odds"
     assert split.scale.name == "log-odds of approval"
@@ -83,11 +84,11 @@ def test_a_bare_classifier_is_a_decision_model_and_a_bare_regressor_an_amount_mo
     frame = numeric_frame()
     classifier = LogisticRegression().fit(frame, frame["a"] > 0)
     regressor = HistGradientBoostingRegressor(max_iter=5).fit(frame, frame["b"])
-    joblib.dump(classifier, tmp_path / "classifier.joblib")
-    joblib.dump(regressor, tmp_path / "regressor.joblib")
+    sio.dump(classifier, tmp_path / "classifier.skops")
+    sio.dump(regressor, tmp_path / "regressor.skops")
 
-    decision = load_artifact(tmp_path / "classifier.joblib")
-    amount = load_artifact(tmp_path / "regressor.joblib")
+    decision = open_model_file(tmp_path / "classifier.skops")
+    amount = open_model_file(tmp_path / "regressor.skops")
 
     assert list(decision.models) == ["decision"] and decision.features == ("a", "b")
     assert list(amount.models) == ["amount"] and amount.version is None
@@ -127,16 +128,16 @@ def test_an_encoding_that_mixes_features_cannot_be_traced() -> None:
 
 def test_a_missing_file_is_a_model_file_error(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="does not exist"):
-        load_artifact(tmp_path / "absent.joblib")
+        open_model_file(tmp_path / "absent.skops")
     assert issubclass(ModelFileError, ValueError)
 
 
 def test_a_corrupt_file_is_a_model_file_error(tmp_path: Path) -> None:
-    path = tmp_path / "corrupt.joblib"
-    path.write_bytes(b"\x80\x04 this is not a pickle")
+    path = tmp_path / "corrupt.skops"
+    path.write_bytes(b"PK\x03\x04 this is not a zip file")
 
-    with pytest.raises(ModelFileError, match="cannot be loaded"):
-        load_artifact(path)
+    with pytest.raises(ModelFileError, match="not a skops file"):
+        open_model_file(path)
 
 
 @pytest.mark.parametrize(
@@ -152,32 +153,33 @@ def test_a_corrupt_file_is_a_model_file_error(tmp_path: Path) -> None:
 def test_a_file_that_holds_no_usable_model_is_a_model_file_error(
     tmp_path: Path, content: object, reason: str
 ) -> None:
-    path = tmp_path / "model.joblib"
-    joblib.dump(content, path)
+    path = tmp_path / "model.skops"
+    sio.dump(content, path)
 
     with pytest.raises(ModelFileError, match=reason):
-        load_artifact(path)
+        open_model_file(path)
 
 
 def test_a_multiclass_classifier_cannot_make_a_decision(tmp_path: Path) -> None:
     frame = numeric_frame()
     three_classes = np.digitize(frame["a"], [-0.5, 0.5])
-    joblib.dump(LogisticRegression().fit(frame, three_classes), tmp_path / "m.joblib")
+    sio.dump(LogisticRegression().fit(frame, three_classes), tmp_path / "m.skops")
 
     with pytest.raises(ModelFileError, match="binary classifier"):
-        load_artifact(tmp_path / "m.joblib")
+        open_model_file(tmp_path / "m.skops")
 
 
 def test_a_model_that_does_not_know_its_columns_is_refused(tmp_path: Path) -> None:
     frame = numeric_frame()
-    joblib.dump(LinearRegression().fit(frame.to_numpy(), frame["a"]), tmp_path / "m.joblib")
+    sio.dump(LinearRegression().fit(frame.to_numpy(), frame["a"]), tmp_path / "m.skops")
 
     with pytest.raises(ModelFileError, match="fit it on a pandas DataFrame"):
-        load_artifact(tmp_path / "m.joblib")
+        open_model_file(tmp_path / "m.skops")
 
 
 def test_an_artifact_part_of_the_wrong_kind_is_refused(demo_files: DemoModelFiles) -> None:
-    content = joblib.load(demo_files.artifact)
+    store = ArtifactStore(demo_files.artifacts_dir)
+    content = store.load(demo_files.artifact_name, store.digest(demo_files.artifact_name))
     content["approval"], content["limit"] = content["limit"], content["approval"]
 
     with pytest.raises(ModelFileError, match="should be a decision model"):

@@ -26,18 +26,21 @@ from metrics.prometheus import CellSums, PrometheusProvider, growth_query, promq
 from metrics.provider import MetricsProvider, ProviderError
 from router.client import RouterClient
 from router.metrics import DECISIONS
+from store.artifacts import ArtifactStore
 from tests import test_router as shared
 from tests.fixtures.monitoring_programs import running_prometheus, scraped_after
 from tests.fixtures.services import free_port
 from tests.test_router import MODEL, TOKEN, served, update
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
-app, artifacts, deployed, router, settings = (
+app, artifacts, deployed, router, settings, store, _artifacts_dir = (
     shared.app,
     shared.artifacts,
     shared.deployed,
     shared.router,
     shared.settings,
+    shared.store,
+    shared._artifacts_dir,  # autouse: this module's routers open the shared artifacts directory
 )
 
 CellKey = tuple[Side, str, str, bool, bool | None]
@@ -124,7 +127,7 @@ def test_outcomes_split_a_cell_and_never_outnumber_its_decisions() -> None:
 
 
 async def test_prometheus_reads_the_disparity_the_decision_log_shows(
-    app: FastAPI, deployed: RouterClient
+    app: FastAPI, deployed: RouterClient, store: ArtifactStore
 ) -> None:
     with served(app) as url:
         async with running_prometheus([(url, TOKEN)], scrape_interval="1s") as prometheus:
@@ -139,7 +142,7 @@ async def test_prometheus_reads_the_disparity_the_decision_log_shows(
             await send(deployed, dense_applicants("early", 6))
             # The injected regression: v3 is the biased model under a candidate's name,
             # ramped against the fallback with the contained model scoring in shadow.
-            await inject_regression(deployed, MODEL, "v3")
+            await inject_regression(deployed, store, MODEL, "v3")
             await deployed.set_route(
                 MODEL,
                 update(

@@ -14,7 +14,7 @@ from store.db import create_tables, make_engine
 
 MANIFEST = {
     "id": "credit-limit",
-    "versions": [{"version": "v1", "artifact": "/models/v1.joblib"}],
+    "versions": [{"version": "v1", "artifact": "models/v1.skops"}],
     "primary_version": "v1",
     "outcomes": {"decision": "approved", "amount": "credit_limit"},
     "protected_attributes": ["group"],

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from threadpoolctl import threadpool_limits
 
 from analysis.attribution import attribution_audit
-from analysis.models import ModelFileError, load_artifact, read_artifact
+from analysis.models import ModelFileError, load_artifact, open_model_file, read_artifact
 from analysis.remediation import (
     Constrained,
     DropProxies,
@@ -28,6 +28,7 @@ from analysis.remediation import (
 from demo.credit_model import DemoModelFiles, load_model, prepare_demo_model
 from demo.dataset import read_dataset
 from fairness.reweighing import kamiran_calders_weights
+from store.artifacts import ArtifactStore
 
 DEMO_COLUMNS = {
     "protected": ["group"],
@@ -78,7 +79,8 @@ def remediation(
         confirmed_proxies=["zip_code"],
         suspected_proxies=[],
         strategies=strategies,
-        output=tmp_path_factory.mktemp("candidate") / "candidate.joblib",
+        store=ArtifactStore(demo_files.artifacts_dir),
+        output=("candidates", "candidate.skops"),
     )
 
 
@@ -174,13 +176,13 @@ def test_every_strategy_is_a_recorded_trade_off_point(remediation: RemediationRe
 
 
 def test_the_candidate_is_a_router_artifact_with_its_lineage(
-    remediation: RemediationResult, validation: pd.DataFrame
+    demo_files: DemoModelFiles, remediation: RemediationResult, validation: pd.DataFrame
 ) -> None:
-    path = remediation.artifact_path
-    assert path is not None and remediation.chosen is not None
+    assert remediation.artifact is not None and remediation.chosen is not None
+    store = ArtifactStore(demo_files.artifacts_dir)
 
-    raw = joblib.load(path)
-    served = load_model(path)
+    raw = store.load(remediation.artifact, remediation.artifact_sha256)
+    served = load_model(store, remediation.artifact, remediation.artifact_sha256)
     decisions = served.decide(validation)
 
     assert set(raw) == {"approval", "limit", "features", "version", "trained_on"}
@@ -209,13 +211,19 @@ def test_a_constrained_candidate_is_served_as_a_deterministic_vote(
         confirmed_proxies=["zip_code"],
         suspected_proxies=[],
         strategies=[Constrained(constraint="demographic_parity", max_iter=3)],
-        output=tmp_path / "constrained.joblib",
+        store=ArtifactStore(tmp_path),
+        output=("candidates", "constrained.skops"),
     )
 
     assert result.chosen is not None and result.chosen.strategy == "constrained"
-    assert result.artifact_path is not None
-    assert b"fairlearn" not in result.artifact_path.read_bytes()  # plain scikit-learn to serve
-    served = load_model(result.artifact_path)
+    assert result.artifact is not None
+    store = ArtifactStore(tmp_path)
+    # plain scikit-learn to serve
+    assert not any(
+        "fairlearn" in t for t in sio.get_untrusted_types(file=store.path(result.artifact))
+    )
+    assert b"fairlearn" not in store.path(result.artifact).read_bytes()
+    served = load_model(store, result.artifact, result.artifact_sha256)
     first, again = served.decide(validation), served.decide(validation)
     assert first == again
     approved = np.array([approved for approved, _ in first])
@@ -234,10 +242,11 @@ def test_a_region_candidate_is_served_and_treats_an_unseen_zip_code_as_no_region
         confirmed_proxies=["zip_code"],
         suspected_proxies=[],
         strategies=[TransformProxies(regions=3)],
-        output=tmp_path / "regions.joblib",
+        store=ArtifactStore(tmp_path),
+        output=("candidates", "regions.skops"),
     )
-    assert result.artifact_path is not None
-    served = load_model(result.artifact_path)
+    assert result.artifact is not None
+    served = load_model(ArtifactStore(tmp_path), result.artifact, result.artifact_sha256)
     applicants = validation.iloc[:50].assign(zip_code=["Z99"] * 25 + ["Z00"] * 25)
 
     decisions = served.decide(applicants)
@@ -247,10 +256,12 @@ def test_a_region_candidate_is_served_and_treats_an_unseen_zip_code_as_no_region
 
 
 def test_the_candidate_no_longer_has_a_confirmed_proxy(
-    remediation: RemediationResult, validation: pd.DataFrame
+    demo_files: DemoModelFiles, remediation: RemediationResult, validation: pd.DataFrame
 ) -> None:
-    assert remediation.artifact_path is not None
-    candidate = load_artifact(remediation.artifact_path)
+    assert remediation.artifact is not None
+    candidate = load_artifact(
+        ArtifactStore(demo_files.artifacts_dir), remediation.artifact, remediation.artifact_sha256
+    )
 
     report = attribution_audit(
         candidate,
@@ -281,7 +292,7 @@ def test_a_retried_remediation_names_the_same_version(
         return remediate(
             train,
             validation,
-            load_artifact(demo_files.artifact),
+            open_model_file(demo_files.artifact),
             **DEMO_COLUMNS,  # type: ignore[arg-type]
             confirmed_proxies=["zip_code"],
             suspected_proxies=[],
@@ -305,7 +316,7 @@ def test_a_strategy_with_nothing_to_act_on_is_reported_not_applicable(
     )
 
     assert "no confirmed proxy" in result.not_applicable["drop_proxies"]
-    assert result.chosen is None and result.artifact_path is None
+    assert result.chosen is None and result.artifact is None
     assert result.headline.startswith("no candidate")
 
 
@@ -313,7 +324,7 @@ def test_remediation_needs_a_decision_and_an_amount_model(
     demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame
 ) -> None:
     approval_only = read_artifact(
-        load_artifact(demo_files.artifact).model("decision").estimator, source="approval only"
+        open_model_file(demo_files.artifact).model("decision").estimator, source="approval only"
     )
 
     with pytest.raises(ModelFileError, match="no amount model"):

@@ -59,7 +59,7 @@ async def served(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, IncidentState]]:
     model = ModelManifest(
         id="credit-limit",
-        versions=[ModelVersion(version="v1", artifact="/nonexistent/model.joblib")],
+        versions=[ModelVersion(version="v1", artifact="nonexistent/model.skops")],
         primary_version="v1",
         outcomes=Outcomes(decision="approved"),
         protected_attributes=["group"],

@@ -9,7 +9,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,25 +40,40 @@ from router.dispatch import live_side
 from router.fallback import RULES_VERSION, rules_decision
 from router.schemas import Applicant
 from router.serving import ModelRegistry
+from store.artifacts import ArtifactStore
 
 TOKEN = "router-test-token-7f3a"
 MODEL = "credit-limit"
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """v1 is the demo model; v2 a second version trained on other applicants (the candidate)."""
-    data_dir = tmp_path_factory.mktemp("models")
-    files: DemoModelFiles = prepare_demo_model(data_dir, training_rows=4_000, validation_rows=500)
-    v2 = save_model(
-        train_credit_model(generate_applicants(3_000, 99), "v2"), data_dir / "v2.joblib"
-    )
-    return {"v1": files.artifact, "v2": v2}
+def store(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
+    return ArtifactStore(tmp_path_factory.mktemp("models") / "artifacts")
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_dir(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every router in this module opens artifacts from the module's artifacts directory."""
+    monkeypatch.setenv("FAIRLANE_ARTIFACTS_DIR", str(store.root))
 
 
 @pytest.fixture(scope="module")
-def models(artifacts: dict[str, Path]) -> dict[str, LoadedModel]:
-    return {version: load_model(path) for version, path in artifacts.items()}
+def artifacts(store: ArtifactStore) -> dict[str, str]:
+    """v1 is the demo model; v2 a second version trained on other applicants (the candidate)."""
+    files: DemoModelFiles = prepare_demo_model(
+        store.root.parent, training_rows=4_000, validation_rows=500, artifacts=store
+    )
+    v2, _ = save_model(
+        store, train_credit_model(generate_applicants(3_000, 99), "v2"), MODEL, "v2.skops"
+    )
+    return {"v1": files.artifact_name, "v2": v2}
+
+
+@pytest.fixture(scope="module")
+def models(store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, LoadedModel]:
+    return {
+        version: load_model(store, name, store.digest(name)) for version, name in artifacts.items()
+    }
 
 
 @pytest.fixture
@@ -82,7 +97,7 @@ async def router(app: FastAPI) -> AsyncIterator[RouterClient]:
 
 
 @pytest.fixture
-async def deployed(router: RouterClient, artifacts: dict[str, Path]) -> RouterClient:
+async def deployed(router: RouterClient, artifacts: dict[str, str]) -> RouterClient:
     await router.deploy(MODEL, artifacts, "v1")
     return router
 
@@ -195,7 +210,7 @@ async def test_every_route_but_healthz_needs_the_token(
 
 
 async def test_the_token_never_reaches_the_logs(
-    router: RouterClient, artifacts: dict[str, Path]
+    router: RouterClient, artifacts: dict[str, str]
 ) -> None:
     with structlog.testing.capture_logs() as logs:
         await router.deploy(MODEL, artifacts, "v1")
@@ -209,11 +224,11 @@ async def test_the_token_never_reaches_the_logs(
 
 
 async def test_deploy_creates_the_initial_route(
-    router: RouterClient, artifacts: dict[str, Path]
+    router: RouterClient, artifacts: dict[str, str]
 ) -> None:
     deployment = await router.deploy(MODEL, artifacts, "v1")
 
-    assert deployment.versions == {v: str(p.resolve()) for v, p in artifacts.items()}
+    assert deployment.versions == artifacts
     assert deployment.route.generation == 0
     assert deployment.route.serving is Serving.PRIMARY
     assert deployment.route.primary_version == "v1"
@@ -221,7 +236,7 @@ async def test_deploy_creates_the_initial_route(
 
 
 async def test_redeploy_keeps_the_current_route(
-    deployed: RouterClient, artifacts: dict[str, Path]
+    deployed: RouterClient, artifacts: dict[str, str]
 ) -> None:
     flipped = await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK))
     again = await deployed.deploy(MODEL, artifacts, "v1")
@@ -231,7 +246,7 @@ async def test_redeploy_keeps_the_current_route(
 @pytest.mark.parametrize(
     ("versions", "primary", "reason"),
     [
-        ({"v1": "/nonexistent/v1.joblib"}, "v1", "no such file"),
+        ({"v1": "credit-limit/nonexistent.skops"}, "v1", "does not exist"),
         ({"v2": "V1_ARTIFACT"}, "v2", "holds version 'v1', not 'v2'"),
         ({"v1": "V1_ARTIFACT"}, "v3", "primary_version 'v3' is not in versions"),
         ({RULES_VERSION: "V1_ARTIFACT"}, RULES_VERSION, "fallback's own"),
@@ -239,12 +254,12 @@ async def test_redeploy_keeps_the_current_route(
 )
 async def test_deploy_refuses_what_it_cannot_load(
     router: RouterClient,
-    artifacts: dict[str, Path],
+    artifacts: dict[str, str],
     versions: dict[str, str],
     primary: str,
     reason: str,
 ) -> None:
-    resolved = {v: str(artifacts["v1"]) if p == "V1_ARTIFACT" else p for v, p in versions.items()}
+    resolved = {v: artifacts["v1"] if p == "V1_ARTIFACT" else p for v, p in versions.items()}
     with pytest.raises(RouterError) as refused:
         await router.deploy(MODEL, resolved, primary)
     assert refused.value.status_code == 422
@@ -254,16 +269,17 @@ async def test_deploy_refuses_what_it_cannot_load(
     assert unknown.value.status_code == 404
 
 
-async def test_deploy_refuses_a_corrupt_artifact(router: RouterClient, tmp_path: Path) -> None:
-    corrupt = tmp_path / "corrupt.joblib"
-    corrupt.write_bytes(b"\x80\x04not really a pickle")
-    with pytest.raises(RouterError, match="unreadable") as refused:
-        await router.deploy(MODEL, {"v1": corrupt}, "v1")
+async def test_deploy_refuses_a_corrupt_artifact(
+    router: RouterClient, store: ArtifactStore
+) -> None:
+    (store.root / "corrupt.skops").write_bytes(b"PK\x03\x04not really a zip")
+    with pytest.raises(RouterError, match="not a skops file") as refused:
+        await router.deploy(MODEL, {"v1": "corrupt.skops"}, "v1")
     assert refused.value.status_code == 422
 
 
 async def test_a_deployment_cannot_strand_the_route(
-    deployed: RouterClient, artifacts: dict[str, Path]
+    deployed: RouterClient, artifacts: dict[str, str]
 ) -> None:
     await deployed.set_route(MODEL, update(1, candidate_version="v2", canary_percent=5))
     with pytest.raises(RouterError, match="still uses") as refused:
@@ -437,10 +453,12 @@ async def test_a_failing_shadow_never_costs_the_live_answer(
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
     real_get = ModelRegistry.get
 
-    def broken_v1(self: ModelRegistry, model: str, version: str, artifact: Path) -> LoadedModel:
+    def broken_v1(
+        self: ModelRegistry, model: str, version: str, artifact: str, pin: Callable[[], str | None]
+    ) -> LoadedModel:
         if version == "v1":
             raise RuntimeError("shadow model crashed")
-        return real_get(self, model, version, artifact)
+        return real_get(self, model, version, artifact, pin)
 
     monkeypatch.setattr(ModelRegistry, "get", broken_v1)
     answer = await deployed.decide(MODEL, applicant("s-1"))
@@ -612,7 +630,7 @@ async def test_invalid_applicant_is_422_naming_the_field(deployed: RouterClient)
 
 
 async def test_route_and_deployment_survive_a_restart(
-    settings: Settings, artifacts: dict[str, Path], models: dict[str, LoadedModel]
+    settings: Settings, artifacts: dict[str, str], models: dict[str, LoadedModel]
 ) -> None:
     async with client_for(create_app(settings)) as before:
         await before.deploy(MODEL, artifacts, "v1")
@@ -633,7 +651,7 @@ async def test_route_and_deployment_survive_a_restart(
             await after.set_route(MODEL, update(3, serving=Serving.PRIMARY))
 
 
-async def test_the_contract_over_a_real_socket(app: FastAPI, artifacts: dict[str, Path]) -> None:
+async def test_the_contract_over_a_real_socket(app: FastAPI, artifacts: dict[str, str]) -> None:
     with served(app) as url:
         async with RouterClient(url, TOKEN) as router:
             assert await router.health()
@@ -668,7 +686,7 @@ async def test_an_unreachable_router_is_a_router_error() -> None:
 
 
 async def test_an_in_memory_database_is_shared_across_threads(
-    tmp_path: Path, artifacts: dict[str, Path]
+    tmp_path: Path, artifacts: dict[str, str]
 ) -> None:
     app = create_app(
         Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url="sqlite://")
@@ -681,7 +699,7 @@ async def test_an_in_memory_database_is_shared_across_threads(
 
 
 async def test_the_contract_holds_on_postgres(
-    postgres_url: str, tmp_path: Path, artifacts: dict[str, Path]
+    postgres_url: str, tmp_path: Path, artifacts: dict[str, str]
 ) -> None:
     settings = Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url=postgres_url)
     model = f"pg-{tmp_path.name}"[:100]

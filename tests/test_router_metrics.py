@@ -38,12 +38,14 @@ from tests.test_router import MODEL, TOKEN, applicant, client_for, served
 from tests.test_router_outcomes import incident_traffic
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
-app, artifacts, deployed, router, settings = (
+app, artifacts, deployed, router, settings, store, _artifacts_dir = (
     shared.app,
     shared.artifacts,
     shared.deployed,
     shared.router,
     shared.settings,
+    shared.store,
+    shared._artifacts_dir,  # autouse: this module's routers open the shared artifacts directory
 )
 
 Labels = tuple[str, ...]
@@ -184,7 +186,7 @@ async def test_outcomes_are_counted_once_when_recorded(
 
 
 async def test_concurrent_identical_batches_are_counted_once_on_postgres(
-    postgres_url: str, tmp_path: Path, artifacts: dict[str, Path]
+    postgres_url: str, tmp_path: Path, artifacts: dict[str, str]
 ) -> None:
     """Only the batch whose rows were written counts them, on a real Postgres."""
     settings = Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url=postgres_url)
@@ -210,7 +212,7 @@ async def test_concurrent_identical_batches_are_counted_once_on_postgres(
 
 
 async def test_each_router_app_counts_only_its_own_decisions(
-    deployed: RouterClient, artifacts: dict[str, Path], tmp_path: Path
+    deployed: RouterClient, artifacts: dict[str, str], tmp_path: Path
 ) -> None:
     other = create_app(Settings(data_dir=tmp_path / "other", router_token=SecretStr(TOKEN)))
     async with client_for(other) as client:

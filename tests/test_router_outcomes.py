@@ -35,12 +35,14 @@ from tests import test_router as shared
 from tests.test_router import MODEL, TOKEN, applicant, served, update
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
-app, artifacts, deployed, router, settings = (
+app, artifacts, deployed, router, settings, store, _artifacts_dir = (
     shared.app,
     shared.artifacts,
     shared.deployed,
     shared.router,
     shared.settings,
+    shared.store,
+    shared._artifacts_dir,  # autouse: this module's routers open the shared artifacts directory
 )
 
 Key = tuple[Serving, str, str, str, str, bool, bool | None]
@@ -201,7 +203,7 @@ async def test_a_contradicting_outcome_is_409_and_nothing_of_the_batch_is_record
 
 async def test_outcomes_must_name_live_decisions_of_the_model(
     deployed: RouterClient,
-    artifacts: dict[str, Path],
+    artifacts: dict[str, str],
 ) -> None:
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
     live = (await deployed.decide(MODEL, applicant("u-1"))).decision_id
@@ -362,7 +364,7 @@ async def test_a_summary_of_a_model_with_no_decisions_is_empty(
 
 async def test_a_candidate_version_is_added_to_the_deployment_as_read(
     router: RouterClient,
-    artifacts: dict[str, Path],
+    artifacts: dict[str, str],
 ) -> None:
     deployed_v1 = await router.deploy(MODEL, {"v1": artifacts["v1"]}, "v1")
     assert await router.get_deployment(MODEL) == deployed_v1
@@ -374,7 +376,7 @@ async def test_a_candidate_version_is_added_to_the_deployment_as_read(
     route = await router.set_route(MODEL, update(1, candidate_version="v2", canary_percent=1))
 
     read = await router.get_deployment(MODEL)
-    assert read.versions == {v: str(p.resolve()) for v, p in artifacts.items()}
+    assert read.versions == artifacts
     assert (read.primary_version, read.updated_at) == ("v1", widened.updated_at)
     assert read.route == route
 
@@ -385,7 +387,7 @@ async def test_a_candidate_version_is_added_to_the_deployment_as_read(
 async def test_outcomes_and_summaries_hold_on_postgres(
     postgres_url: str,
     tmp_path: Path,
-    artifacts: dict[str, Path],
+    artifacts: dict[str, str],
 ) -> None:
     settings = Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url=postgres_url)
     model = f"pgo-{tmp_path.name}"[:100]

@@ -18,6 +18,7 @@ from analysis.counterfactual import (
 )
 from analysis.data import DataFileError
 from analysis.validation import (
+    Scorer,
     Scores,
     ValidationReport,
     scorer_from_artifact,
@@ -35,6 +36,7 @@ from demo.credit_model import (
 from demo.dataset import CREDIT_BAND_LABELS, INCOME_BAND_LABELS, REDLINED_ZIP_CODES, read_dataset
 from fairness.gates import Gate, GateSpec, Verdict, evaluate_gates
 from fairness.group_metrics import Status
+from store.artifacts import ArtifactStore, local_store
 
 STRATA = ["income_band", "credit_band"]
 SETUP = {
@@ -60,6 +62,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoModelFiles:
     return prepare_demo_model(tmp_path_factory.mktemp("validation"))
 
 
+def from_file(path: Path) -> Scorer:
+    """A scorer through the one loader: the file's folder as the store, its digest now."""
+    store, name = local_store(path)
+    return scorer_from_artifact(store, name, store.digest(name))
+
+
 @pytest.fixture(scope="module")
 def held_out(demo: DemoModelFiles) -> pd.DataFrame:
     return read_dataset(demo.validation_csv)
@@ -69,16 +77,17 @@ def held_out(demo: DemoModelFiles) -> pd.DataFrame:
 def zip_blind(demo: DemoModelFiles, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The remediation a data scientist would try first: the same model without the proxy."""
     training = read_dataset(demo.training_csv).assign(zip_code="any")
-    path = tmp_path_factory.mktemp("candidate") / "v2.joblib"
-    return save_model(train_credit_model(training, "v2"), path)
+    store = ArtifactStore(demo.artifacts_dir)
+    name, _ = save_model(store, train_credit_model(training, "v2"), demo.model_id, "v2.skops")
+    return store.path(name)
 
 
 @pytest.fixture(scope="module")
 def validation(demo: DemoModelFiles, zip_blind: Path, held_out: pd.DataFrame) -> ValidationReport:
     return validate_candidate(
         held_out,
-        scorer_from_artifact(demo.artifact),
-        scorer_from_artifact(zip_blind),
+        from_file(demo.artifact),
+        from_file(zip_blind),
         gates=GateSpec(),
         seed=5,
         **SETUP,  # type: ignore[arg-type]
@@ -160,7 +169,7 @@ def test_the_report_has_both_models_and_a_headline(validation: ValidationReport)
 
 def test_the_same_seed_gives_the_same_report(demo: DemoModelFiles, held_out: pd.DataFrame) -> None:
     rows = held_out.iloc[:2_000]
-    scorer = scorer_from_artifact(demo.artifact)
+    scorer = from_file(demo.artifact)
     first, again = (
         validate_candidate(rows, scorer, scorer, gates=GateSpec(), seed=9, **SETUP)  # type: ignore[arg-type]
         for _ in range(2)
@@ -235,7 +244,7 @@ def test_flip_rate_by_hand(held_out: pd.DataFrame) -> None:
 
 
 def test_bad_inputs_are_refused(demo: DemoModelFiles, held_out: pd.DataFrame) -> None:
-    scorer = scorer_from_artifact(demo.artifact)
+    scorer = from_file(demo.artifact)
     rows = held_out.iloc[:200]
     with pytest.raises(DataFileError, match="sex"):
         validate_candidate(
@@ -271,7 +280,7 @@ def test_bad_inputs_are_refused(demo: DemoModelFiles, held_out: pd.DataFrame) ->
     with pytest.raises(ValueError, match="one decision and one amount per row"):
         validate_candidate(rows, scorer, short, gates=GateSpec(), seed=0, **SETUP)  # type: ignore[arg-type]
     with pytest.raises(ModelLoadError):
-        scorer_from_artifact(demo.artifact.with_name("missing.joblib"))
+        scorer_from_artifact(ArtifactStore(demo.artifacts_dir), "missing.skops", "0" * 64)
 
 
 def test_a_loaded_model_adapts_to_a_scorer(demo: DemoModelFiles, held_out: pd.DataFrame) -> None:
@@ -285,7 +294,7 @@ def test_a_loaded_model_adapts_to_a_scorer(demo: DemoModelFiles, held_out: pd.Da
 def test_a_model_without_an_amount_is_judged_on_its_decisions_only(
     demo: DemoModelFiles, held_out: pd.DataFrame
 ) -> None:
-    scorer = scorer_from_artifact(demo.artifact)
+    scorer = from_file(demo.artifact)
     setup = {**SETUP, "amount": None}
     report = validate_candidate(
         held_out.iloc[:2_000],
@@ -314,7 +323,7 @@ def test_a_model_without_an_amount_is_judged_on_its_decisions_only(
 def test_a_model_without_a_decision_is_judged_on_its_amounts_over_every_row(
     demo: DemoModelFiles, held_out: pd.DataFrame
 ) -> None:
-    scorer = scorer_from_artifact(demo.artifact)
+    scorer = from_file(demo.artifact)
     setup = {**SETUP, "decision": None, "label": None}
     rows = held_out.iloc[:2_000]
     report = validate_candidate(rows, scorer, scorer, gates=GateSpec(), seed=0, **setup)  # type: ignore[arg-type]

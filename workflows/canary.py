@@ -69,7 +69,7 @@ class CanaryRamp:
     # ---- the ramp ----------------------------------------------------------------------
 
     async def run(self, step: CanaryStep) -> str:
-        version, artifact = self._candidate(step)
+        version, artifact, sha256 = self._candidate(step)
         options = step_options(step)
         await workflow.execute_activity(
             DEPLOY_VERSION,
@@ -79,6 +79,7 @@ class CanaryRamp:
                 model=self._incident.model.id,
                 version=version,
                 artifact=artifact,
+                sha256=sha256,
             ),
             activity_id=self._books.activity_id(step.name),
             **options,
@@ -106,8 +107,8 @@ class CanaryRamp:
             await self._end_without_promotion(step, outcome)
         return await self._promote(step)
 
-    def _candidate(self, step: CanaryStep) -> tuple[str, str]:
-        """The version to ramp and its artifact: the step's own, or the incident's candidate."""
+    def _candidate(self, step: CanaryStep) -> tuple[str, str, str | None]:
+        """The version to ramp, its artifact and digest: the step's own, or the candidate."""
         if step.candidate_version is not None:
             try:
                 named = self._incident.model.version(step.candidate_version)
@@ -116,11 +117,11 @@ class CanaryRamp:
                     f"version {step.candidate_version!r} is not in the manifest of "
                     f"{self._incident.model.id}"
                 ) from None
-            return named.version, named.artifact
+            return named.version, named.artifact, named.sha256
         candidate = self._state.findings.candidate
         if candidate is None:
             raise CanaryFailed("no candidate to ramp: a remediate step must come first")
-        return candidate.version, candidate.artifact
+        return candidate.version, candidate.artifact, candidate.sha256
 
     async def _bake(self, step: CanaryStep, index: int, percent: float) -> RampStepOutcome:
         round_ = self._state.findings.remediation_rounds
