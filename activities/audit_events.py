@@ -15,7 +15,7 @@ from temporalio import activity
 from activities.metrics import count_phase_transition
 from audit.records import AuditRecord
 from audit.trail import AuditTrail
-from contracts.audit import AuditEvent
+from contracts.audit import AuditEvent, RecordedEvent
 from contracts.steps import RECORD_AUDIT_EVENTS
 
 PHASE_CHANGED = "phase.changed"
@@ -28,8 +28,9 @@ class AuditActivities:
         self._trail = trail
 
     @activity.defn(name="record_audit_event")
-    async def record_audit_event(self, event: AuditEvent) -> int:
-        """Append ``event`` to the trail and return its seq (the stored one on a repeat).
+    async def record_audit_event(self, event: AuditEvent) -> RecordedEvent:
+        """Append ``event`` to the trail; its seq (the stored one on a repeat) and the
+        checkpoint the append signed, which the workflow's history then keeps.
 
         A ``phase.changed`` event is counted in ``fairlane_incident_phase_transitions_total``
         once: a call that finds it already stored does not count it again, whether it is
@@ -39,10 +40,10 @@ class AuditActivities:
         counted = event.kind == PHASE_CHANGED
         if counted:
             counted = not await asyncio.to_thread(self._stored, event.event_id)
-        record = await asyncio.to_thread(self._trail.append, event)
+        [record], checkpoint = await asyncio.to_thread(self._trail.append_signed, [event])
         if counted:
             count_phase_transition(str(event.detail.get("to", "unknown")))
-        return record.seq
+        return RecordedEvent(seq=record.seq, checkpoint=checkpoint)
 
     def _stored(self, event_id: str) -> bool:
         with Session(self._trail.engine) as session:

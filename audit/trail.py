@@ -75,8 +75,14 @@ class AuditTrail:
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Chain ``events`` in order, in one transaction: a storm of alerts costs one lock
         and one commit per batch, not per alert. Idempotent per event like :meth:`append`."""
+        return self.append_signed(events)[0]
+
+    def append_signed(
+        self, events: Sequence[AuditEvent]
+    ) -> tuple[list[AuditRecord], TrailCheckpoint | None]:
+        """:meth:`append_many`, and the checkpoint the append signed, if its policy made one."""
         if not events:
-            return []
+            return [], None
         with Session(self._engine, expire_on_commit=False) as session:
             self._lock_for_append(session)
             ids = [event.event_id for event in events]
@@ -111,8 +117,8 @@ class AuditTrail:
         if checkpointer is not None and checkpointer.due(previous_seq, seq, new_kinds):
             # After the commit, from the values this transaction wrote: the signed
             # (seq, head) is exactly what the database now holds at seq.
-            checkpointer.checkpoint(seq, prev_hash)
-        return stored
+            return stored, checkpointer.checkpoint(seq, prev_hash)
+        return stored, None
 
     def has_event(self, event_id: str) -> bool:
         """Whether an event with this idempotency key is on the trail."""

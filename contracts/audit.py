@@ -43,3 +43,15 @@ class TrailCheckpoint(BaseModel):
     at: datetime
     key_id: str = Field(description="ed25519:<first 16 hex of sha256(raw public key)>")
     signature: str = Field(description="base64 Ed25519 signature of the checkpoint message")
+
+
+class RecordedEvent(BaseModel):
+    """What ``record_audit_event`` answers: the event's seq, and the checkpoint its append
+    signed, if it signed one (every phase change does).
+
+    The answer of a local activity is kept in the workflow's own history, so a phase
+    change's signed checkpoint is written where no database writer can rewrite it.
+    """
+
+    seq: int
+    checkpoint: TrailCheckpoint | None = None
