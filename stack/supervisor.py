@@ -88,6 +88,14 @@ def child_environment(settings: Settings) -> dict[str, str]:
         env["FAIRLANE_ROUTER_TOKEN"] = settings.router_token.get_secret_value()
     if settings.routing_targets:
         env["FAIRLANE_ROUTING_TARGETS"] = routing_targets_json(settings)
+    env["FAIRLANE_ARTIFACTS_DIR"] = str(settings.resolved_artifacts_dir)
+    env["FAIRLANE_ALLOW_PICKLE_ARTIFACTS"] = str(settings.allow_pickle_artifacts).lower()
+    env["FAIRLANE_PAYLOAD_ENCRYPTION"] = str(settings.payload_encryption).lower()
+    if settings.payload_keys:  # every process must read what the others sealed
+        keys = {kid: key.get_secret_value() for kid, key in settings.payload_keys.items()}
+        env["FAIRLANE_PAYLOAD_KEYS"] = json.dumps(keys)
+        if settings.payload_key_current:
+            env["FAIRLANE_PAYLOAD_KEY_CURRENT"] = settings.payload_key_current
     env.pop("DATABASE_URL", None)  # FAIRLANE_DATABASE_URL above is the one that counts
     return env
 
