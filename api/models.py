@@ -67,6 +67,10 @@ def register_model(
     _check_router(manifest, request.app.state.settings)
     registry = _registry(request)
     revision_seen = registry.revision(manifest.id)
+    try:
+        manifest = registry.pinned(manifest)  # judged, recorded and stored as it will be kept
+    except ManifestRejected as error:
+        raise _rejected(error) from error
     changes = _changes(registry, manifest)
     if changes == {}:
         return Registered(id=manifest.id, revision=revision_seen)
@@ -89,10 +93,14 @@ def register_model(
     except RevisionConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except ManifestRejected as error:
-        problem = {"loc": ["body", *error.loc], "msg": error.msg, "type": error.type}
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from error
+        raise _rejected(error) from error
     _record(request, manifest, principal, revision, changes, reason)
     return Registered(id=manifest.id, revision=revision)
+
+
+def _rejected(error: ManifestRejected) -> HTTPException:
+    problem = {"loc": ["body", *error.loc], "msg": error.msg, "type": error.type}
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
 
 
 def _changes(registry: ModelRegistry, manifest: ModelManifest) -> dict[str, FieldChange] | None:

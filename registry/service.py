@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
-from contracts.model import ModelManifest, ModelVersion
+from contracts.model import ModelManifest, ModelVersion, artifact_name
 from registry.limits import ManifestRejected, storable_json
 from store.artifacts import ArtifactError, ArtifactStore
 
@@ -105,9 +105,7 @@ class ModelRegistry:
         or whose artifact is missing, outside the artifacts directory, a refused format,
         or not the file its given ``sha256`` names (``loc`` names the version's field).
         """
-        manifest = manifest.model_copy(
-            update={"versions": [self._pinned(v, i) for i, v in enumerate(manifest.versions)]}
-        )
+        manifest = self.pinned(manifest)
         manifest_json = storable_json(manifest)
         with Session(self._engine) as session:
             # Locked on Postgres until commit, so the revision checked is the one replaced.
@@ -144,8 +142,23 @@ class ModelRegistry:
         """The model's current revision; 0 if it is not registered."""
         return self._revision(model_id)
 
+    def pinned(self, manifest: ModelManifest) -> ModelManifest:
+        """``manifest`` as it would be stored: every artifact checked and its sha256 recorded
+        (what a change is judged on, so re-sending a registered manifest changes nothing).
+
+        Raises :class:`~registry.limits.ManifestRejected` like :meth:`register`."""
+        return manifest.model_copy(
+            update={"versions": [self._pinned(v, i) for i, v in enumerate(manifest.versions)]}
+        )
+
     def _pinned(self, version: ModelVersion, index: int) -> ModelVersion:
         """The version with its artifact's sha256 recorded (and a given one checked)."""
+        try:
+            artifact_name(version.artifact)
+        except ValueError as error:
+            raise ManifestRejected(
+                ("versions", index, "artifact"), str(error), "artifact"
+            ) from None
         if self._artifacts is None:
             return version
         try:

@@ -35,6 +35,7 @@ from contracts.model import ModelManifest
 from demo.credit_model import DemoModelFiles, prepare_demo_model, save_model, train_credit_model
 from demo.dataset import generate_applicants
 from incidents.training_callbacks import TrainingCallbacks
+from registry.limits import ManifestRejected
 from registry.service import ModelRegistry
 from router.app import create_app as create_router_app
 from router.client import RouterClient, RouterError
@@ -81,7 +82,7 @@ def manifest(artifact: str, version: str = "v1", **extra: Any) -> dict[str, Any]
         "primary_version": version,
         "outcomes": {"decision": "approved", "amount": "credit_limit"},
         "protected_attributes": ["group"],
-        "router": {"url": "http://127.0.0.1:8300"},
+        "router": {"target": "gateway"},
     }
 
 
@@ -383,9 +384,19 @@ def test_a_token_under_another_incidents_url_is_refused(api: Api, demo: DemoMode
     assert binding.task_token == b"task-token-of-x" and binding.step == "remediate"
 
 
-def test_the_contract_refuses_an_absolute_artifact_path() -> None:
-    with pytest.raises(ValidationError, match="relative name"):
-        ModelManifest.model_validate(manifest("/etc/passwd"))
+def test_the_registry_refuses_an_absolute_artifact_path_that_old_inputs_may_still_carry(
+    tmp_path: Path,
+) -> None:
+    """Incidents opened before artifacts were names carry paths in their input: those
+    must still decode (replay, running incidents), so the contract reads them and the
+    registry (and the loader) refuse them."""
+    old = ModelManifest.model_validate(manifest("/etc/passwd"))
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    create_tables(engine)
+    registry = ModelRegistry(engine)
+    with pytest.raises(ManifestRejected, match="relative name") as refused:
+        registry.register(old, "mallory")
+    assert refused.value.loc == ("versions", 0, "artifact")
 
 
 def test_pickles_load_only_where_the_operator_opted_in(tmp_path: Path) -> None:

@@ -135,6 +135,7 @@ async def test_an_incident_history_holds_no_plaintext_and_auditors_can_decode_it
     assert _plaintext_payloads(json.loads(raw)) <= {
         "events.upsertWorkflowSearchAttributesEventAttributes.searchAttributes.indexedFields",
         "events.markerRecordedEventAttributes.details.data",
+        "events.markerRecordedEventAttributes.details.patch-data",
     }
     started = history.events[0].workflow_execution_started_event_attributes
     [sealed] = started.input.payloads

@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import skops.io
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
+from sklearn.dummy import DummyClassifier
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -262,7 +264,7 @@ def test_recorded_histories_with_router_urls_still_read() -> None:
 def _manifest_body(target: str = GATEWAY) -> dict[str, Any]:
     return {
         "id": "credit-targets",
-        "versions": [{"version": "v1", "artifact": "/nonexistent/model.joblib"}],
+        "versions": [{"version": "v1", "artifact": "credit-targets/v1.skops"}],
         "primary_version": "v1",
         "outcomes": {"decision": "approved"},
         "protected_attributes": ["group"],
@@ -280,6 +282,9 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         router_token=SecretStr(ROUTER_TOKEN),
         routing_targets={"prod-gw": RoutingTarget(url="https://gw.internal")},
     )
+    artifact = settings.resolved_artifacts_dir / "credit-targets" / "v1.skops"
+    artifact.parent.mkdir(parents=True)
+    skops.io.dump(DummyClassifier().fit([[0.0], [1.0]], [0, 1]), artifact)
     tokens = {
         who: issue_token(settings.resolved_tokens_file, who, roles) for who, roles in PEOPLE.items()
     }
