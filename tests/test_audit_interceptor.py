@@ -127,10 +127,10 @@ class RunbookWorkflow:
             at=workflow.now(),
         )
         for n in (4, 5):
-            seq = await workflow.execute_activity_method(
+            recorded = await workflow.execute_activity_method(
                 AuditActivities.record_audit_event, decision, **_options(f"record:{n}")
             )
-            outcome.decision_seqs.append(seq)
+            outcome.decision_seqs.append(recorded.seq)
         return outcome
 
 
