@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field
 
-from api.incidents import INCIDENT_ID, execute_update
+from api.incidents import INCIDENT_ID, ReasonRequest, execute_update
 from api.security import require
 from api.tokens import Principal, Role
 from contracts.canary import (
@@ -28,15 +27,11 @@ from contracts.decisions import CANARY_CONTROL
 router = APIRouter(prefix="/v1/incidents", tags=["canary"])
 
 
-class ControlRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, description="why: kept in the trail")
-
-
 @router.post("/{incident_id}/canary/{action}", response_model=ControlReceipt)
 async def control_canary(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
     action: ControlAction,
-    body: ControlRequest,
+    body: ReasonRequest,
     request: Request,
     principal: Annotated[Principal, Depends(require(Role(CONTROLLER_ROLE)))],
 ) -> ControlReceipt:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field
 
-from api.incidents import INCIDENT_ID, execute_update
+from api.incidents import INCIDENT_ID, ReasonRequest, execute_update
 from api.security import require
 from api.tokens import Principal, Role
 from contracts.containment import (
@@ -28,14 +27,10 @@ from contracts.decisions import STAND_DOWN
 router = APIRouter(prefix="/v1/incidents", tags=["containment"])
 
 
-class StandDownRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, description="why: kept in the trail")
-
-
 @router.post("/{incident_id}/containment/stand-down", response_model=StandDownReceipt)
 async def stand_down_containment(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
-    body: StandDownRequest,
+    body: ReasonRequest,
     request: Request,
     principal: Annotated[Principal, Depends(require(Role(STAND_DOWN_ROLE)))],
 ) -> StandDownReceipt:

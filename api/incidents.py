@@ -44,6 +44,12 @@ SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 INCIDENT_ID = r"^inc-[a-z0-9-]{1,80}$"
 
 
+class ReasonRequest(BaseModel):
+    """A commander's control (canary, stand-down): only the why, kept in the trail."""
+
+    reason: str = Field(min_length=1, max_length=2000, description="why: kept in the trail")
+
+
 class OpenIncident(BaseModel):
     model: str = Field(pattern=SLUG, description="id of a registered model")
     playbook: str = Field(default="drift-rollback", pattern=SLUG)

@@ -8,35 +8,23 @@ with it, so the local activity's marker in the history carries it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from audit.checkpoints import checkpoint_signed
 from contracts.audit import RecordedEvent
 from playbooks.loader import builtin_playbook
-from tests.fixtures.api import Api, served_api
+from tests.fixtures.api import Api
 from tests.fixtures.incidents import incident_input, start_incident, wait_for_phase
 from tests.fixtures.services import RouterService
 
 pytestmark = pytest.mark.integration
 
 
-@pytest_asyncio.fixture(scope="module")
-async def api(
-    dev_env: WorkflowEnvironment,
-    router_service: RouterService,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Api]:
-    async with served_api(dev_env, router_service, tmp_path_factory.mktemp("cp")) as service:
-        yield service
-
-
 async def test_each_phase_change_leaves_a_signed_checkpoint_in_the_history(
-    dev_env: WorkflowEnvironment, router_service: RouterService, api: Api
+    dev_env: WorkflowEnvironment, router_service: RouterService, module_api: Api
 ) -> None:
+    api = module_api
     await router_service.reset()
     incident = incident_input(router_service, builtin_playbook("drift-rollback"))
     handle = await start_incident(dev_env.client, incident, api.settings.task_queue)

@@ -12,11 +12,9 @@ import base64
 import json
 import stat
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from cryptography.exceptions import InvalidTag
 from google.protobuf import json_format
 from pydantic import SecretStr
@@ -28,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from playbooks.loader import builtin_playbook
 from stack.codec import ENCODING, AesGcmCodec, PayloadKeyError, PayloadKeys, payload_keys
-from tests.fixtures.api import Api, served_api
+from tests.fixtures.api import Api
 from tests.fixtures.incidents import incident_input, start_incident, wait_for_phase
 from tests.fixtures.services import RouterService
 
@@ -102,19 +100,10 @@ def test_settings_keys_win_over_the_file(tmp_path: Path) -> None:
     assert not settings.resolved_payload_key_file.exists()
 
 
-@pytest_asyncio.fixture(scope="module")
-async def api(
-    dev_env: WorkflowEnvironment,
-    router_service: RouterService,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Api]:
-    async with served_api(dev_env, router_service, tmp_path_factory.mktemp("codec")) as service:
-        yield service
-
-
 async def test_an_incident_history_holds_no_plaintext_and_auditors_can_decode_it(
-    dev_env: WorkflowEnvironment, router_service: RouterService, api: Api
+    dev_env: WorkflowEnvironment, router_service: RouterService, module_api: Api
 ) -> None:
+    api = module_api
     await router_service.reset()
     secret_summary = f"summary-{uuid.uuid4().hex}"
     incident = incident_input(router_service, builtin_playbook("drift-rollback"))
