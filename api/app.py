@@ -35,6 +35,7 @@ from api.temporal import TemporalConnection
 from api.tokens import TokenStore
 from audit.configure import open_trail
 from config import Settings
+from console import install_console
 from incidents.decisions import DecisionSigner
 from incidents.outside import watch_outside_ends
 from incidents.training_callbacks import TrainingCallbacks
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
         watch,
     ):
         app.include_router(module.router)
+    install_console(app, engine, settings)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -75,6 +75,28 @@ class Settings(BaseSettings):
     artifacts_dir: Path | None = None
     allow_pickle_artifacts: bool = False
 
+    # The web console's single sign-on (console/): OpenID Connect, authorization code flow
+    # with PKCE, against any standard provider. Without `oidc_issuer` the console only
+    # shows its sign-in page saying sign-in is not configured. `oidc_roles_claim` names the
+    # ID-token claim holding the person's roles (a list, or a space-separated string);
+    # `oidc_role_map` maps the provider's values to Fairlane's roles (values that are
+    # already Fairlane role names need no entry). `console_base_url` is where browsers
+    # reach the API (the redirect URI is `<console_base_url>/console/auth/callback`).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_roles_claim: str = "roles"
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    oidc_scopes: str = "openid profile"
+    console_base_url: str | None = None
+    # Session cookies are signed with `console_session_secret` (or else a key file made
+    # once in the data dir, mode 0600). A session ends after `console_idle_timeout_s`
+    # without a request, and `console_absolute_timeout_s` after sign-in in any case.
+    console_session_secret: SecretStr | None = None
+    console_session_secret_file: Path | None = None
+    console_idle_timeout_s: int = Field(default=30 * 60, ge=10)
+    console_absolute_timeout_s: int = Field(default=12 * 3600, ge=60)
+
     # The reference model router.
     router_host: str = "127.0.0.1"
     router_port: int = 8300
@@ -187,6 +209,14 @@ class Settings(BaseSettings):
     @property
     def resolved_tokens_file(self) -> Path:
         return self.tokens_file or self.data_dir / "tokens.json"
+
+    @property
+    def resolved_console_base_url(self) -> str:
+        return (self.console_base_url or self.api_url).rstrip("/")
+
+    @property
+    def resolved_console_session_secret_file(self) -> Path:
+        return self.console_session_secret_file or self.data_dir / "console-session.key"
 
     @property
     def resolved_payload_key_file(self) -> Path:

@@ -8,4 +8,9 @@ os.environ.setdefault(
 )
 os.environ.setdefault("FAIRLANE_PAYLOAD_KEY_CURRENT", "test1")
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.services", "tests.fixtures.api"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.services",
+    "tests.fixtures.api",
+    "tests.fixtures.console",
+]

@@ -1,0 +1,66 @@
+"""Who is at the console: the session behind the cookie, its CSRF token, role checks.
+
+Role checks are the JSON API's own (:func:`api.security.require`), applied to the
+session's principal, so a control the console shows and the route it posts to are
+governed by the same role lists as the API.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request, status
+
+from api.security import require
+from api.tokens import Principal, Role
+from console.sessions import SESSION_COOKIE, ConsoleSession, SessionProblem, SessionStore, csrf_matches
+
+
+class SignInRequired(Exception):
+    """No live session: the visitor is shown the sign-in page and why."""
+
+    def __init__(self, problem: SessionProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+class CsrfRefused(Exception):
+    """A form arrived without this session's CSRF token: nothing is changed."""
+
+
+def sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.console_sessions
+    return store
+
+
+def signed_in(request: Request) -> ConsoleSession:
+    """The FastAPI dependency every console page and form declares."""
+    lookup = sessions(request).find(request.cookies.get(SESSION_COOKIE))
+    if lookup.session is None:
+        raise SignInRequired(lookup.problem or SessionProblem.NONE)
+    return lookup.session
+
+
+async def checked_form(request: Request, session: ConsoleSession) -> dict[str, str]:
+    """The posted form, once its CSRF token proves it came from this session's pages."""
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if not csrf_matches(session, fields.get("csrf_token")):
+        raise CsrfRefused
+    return fields
+
+
+def allowed(principal: Principal, *roles: Role) -> bool:
+    """Whether the API's own role check would admit ``principal`` (for showing controls)."""
+    try:
+        require(*roles)(principal)
+    except HTTPException:
+        return False
+    return True
+
+
+def ensure(principal: Principal, *roles: Role) -> None:
+    """The API's role check, refusing with its 403 and reason."""
+    require(*roles)(principal)
+
+
+def forbidden(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail)

@@ -1,0 +1,203 @@
+"""Console pages that read: incidents, one incident, models, the audit trail.
+
+Each page calls the JSON API's own route functions (and the trail, registry and
+Temporal client they use) with the session's principal, after the API's own role
+check, so a page shows exactly what the API would answer this person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response
+
+from api import incidents, models, trail, watch
+from api.security import READERS
+from api.tokens import Role
+from audit.trail import AuditTrail
+from console.access import allowed, ensure, signed_in
+from console.charts import svg
+from console.incident_view import bake_clock, canary_series, timeline
+from console.live_route import read_live_route
+from console.render import refusal, render
+from console.sessions import ConsoleSession
+from contracts.incident import Phase
+from contracts.severity import Severity
+from registry.service import ModelRegistry
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+Session = Annotated[ConsoleSession, Depends(signed_in)]
+IncidentId = Annotated[str, Path(pattern=incidents.INCIDENT_ID)]
+_SLUG = re.compile(incidents.SLUG)
+E = TypeVar("E", Phase, Severity)
+
+
+def _slug_or_none(field: str, value: str | None) -> str | None:
+    """An empty filter is no filter; anything else must be a slug (it goes into a query)."""
+    if not value:
+        return None
+    if not _SLUG.match(value):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {value!r} is not a valid id"
+        )
+    return value
+
+
+def _enum_or_none(field: str, kind: type[E], value: str | None) -> E | None:
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {value!r} is not one of {allowed}"
+        ) from None
+
+
+@router.get("/")
+async def incidents_page(
+    request: Request,
+    session: Session,
+    model: Annotated[str | None, Query(max_length=100)] = None,
+    phase: Annotated[str | None, Query(max_length=50)] = None,
+    severity: Annotated[str | None, Query(max_length=20)] = None,
+    playbook: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    who = session.principal
+    try:
+        ensure(who, *READERS)
+        filters = {
+            "model": _slug_or_none("model", model),
+            "phase": _enum_or_none("phase", Phase, phase),
+            "severity": _enum_or_none("severity", Severity, severity),
+            "playbook": _slug_or_none("playbook", playbook),
+        }
+        found = await incidents.list_incidents(request, who, limit=200, **filters)  # type: ignore[arg-type]
+    except HTTPException as error:
+        return refusal(request, session, error)
+    return render(
+        request,
+        "incidents.html",
+        session,
+        incidents=found,
+        filters={k: v or "" for k, v in filters.items()},
+        phases=[p.value for p in Phase],
+        severities=[s.value for s in Severity],
+    )
+
+
+@router.get("/incidents/{incident_id}")
+async def incident_page(request: Request, session: Session, incident_id: IncidentId) -> Response:
+    who = session.principal
+    try:
+        ensure(who, *READERS)
+        state = await incidents.show_incident(incident_id, request, who)
+    except HTTPException as error:
+        return refusal(request, session, error)
+    registry: ModelRegistry = request.app.state.registry
+    manifest = registry.get(state.model)
+    live = await read_live_route(request.app.state.settings, manifest) if manifest else None
+    records = []
+    if allowed(who, *trail.TRAIL_READERS):
+        the_trail: AuditTrail = request.app.state.trail
+        records = await asyncio.to_thread(the_trail.records, incident_id)
+    series = canary_series(records)
+    settings = request.app.state.settings
+    return render(
+        request,
+        "incident.html",
+        session,
+        state=state,
+        live=live,
+        timeline=timeline(records),
+        charts=[(s, svg(s)) for s in series],
+        bake=bake_clock(state.canary.live if state.canary else None),
+        ui_url=incidents.ui_url(settings, incident_id),
+        step_ui_url=(
+            incidents.ui_url(settings, state.canary.step_workflow_id)
+            if state.canary and state.canary.step_workflow_id
+            else None
+        ),
+    )
+
+
+@router.get("/models")
+async def models_page(request: Request, session: Session) -> Response:
+    who = session.principal
+    try:
+        ensure(who, *READERS)
+        manifests = models.list_models(request, Response(), who)
+    except HTTPException as error:
+        return refusal(request, session, error)
+    settings = request.app.state.settings
+    rows = []
+    for manifest in manifests:
+        try:
+            watch_state = await watch.show_watch(manifest.id, request, who)
+            watch_problem = None
+        except HTTPException as error:
+            watch_state, watch_problem = None, str(error.detail)
+        rows.append((manifest, watch_state, watch_problem, await read_live_route(settings, manifest)))
+    return render(request, "models.html", session, rows=rows)
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    session: Session,
+    incident: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    who = session.principal
+    try:
+        ensure(who, *trail.TRAIL_READERS)
+        if incident and not re.match(incidents.INCIDENT_ID, incident):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"incident: {incident!r} is not an incident id"
+            )
+    except HTTPException as error:
+        return refusal(request, session, error)
+    the_trail: AuditTrail = request.app.state.trail
+    records = await asyncio.to_thread(the_trail.records, incident) if incident else []
+    if q:
+        needle = q.lower()
+        records = [
+            r
+            for r in records
+            if needle in f"{r.kind} {r.actor} {r.step or ''} {r.detail}".lower()
+        ]
+    verification = None
+    if allowed(who, Role.AUDITOR, Role.ADMIN):
+        verification = await asyncio.to_thread(trail.verify_trail, request, who)
+    return render(
+        request,
+        "audit.html",
+        session,
+        incident=incident or "",
+        q=q or "",
+        records=records,
+        verification=verification,
+    )
+
+
+@router.get("/audit/{incident_id}/export")
+async def audit_export(request: Request, session: Session, incident_id: IncidentId) -> Response:
+    """The same export as ``GET /v1/incidents/{id}/trail``, as a file to keep."""
+    who = session.principal
+    try:
+        ensure(who, *trail.TRAIL_READERS)
+        export = await asyncio.to_thread(trail.incident_trail, incident_id, request, who)
+    except HTTPException as error:
+        return refusal(request, session, error)
+    return Response(
+        content=export.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{incident_id}-trail.json"',
+            "Cache-Control": "no-store",
+        },
+    )
