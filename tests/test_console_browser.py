@@ -1,0 +1,233 @@
+"""The console in a real browser (headless Chromium via Selenium), signed in through a
+real OpenID provider, against the real dev server, worker and router.
+
+Screenshots of every page land in test-artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.fixtures.browser import PHONE, browser_sign_in, chromium, screenshot, wait_for
+from tests.fixtures.console import PLAYBOOK, Console
+from tests.fixtures.services import RouterService
+
+pytestmark = pytest.mark.integration
+CLOSED = {"resolved", "rolled_back", "escalated", "failed"}
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_route(router_service: RouterService) -> None:
+    await router_service.reset()
+
+
+async def _open(console: Console) -> str:
+    api = console.api
+    async with api.client() as client:
+        opened = await client.post(
+            "/v1/incidents",
+            headers=api.headers("ic"),
+            json={
+                "model": "credit-limit",
+                "playbook": PLAYBOOK,
+                "severity": "sev1",
+                "summary": "group B gets lower limits",
+            },
+        )
+        assert opened.status_code == 202, opened.text
+        return str(opened.json()["incident_id"])
+
+
+async def _state(console: Console, incident: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    api = console.api
+    state: dict[str, Any] = {}
+    async with api.client() as client:
+        for _ in range(600):
+            response = await client.get(f"/v1/incidents/{incident}", headers=api.headers("auditor"))
+            if response.status_code == 200:
+                state = response.json()
+                if done(state):
+                    return state
+                if state["phase"] in CLOSED:
+                    break
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{incident} never got there: {state}")
+
+
+def _awaiting(state: dict[str, Any]) -> bool:
+    signoff = state.get("signoff")
+    return bool(
+        state["phase"] == "awaiting_signoff" and signoff and signoff["outcome"] == "pending"
+    )
+
+
+async def _approve_by_api(console: Console, incident: str, who: str, role: str, digest: str) -> None:
+    api = console.api
+    async with api.client() as client:
+        ok = await client.post(
+            f"/v1/incidents/{incident}/signoffs",
+            headers=api.headers(who),
+            json={"role": role, "decision": "approve", "assessment_digest": digest},
+        )
+        assert ok.status_code == 200, ok.text
+
+
+def _trail_kinds(console: Console, incident: str) -> list[tuple[str, str]]:
+    return [(r.kind, r.actor) for r in console.api.trail.records(incident)]
+
+
+def _buttons(driver: WebDriver) -> list[str]:
+    return [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text]
+
+
+async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: Console) -> None:
+    incident = await _open(console)
+    state = await _state(console, incident, _awaiting)
+    digest = state["findings"]["assessment"]["digest"]
+
+    def approve() -> None:
+        with chromium() as driver:
+            browser_sign_in(driver, console.url, "lee", f"/console/incidents/{incident}/signoff")
+            wait_for(driver, "iframe.report")
+            assert digest in driver.find_element(By.ID, "main").text
+            screenshot(driver, "signoff-before-approval")
+            driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe.report"))
+            assert "Impact" in driver.find_element(By.TAG_NAME, "body").text
+            driver.switch_to.default_content()
+            driver.find_element(By.ID, "comment").send_keys("Read in full; the trade-off is acceptable.")
+            driver.find_element(By.CSS_SELECTOR, 'button[value="approve"]').click()
+            wait_for(driver, "p.ok")
+            assert "Your decision was recorded" in driver.find_element(By.CSS_SELECTOR, "p.ok").text
+            assert "lee: approve" in driver.find_element(By.TAG_NAME, "table").text
+            screenshot(driver, "signoff-after-approval")
+        with chromium(PHONE) as phone:
+            browser_sign_in(phone, console.url, "lee", f"/console/incidents/{incident}/signoff")
+            screenshot(phone, "signoff-phone")
+
+    await asyncio.to_thread(approve)
+    after = await _state(console, incident, lambda s: True)
+    legal = next(r for r in after["signoff"]["roles"] if r["role"] == "legal")
+    assert legal["outcome"] == "approved" and legal["votes"][0]["principal"] == "lee"
+    decided = [r for r in console.api.trail.records(incident) if r.kind == "signoff.decided"]
+    assert len(decided) == 1 and digest in decided[0].detail and decided[0].actor == "lee"
+
+
+async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Console) -> None:
+    incident = await _open(console)
+    state = await _state(console, incident, _awaiting)
+    first = state["findings"]["assessment"]["digest"]
+    await _approve_by_api(console, incident, "legal1", "legal", first)
+
+    def reject() -> None:
+        with chromium() as driver:
+            browser_sign_in(driver, console.url, "cora", f"/console/incidents/{incident}/signoff")
+            wait_for(driver, 'button[value="reject"]')
+            driver.find_element(By.ID, "comment").send_keys("The accuracy loss is not explained.")
+            driver.find_element(By.CSS_SELECTOR, 'button[value="reject"]').click()
+            wait_for(driver, "p.ok")
+            screenshot(driver, "signoff-after-rejection")
+
+    await asyncio.to_thread(reject)
+    # Back to the step the playbook names on rejection: a new assessment, a new sign-off.
+    again = await _state(
+        console,
+        incident,
+        lambda s: _awaiting(s) and s["findings"]["assessment"]["digest"] != first,
+    )
+    assert [r["votes"] for r in again["signoff"]["roles"]] == [[], []]
+    steps = [(s["name"], s["status"]) for s in again["steps"]]
+    assert ("approve", "failed") in steps and steps.count(("assess", "succeeded")) == 2
+    assert ("signoff.decided", "cora") in _trail_kinds(console, incident)
+
+
+async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Console) -> None:
+    incident = await _open(console)
+    state = await _state(console, incident, _awaiting)
+    digest = state["findings"]["assessment"]["digest"]
+    await _approve_by_api(console, incident, "legal1", "legal", digest)
+    await _approve_by_api(console, incident, "compliance1", "compliance", digest)
+    await _state(console, incident, lambda s: bool(s.get("canary") and s["canary"]["live"]))
+
+    def pause_and_resume() -> None:
+        with chromium() as driver:
+            browser_sign_in(driver, console.url, "ivan", f"/console/incidents/{incident}")
+            wait_for(driver, 'button[value="pause"]')
+            screenshot(driver, "incident-canary-ramping")
+            driver.find_element(By.ID, "reason").send_keys("hold the ramp over the weekend")
+            driver.find_element(By.CSS_SELECTOR, 'button[value="pause"]').click()
+            wait_for(driver, 'button[value="resume"]')
+            assert "paused" in driver.find_element(By.ID, "canary-h").find_element(By.XPATH, "..").text
+            screenshot(driver, "incident-canary-paused")
+            driver.find_element(By.ID, "reason").send_keys("Monday: carry on")
+            driver.find_element(By.CSS_SELECTOR, 'button[value="resume"]').click()
+            wait_for(driver, 'button[value="pause"]')
+            screenshot(driver, "incident-canary-resumed")
+
+    await asyncio.to_thread(pause_and_resume)
+    kinds = _trail_kinds(console, incident)
+    assert ("canary.pause", "ivan") in kinds and ("canary.resume", "ivan") in kinds
+    state = await _state(console, incident, lambda s: True)
+    assert state["canary"]["paused"] is False
+
+
+async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
+    console: Console,
+) -> None:
+    incident = await _open(console)
+    await _state(console, incident, _awaiting)
+
+    def audit() -> None:
+        with chromium() as driver:
+            browser_sign_in(driver, console.url, "aude", f"/console/incidents/{incident}")
+            wait_for(driver, "#timeline-h")
+            timeline = driver.find_element(By.ID, "timeline-h").find_element(By.XPATH, "..").text
+            assert "incident.opened" in timeline and "UTC" in timeline
+            assert _buttons(driver) == ["Sign out"]
+            screenshot(driver, "incident-auditor")
+            driver.get(f"{console.url}/console/incidents/{incident}/signoff")
+            wait_for(driver, "#assessment-h")
+            assert _buttons(driver) == ["Sign out"]
+            assert not driver.find_elements(By.CSS_SELECTOR, "textarea, select")
+            screenshot(driver, "signoff-auditor")
+            driver.get(f"{console.url}/console/audit?incident={incident}")
+            wait_for(driver, "#verify-h")
+            assert "Verified:" in driver.find_element(By.CSS_SELECTOR, "p.ok").text
+            assert "incident.opened" in driver.find_element(By.TAG_NAME, "table").text
+            assert set(_buttons(driver)) == {"Sign out", "Search"}  # searching changes nothing
+            screenshot(driver, "audit-auditor")
+            driver.get(f"{console.url}/console/")
+            wait_for(driver, "table")
+            assert incident in driver.find_element(By.TAG_NAME, "table").text
+            screenshot(driver, "incidents-auditor")
+            driver.get(f"{console.url}/console/models")
+            wait_for(driver, "h2")
+            assert "credit-limit" in driver.find_element(By.ID, "main").text
+            screenshot(driver, "models-auditor")
+
+    await asyncio.to_thread(audit)
+
+
+async def test_a_signed_out_visitor_sees_only_the_sign_in_page(console: Console) -> None:
+    incident = await _open(console)
+
+    def visit() -> None:
+        with chromium() as driver:
+            for path in (f"/console/incidents/{incident}", "/console/", "/console/audit"):
+                driver.get(f"{console.url}{path}")
+                text = driver.find_element(By.TAG_NAME, "body").text
+                assert "Sign in to Fairlane" in text
+                assert incident not in text and "credit-limit" not in text
+                assert [a.text for a in driver.find_elements(By.CSS_SELECTOR, "main a")] == [
+                    "Sign in with single sign-on"
+                ]
+            screenshot(driver, "signed-out")
+
+    await asyncio.to_thread(visit)
+
+
