@@ -11,7 +11,13 @@ from fastapi import HTTPException, Request, status
 
 from api.security import require
 from api.tokens import Principal, Role
-from console.sessions import SESSION_COOKIE, ConsoleSession, SessionProblem, SessionStore, csrf_matches
+from console.sessions import (
+    SESSION_COOKIE,
+    ConsoleSession,
+    SessionProblem,
+    SessionStore,
+    csrf_matches,
+)
 
 
 class SignInRequired(Exception):

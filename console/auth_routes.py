@@ -76,9 +76,9 @@ async def callback(
         principal = await _oidc(request).finish(code, state, pending)
     except SignInError as problem:
         log.info("console sign-in refused", reason=str(problem))
-        response = render(request, "sign_in.html", None, status_code=401, problem=str(problem))
-        response.delete_cookie(SIGNIN_COOKIE, path=CALLBACK_PATH)
-        return response
+        refused = render(request, "sign_in.html", None, status_code=401, problem=str(problem))
+        refused.delete_cookie(SIGNIN_COOKIE, path=CALLBACK_PATH)
+        return refused
     cookie, _ = store.open(principal)
     log.info("console sign-in", principal=principal.name, roles=[r.value for r in principal.roles])
     response = RedirectResponse(safe_next(pending.next_path), status.HTTP_303_SEE_OTHER)

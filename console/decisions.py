@@ -90,8 +90,8 @@ async def decide(request: Request, session: Session, incident_id: IncidentId) ->
         ensure(who, *APPROVER_ROLES)
         try:
             body = SignoffRequest(
-                role=form.get("role", ""),  # type: ignore[arg-type]
-                decision=form.get("decision", ""),  # type: ignore[arg-type]
+                role=form.get("role", ""),
+                decision=form.get("decision", ""),
                 comment=form.get("comment", ""),
                 assessment_digest=form.get("assessment_digest") or None,
             )
@@ -163,5 +163,3 @@ def _unprocessable(error: ValidationError) -> HTTPException:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "form"
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: {first['msg']}")
-
-

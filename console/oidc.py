@@ -120,7 +120,9 @@ class OidcClient:
         if not secrets.compare_digest(state, pending.state):
             raise SignInError("the sign-in response does not match this browser's sign-in")
         provider, _ = await self._discover()
-        auth = (self._client_id, self._client_secret) if self._client_secret else None
+        auth = (
+            httpx.BasicAuth(self._client_id, self._client_secret) if self._client_secret else None
+        )
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -131,7 +133,9 @@ class OidcClient:
             form["client_id"] = self._client_id
         try:
             async with httpx.AsyncClient(timeout=10) as http:
-                answer = await http.post(provider.token_endpoint, data=form, auth=auth)
+                answer = await http.post(
+                    provider.token_endpoint, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT
+                )
         except httpx.HTTPError as error:
             raise SignInError(f"the identity provider could not be reached: {error}") from error
         if answer.status_code != 200:

@@ -141,7 +141,9 @@ async def models_page(request: Request, session: Session) -> Response:
             watch_problem = None
         except HTTPException as error:
             watch_state, watch_problem = None, str(error.detail)
-        rows.append((manifest, watch_state, watch_problem, await read_live_route(settings, manifest)))
+        rows.append(
+            (manifest, watch_state, watch_problem, await read_live_route(settings, manifest))
+        )
     return render(request, "models.html", session, rows=rows)
 
 
@@ -157,7 +159,8 @@ async def audit_page(
         ensure(who, *trail.TRAIL_READERS)
         if incident and not re.match(incidents.INCIDENT_ID, incident):
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"incident: {incident!r} is not an incident id"
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"incident: {incident!r} is not an incident id",
             )
     except HTTPException as error:
         return refusal(request, session, error)
@@ -166,9 +169,7 @@ async def audit_page(
     if q:
         needle = q.lower()
         records = [
-            r
-            for r in records
-            if needle in f"{r.kind} {r.actor} {r.step or ''} {r.detail}".lower()
+            r for r in records if needle in f"{r.kind} {r.actor} {r.step or ''} {r.detail}".lower()
         ]
     verification = None
     if allowed(who, Role.AUDITOR, Role.ADMIN):

@@ -64,6 +64,10 @@ def refusal(request: Request, session: ConsoleSession | None, error: HTTPExcepti
     """An API refusal (403, 404, 409, 422…) shown as a page, with its reason."""
     detail = error.detail if isinstance(error.detail, str) else str(error.detail)
     return render(
-        request, "message.html", session, status_code=error.status_code, title="Refused",
+        request,
+        "message.html",
+        session,
+        status_code=error.status_code,
+        title="Refused",
         message=detail,
     )

@@ -47,7 +47,9 @@ class SessionProblem(StrEnum):
     """Why a cookie did not open a session; the text is what the person is shown."""
 
     NONE = "you are not signed in"
-    FORGED = "your session cookie was not issued by Fairlane (its signature is wrong); sign in again"
+    FORGED = (
+        "your session cookie was not issued by Fairlane (its signature is wrong); sign in again"
+    )
     UNKNOWN = "your session is not known to Fairlane; sign in again"
     ENDED = "this session was signed out; its cookie no longer works. Sign in again"
     IDLE = "your session expired after a period without activity; sign in again"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -152,7 +152,10 @@ async def test_forms_without_the_csrf_token_change_nothing(console: Console) -> 
         await sign_in(browser, console.url, "ivan")
         for path, form in (
             ("/console/incidents/inc-x-1/canary", {"action": "pause", "reason": "r"}),
-            ("/console/incidents/inc-x-1/canary", {"action": "pause", "reason": "r", "csrf_token": "x"}),
+            (
+                "/console/incidents/inc-x-1/canary",
+                {"action": "pause", "reason": "r", "csrf_token": "x"},
+            ),
             ("/console/sign-out", {}),
         ):
             page = await browser.post(f"{console.url}{path}", data=form)

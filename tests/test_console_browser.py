@@ -44,7 +44,9 @@ async def _open(console: Console) -> str:
         return str(opened.json()["incident_id"])
 
 
-async def _state(console: Console, incident: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+async def _state(
+    console: Console, incident: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     api = console.api
     state: dict[str, Any] = {}
     async with api.client() as client:
@@ -67,7 +69,9 @@ def _awaiting(state: dict[str, Any]) -> bool:
     )
 
 
-async def _approve_by_api(console: Console, incident: str, who: str, role: str, digest: str) -> None:
+async def _approve_by_api(
+    console: Console, incident: str, who: str, role: str, digest: str
+) -> None:
     api = console.api
     async with api.client() as client:
         ok = await client.post(
@@ -100,7 +104,9 @@ async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: C
             driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, "iframe.report"))
             assert "Impact" in driver.find_element(By.TAG_NAME, "body").text
             driver.switch_to.default_content()
-            driver.find_element(By.ID, "comment").send_keys("Read in full; the trade-off is acceptable.")
+            driver.find_element(By.ID, "comment").send_keys(
+                "Read in full; the trade-off is acceptable."
+            )
             driver.find_element(By.CSS_SELECTOR, 'button[value="approve"]').click()
             wait_for(driver, "p.ok")
             assert "Your decision was recorded" in driver.find_element(By.CSS_SELECTOR, "p.ok").text
@@ -162,7 +168,9 @@ async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Cons
             driver.find_element(By.ID, "reason").send_keys("hold the ramp over the weekend")
             driver.find_element(By.CSS_SELECTOR, 'button[value="pause"]').click()
             wait_for(driver, 'button[value="resume"]')
-            assert "paused" in driver.find_element(By.ID, "canary-h").find_element(By.XPATH, "..").text
+            assert (
+                "paused" in driver.find_element(By.ID, "canary-h").find_element(By.XPATH, "..").text
+            )
             screenshot(driver, "incident-canary-paused")
             driver.find_element(By.ID, "reason").send_keys("Monday: carry on")
             driver.find_element(By.CSS_SELECTOR, 'button[value="resume"]').click()
@@ -229,5 +237,3 @@ async def test_a_signed_out_visitor_sees_only_the_sign_in_page(console: Console)
             screenshot(driver, "signed-out")
 
     await asyncio.to_thread(visit)
-
-
