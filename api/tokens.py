@@ -3,14 +3,20 @@
 Tokens are 256-bit random strings, so a plain SHA-256 of the token is enough to
 store them safely (no dictionary to attack); the plaintext is shown once, when it
 is issued, and never stored or logged. The file is re-read when it changes, so a
-newly issued token works without restarting the API.
+newly issued token works without restarting the API, and a token expired or revoked
+(``api/token_admin.py``) stops working at once. Each token has a public id (``tok_…``;
+older entries get one from their hash) by which it is listed, expired and revoked.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -45,25 +51,107 @@ class Principal(BaseModel):
         return any(role in self.roles for role in roles)
 
 
-class _Entry(Principal):
+class TokenEntry(Principal):
+    """A principal's token as stored: its hash, never the token; when and by whom it was
+    issued, until when it works, and whether it was revoked (fields absent in files
+    written before tokens could expire mean: never expires, not revoked)."""
+
     token_sha256: str
+    id: str | None = None
+    issued_at: datetime | None = None
+    issued_by: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+    @property
+    def token_id(self) -> str:
+        return self.id or f"tok_{self.token_sha256[:12]}"
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 class _TokensFile(BaseModel):
-    principals: list[_Entry] = Field(default_factory=list)
+    principals: list[TokenEntry] = Field(default_factory=list)
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(path: Path, name: str, roles: list[Role]) -> str:
+def issue_token(
+    path: Path,
+    name: str,
+    roles: list[Role],
+    *,
+    issued_by: str | None = None,
+    expires_at: datetime | None = None,
+) -> str:
     """Add a principal with a fresh token to the file; returns the plaintext, once."""
+    return issue_token_entry(path, name, roles, issued_by=issued_by, expires_at=expires_at)[0]
+
+
+def issue_token_entry(
+    path: Path,
+    name: str,
+    roles: list[Role],
+    *,
+    issued_by: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, TokenEntry]:
+    """:func:`issue_token`, also returning the stored entry (its id, never the token)."""
     token = "fl_" + secrets.token_urlsafe(32)
-    data = _load(path)
-    data.principals.append(_Entry(name=name, roles=roles, token_sha256=hash_token(token)))
-    write_private(path, data.model_dump_json(indent=2))
-    return token
+    entry = TokenEntry(
+        name=name,
+        roles=roles,
+        token_sha256=hash_token(token),
+        id="tok_" + secrets.token_hex(8),
+        issued_at=datetime.now(UTC),
+        issued_by=issued_by,
+        expires_at=expires_at,
+    )
+    with _locked(path):
+        data = _load(path)
+        data.principals.append(entry)
+        write_private(path, data.model_dump_json(indent=2))
+    return token, entry
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer of the tokens file at a time, across processes (API, CLI)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def list_entries(path: Path) -> list[TokenEntry]:
+    return _load(path).principals
+
+
+def change_entry(
+    path: Path, token_id: str, change: Callable[[TokenEntry], None]
+) -> TokenEntry | None:
+    """Apply ``change`` to the entry with ``token_id`` and save; None if there is none."""
+    with _locked(path):
+        data = _load(path)
+        found = next((e for e in data.principals if e.token_id == token_id), None)
+        if found is None:
+            return None
+        change(found)
+        write_private(path, data.model_dump_json(indent=2))
+        return found
+
+
+def restore(path: Path, entries: list[TokenEntry]) -> None:
+    """Put the file back as it was (a change whose audit record could not be written)."""
+    with _locked(path):
+        write_private(path, _TokensFile(principals=entries).model_dump_json(indent=2))
 
 
 def _load(path: Path) -> _TokensFile:
@@ -73,24 +161,32 @@ def _load(path: Path) -> _TokensFile:
 
 
 class TokenStore:
-    """Looks principals up by token; reloads the file when its modification time changes."""
+    """Looks principals up by token; reloads the file when it changes.
+
+    Every write replaces the file (a new inode), so comparing inode, nanosecond mtime and
+    size sees a revocation made a moment after the previous write."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._mtime: float | None = None
-        self._by_hash: dict[str, Principal] = {}
+        self._mtime: tuple[int, int, int] | None = None
+        self._by_hash: dict[str, TokenEntry] = {}
 
     def principal_for(self, token: str) -> Principal | None:
+        """The token's principal, or None if the token is unknown, expired or revoked."""
         self._reload_if_changed()
-        return self._by_hash.get(hash_token(token))
+        entry = self._by_hash.get(hash_token(token))
+        if entry is None or not entry.usable(datetime.now(UTC)):
+            return None
+        return Principal(name=entry.name, roles=entry.roles)
 
     def _reload_if_changed(self) -> None:
         try:
-            mtime = self._path.stat().st_mtime
+            stat = self._path.stat()
+            mtime = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         except FileNotFoundError:
             self._by_hash, self._mtime = {}, None
             return
         if mtime != self._mtime:
             entries = _load(self._path).principals
-            self._by_hash = {e.token_sha256: Principal(name=e.name, roles=e.roles) for e in entries}
+            self._by_hash = {e.token_sha256: e for e in entries}
             self._mtime = mtime

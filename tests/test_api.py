@@ -61,6 +61,7 @@ def _concrete(path: str) -> str:
         .replace("{name}", "drift-rollback")
         .replace("{token}", "dG9rZW4=")
         .replace("{action}", "pause")
+        .replace("{token_id}", "tok_0123456789ab")
     )
 
 
@@ -102,6 +103,10 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("alerts", "POST", "/v1/models/credit-limit/monitor/disarm"),
         ("alerts", "GET", "/v1/models/credit-limit/watch"),
         ("legal1", "GET", "/v1/models/credit-limit/watch/trail"),
+        ("ic", "POST", "/v1/tokens"),
+        ("auditor", "GET", "/v1/tokens"),
+        ("alerts", "POST", "/v1/tokens/tok_0123456789ab/revoke"),
+        ("ic", "POST", "/v1/tokens/tok_0123456789ab/expire"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:
