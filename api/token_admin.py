@@ -31,10 +31,10 @@ from config import Settings
 from contracts.audit import AuditEvent
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
-TOKEN_ID = r"^tok_[0-9a-f]{12,16}$"
+TOKEN_ID_PATTERN = r"^tok_[0-9a-f]{12,16}$"
 TOKENS_TRAIL = "tokens"  # the trail's stream for token changes (no incident)
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-TokenId = Annotated[str, Path(pattern=TOKEN_ID)]
+TokenId = Annotated[str, Path(pattern=TOKEN_ID_PATTERN)]
 
 
 class IssueToken(BaseModel):
