@@ -31,10 +31,10 @@ from config import Settings
 from contracts.audit import AuditEvent
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
-TOKEN_ID_PATTERN = r"^tok_[0-9a-f]{12,16}$"
+ID_PATTERN = r"^tok_[0-9a-f]{12,16}$"  # a public id, not a secret
 TOKENS_TRAIL = "tokens"  # the trail's stream for token changes (no incident)
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-TokenId = Annotated[str, Path(pattern=TOKEN_ID_PATTERN)]
+TokenId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 class IssueToken(BaseModel):
