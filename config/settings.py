@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     # with PKCE, against any standard provider. Without `oidc_issuer` the console only
     # shows its sign-in page saying sign-in is not configured. `oidc_roles_claim` names the
     # ID-token claim holding the person's roles (a list, or a space-separated string);
-    # `oidc_role_map` maps the provider's values to Fairlane's roles (values that are
-    # already Fairlane role names need no entry). `console_base_url` is where browsers
+    # `oidc_role_map` (JSON) maps the provider's values to Fairlane's roles; when it is
+    # set only its keys grant roles, when empty the claim's values must be Fairlane role
+    # names themselves. `console_base_url` is where browsers
     # reach the API (the redirect URI is `<console_base_url>/console/auth/callback`).
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

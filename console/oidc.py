@@ -169,7 +169,19 @@ class OidcClient:
             registry.validate(token.claims)
         except JoseError as error:
             raise SignInError(f"the ID token is not valid for this sign-in: {error}") from error
+        audience = token.claims.get("aud")
+        several = isinstance(audience, list) and len(audience) > 1
+        if several and token.claims.get("azp") != self._client_id:  # OIDC Core 3.1.3.7
+            raise SignInError("the ID token was issued to another party (azp)")
         return dict(token.claims)
+
+    def _mapped(self, value: str) -> Role | None:
+        """The Fairlane role a claim value grants: through the role map when one is
+        configured (then only its keys count, so a provider group that merely shares a
+        role's name grants nothing), else the value itself if it is a role's name."""
+        name = self._role_map.get(value) if self._role_map else value
+        valid = {role.value for role in Role}
+        return Role(name) if name in valid else None
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         raw = claims.get(self._roles_claim, [])
@@ -178,9 +190,9 @@ class OidcClient:
             values = []
         roles: list[Role] = []
         for value in values:
-            mapped = self._role_map.get(str(value), str(value))
-            if mapped in Role.__members__.values() and Role(mapped) not in roles:
-                roles.append(Role(mapped))
+            mapped = self._mapped(str(value))
+            if mapped is not None and mapped not in roles:
+                roles.append(mapped)
         name = str(claims.get("preferred_username") or claims.get("email") or claims["sub"])
         if not roles:
             raise SignInError(
