@@ -4,16 +4,19 @@ where a sign-in may send the browser back to."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 
 from api.tokens import Role
 from audit.records import AuditRecord
 from config import Settings
 from console.auth_routes import safe_next
 from console.charts import series_from_trail, svg
-from console.oidc import OidcClient, SignInError
+from console.oidc import OidcClient, Provider, SignInError
 
 
 def _look(estimate: float, lower: float, upper: float, verdict: str) -> AuditRecord:
@@ -93,3 +96,73 @@ def test_roles_come_from_the_claim_through_the_role_map() -> None:
 )
 def test_a_sign_in_only_returns_inside_the_console(asked: str | None, sent: str) -> None:
     assert safe_next(asked) == sent
+
+
+def _signed(key: RSAKey, **claims: object) -> str:
+    now = int(time.time())
+    body = {
+        "iss": "https://idp.example",
+        "aud": "fairlane",
+        "sub": "u1",
+        "iat": now,
+        "exp": now + 300,
+        "nonce": "n-1",
+        "groups": ["legal"],
+        **claims,
+    }
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
+
+
+@pytest.fixture
+def verifier() -> tuple[OidcClient, RSAKey]:
+    """A client whose provider's discovery and keys are already known (no network)."""
+    client = _client({})
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    client._provider = Provider(
+        issuer="https://idp.example",
+        authorization_endpoint="https://idp.example/auth",
+        token_endpoint="https://idp.example/token",
+        jwks_uri="https://idp.example/jwks",
+    )
+    client._keys = KeySet([key])
+    client._fetched_at = time.monotonic()
+    return client, key
+
+
+async def test_a_valid_id_token_verifies(verifier: tuple[OidcClient, RSAKey]) -> None:
+    client, key = verifier
+    claims = await client._verified_claims(_signed(key), "n-1")
+    assert claims["sub"] == "u1"
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"nonce": "replayed"}, "not valid for this sign-in"),
+        ({"aud": "someone-else"}, "not valid for this sign-in"),
+        ({"iss": "https://evil.example"}, "not valid for this sign-in"),
+        ({"exp": int(time.time()) - 3600}, "not valid for this sign-in"),
+        ({"aud": ["fairlane", "other"], "azp": "other"}, "another party"),
+    ],
+)
+async def test_an_id_token_for_another_sign_in_is_refused(
+    verifier: tuple[OidcClient, RSAKey], claims: dict[str, object], message: str
+) -> None:
+    client, key = verifier
+    with pytest.raises(SignInError, match=message):
+        await client._verified_claims(_signed(key, **claims), "n-1")
+
+
+async def test_an_id_token_signed_by_another_key_is_refused(
+    verifier: tuple[OidcClient, RSAKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = verifier
+    other = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+
+    async def same_keys(refresh: bool = False) -> tuple[Provider, KeySet]:
+        assert client._provider is not None and client._keys is not None
+        return client._provider, client._keys  # the provider still publishes only k1
+
+    monkeypatch.setattr(client, "_discover", same_keys)
+    with pytest.raises(SignInError, match="signature does not verify"):
+        await client._verified_claims(_signed(other), "n-1")
