@@ -24,6 +24,7 @@ from console.incident_view import bake_clock, canary_series, timeline
 from console.live_route import read_live_route
 from console.render import refusal, render
 from console.sessions import ConsoleSession
+from contracts.canary import ControlAction
 from contracts.incident import Phase
 from contracts.severity import Severity
 from registry.service import ModelRegistry
@@ -116,6 +117,7 @@ async def incident_page(request: Request, session: Session, incident_id: Inciden
         timeline=timeline(records),
         charts=[(s, svg(s)) for s in series],
         bake=bake_clock(state.canary.live if state.canary else None),
+        done=_done(request),
         ui_url=incidents.ui_url(settings, incident_id),
         step_ui_url=(
             incidents.ui_url(settings, state.canary.step_workflow_id)
@@ -123,6 +125,12 @@ async def incident_page(request: Request, session: Session, incident_id: Inciden
             else None
         ),
     )
+
+
+def _done(request: Request) -> str | None:
+    """The control just applied (after the form's redirect), if it is one."""
+    action = request.query_params.get("done")
+    return action if action in {a.value for a in ControlAction} else None
 
 
 @router.get("/models")

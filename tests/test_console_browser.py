@@ -168,6 +168,8 @@ async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Cons
             driver.find_element(By.ID, "reason").send_keys("hold the ramp over the weekend")
             driver.find_element(By.CSS_SELECTOR, 'button[value="pause"]').click()
             wait_for(driver, 'button[value="resume"]')
+            confirmation = driver.find_element(By.CSS_SELECTOR, "p.ok").text
+            assert 'canary control "pause" was accepted' in confirmation
             assert (
                 "paused" in driver.find_element(By.ID, "canary-h").find_element(By.XPATH, "..").text
             )
