@@ -8,7 +8,6 @@ and forms without their CSRF token get a clear message and change nothing.
 from __future__ import annotations
 
 import html
-import re
 from datetime import timedelta
 
 import httpx
@@ -18,7 +17,7 @@ from sqlmodel import Session, select
 from console.sessions import SESSION_COOKIE, ConsoleSessionRow
 from store.db import make_engine
 from tests.fixtures.console import Console
-from tests.fixtures.oidc import sign_in
+from tests.fixtures.oidc import csrf_token, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,6 @@ def _browser() -> httpx.AsyncClient:
 
 def _text(page: httpx.Response) -> str:
     return html.unescape(page.text)
-
-
-def _csrf(page: httpx.Response) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert match, page.text[:500]
-    return match.group(1)
 
 
 def _backdate(console: Console, **fields: timedelta) -> None:
@@ -111,7 +104,7 @@ async def test_a_cookie_replayed_after_sign_out_is_refused(console: Console) -> 
         page = await sign_in(browser, console.url, "lee")
         cookie = browser.cookies.get(SESSION_COOKIE, path="/console")
         out = await browser.post(
-            f"{console.url}/console/sign-out", data={"csrf_token": _csrf(page)}
+            f"{console.url}/console/sign-out", data={"csrf_token": csrf_token(page)}
         )
         assert out.status_code == 200 and "You are signed out" in _text(out)
     async with _browser() as thief:
@@ -172,7 +165,7 @@ async def test_the_server_refuses_a_control_to_a_role_that_may_not_use_it(
 ) -> None:
     async with _browser() as browser:
         page = await sign_in(browser, console.url, "aude")
-        csrf = _csrf(page)
+        csrf = csrf_token(page)
         refused = await browser.post(
             f"{console.url}/console/incidents/inc-x-1/canary",
             data={"action": "pause", "reason": "r", "csrf_token": csrf},

@@ -7,79 +7,27 @@ Screenshots of every page land in test-artifacts/console/.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.fixtures.browser import PHONE, browser_sign_in, chromium, screenshot, wait_for
-from tests.fixtures.console import PLAYBOOK, Console
+from tests.fixtures.console import (
+    Console,
+    approve_by_api,
+    awaiting_signoff,
+    incident_state,
+    open_incident,
+)
 from tests.fixtures.services import RouterService
 
 pytestmark = pytest.mark.integration
-CLOSED = {"resolved", "rolled_back", "escalated", "failed"}
 
 
 @pytest.fixture(autouse=True)
 async def _fresh_route(router_service: RouterService) -> None:
     await router_service.reset()
-
-
-async def _open(console: Console) -> str:
-    api = console.api
-    async with api.client() as client:
-        opened = await client.post(
-            "/v1/incidents",
-            headers=api.headers("ic"),
-            json={
-                "model": "credit-limit",
-                "playbook": PLAYBOOK,
-                "severity": "sev1",
-                "summary": "group B gets lower limits",
-            },
-        )
-        assert opened.status_code == 202, opened.text
-        return str(opened.json()["incident_id"])
-
-
-async def _state(
-    console: Console, incident: str, done: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    api = console.api
-    state: dict[str, Any] = {}
-    async with api.client() as client:
-        for _ in range(600):
-            response = await client.get(f"/v1/incidents/{incident}", headers=api.headers("auditor"))
-            if response.status_code == 200:
-                state = response.json()
-                if done(state):
-                    return state
-                if state["phase"] in CLOSED:
-                    break
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{incident} never got there: {state}")
-
-
-def _awaiting(state: dict[str, Any]) -> bool:
-    signoff = state.get("signoff")
-    return bool(
-        state["phase"] == "awaiting_signoff" and signoff and signoff["outcome"] == "pending"
-    )
-
-
-async def _approve_by_api(
-    console: Console, incident: str, who: str, role: str, digest: str
-) -> None:
-    api = console.api
-    async with api.client() as client:
-        ok = await client.post(
-            f"/v1/incidents/{incident}/signoffs",
-            headers=api.headers(who),
-            json={"role": role, "decision": "approve", "assessment_digest": digest},
-        )
-        assert ok.status_code == 200, ok.text
 
 
 def _trail_kinds(console: Console, incident: str) -> list[tuple[str, str]]:
@@ -91,8 +39,8 @@ def _buttons(driver: WebDriver) -> list[str]:
 
 
 async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: Console) -> None:
-    incident = await _open(console)
-    state = await _state(console, incident, _awaiting)
+    incident = await open_incident(console)
+    state = await incident_state(console, incident, awaiting_signoff)
     digest = state["findings"]["assessment"]["digest"]
 
     def approve() -> None:
@@ -117,7 +65,7 @@ async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: C
             screenshot(phone, "signoff-phone")
 
     await asyncio.to_thread(approve)
-    after = await _state(console, incident, lambda s: True)
+    after = await incident_state(console, incident, lambda s: True)
     legal = next(r for r in after["signoff"]["roles"] if r["role"] == "legal")
     assert legal["outcome"] == "approved" and legal["votes"][0]["principal"] == "lee"
     decided = [r for r in console.api.trail.records(incident) if r.kind == "signoff.decided"]
@@ -125,10 +73,10 @@ async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: C
 
 
 async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Console) -> None:
-    incident = await _open(console)
-    state = await _state(console, incident, _awaiting)
+    incident = await open_incident(console)
+    state = await incident_state(console, incident, awaiting_signoff)
     first = state["findings"]["assessment"]["digest"]
-    await _approve_by_api(console, incident, "legal1", "legal", first)
+    await approve_by_api(console, incident, "legal1", "legal", first)
 
     def reject() -> None:
         with chromium() as driver:
@@ -141,10 +89,10 @@ async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Con
 
     await asyncio.to_thread(reject)
     # Back to the step the playbook names on rejection: a new assessment, a new sign-off.
-    again = await _state(
+    again = await incident_state(
         console,
         incident,
-        lambda s: _awaiting(s) and s["findings"]["assessment"]["digest"] != first,
+        lambda s: awaiting_signoff(s) and s["findings"]["assessment"]["digest"] != first,
     )
     assert [r["votes"] for r in again["signoff"]["roles"]] == [[], []]
     steps = [(s["name"], s["status"]) for s in again["steps"]]
@@ -153,12 +101,12 @@ async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Con
 
 
 async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Console) -> None:
-    incident = await _open(console)
-    state = await _state(console, incident, _awaiting)
+    incident = await open_incident(console)
+    state = await incident_state(console, incident, awaiting_signoff)
     digest = state["findings"]["assessment"]["digest"]
-    await _approve_by_api(console, incident, "legal1", "legal", digest)
-    await _approve_by_api(console, incident, "compliance1", "compliance", digest)
-    await _state(console, incident, lambda s: bool(s.get("canary") and s["canary"]["live"]))
+    await approve_by_api(console, incident, "legal1", "legal", digest)
+    await approve_by_api(console, incident, "compliance1", "compliance", digest)
+    await incident_state(console, incident, lambda s: bool(s.get("canary") and s["canary"]["live"]))
 
     def pause_and_resume() -> None:
         with chromium() as driver:
@@ -182,15 +130,15 @@ async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Cons
     await asyncio.to_thread(pause_and_resume)
     kinds = _trail_kinds(console, incident)
     assert ("canary.pause", "ivan") in kinds and ("canary.resume", "ivan") in kinds
-    state = await _state(console, incident, lambda s: True)
+    state = await incident_state(console, incident, lambda s: True)
     assert state["canary"]["paused"] is False
 
 
 async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
     console: Console,
 ) -> None:
-    incident = await _open(console)
-    await _state(console, incident, _awaiting)
+    incident = await open_incident(console)
+    await incident_state(console, incident, awaiting_signoff)
 
     def audit() -> None:
         with chromium() as driver:
@@ -224,7 +172,7 @@ async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
 
 
 async def test_a_signed_out_visitor_sees_only_the_sign_in_page(console: Console) -> None:
-    incident = await _open(console)
+    incident = await open_incident(console)
 
     def visit() -> None:
         with chromium() as driver:
