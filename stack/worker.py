@@ -31,6 +31,7 @@ from activities.analysis import AnalysisActivities
 from activities.audit_events import AuditActivities
 from activities.audit_interceptor import AuditInterceptor
 from activities.canary import CanaryActivities
+from activities.containment import ContainmentActivities
 from activities.external_training import ExternalTrainingActivities
 from activities.incidents import IncidentActivities
 from activities.monitor import MonitorActivities
@@ -119,6 +120,7 @@ def build_worker(
     # only name a target, so a credential never goes to a URL a manifest chose.
     targets = settings.target_resolver()
     routing = RoutingActivities(targets)
+    containment_activities = ContainmentActivities(routing)
     if providers is None:
         configured: list[MetricsProvider] = [DecisionLogProvider(targets)]
         if settings.prometheus_url:
@@ -150,6 +152,7 @@ def build_worker(
             routing.read_route,
             routing.set_route,
             routing.verify_route,
+            containment_activities.contain_route,
             incidents.open_incident,
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
@@ -167,6 +170,7 @@ def build_worker(
             routing.read_route,
             routing.set_route,
             routing.verify_route,
+            containment_activities.contain_route,  # watches of runs before the own queue
             routing.deploy_version,
             canary.canary_analysis,
             monitor.evaluate_monitor_window,
