@@ -14,17 +14,13 @@ import asyncio
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import Response
-from temporalio.service import RPCError
 
 from analysis.reports import sha256_ref
-from api.incidents import INCIDENT_ID, raise_not_found
-from api.security import READERS, require
-from api.temporal import temporal_client
-from api.tokens import Principal
+from api.deps import Reader, TemporalDep
+from api.incidents import INCIDENT_ID, query_state
 from contracts.analysis import Assessment
-from contracts.incident import QUERY_STATE, IncidentState
 
 router = APIRouter(prefix="/v1/incidents", tags=["reports"])
 MEDIA = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
@@ -33,18 +29,11 @@ MEDIA = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8
 @router.get("/{incident_id}/report", response_class=Response)
 async def impact_assessment(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
-    request: Request,
-    _: Annotated[Principal, Depends(require(*READERS))],
+    temporal: TemporalDep,
+    _: Reader,
     format: Annotated[Literal["md", "html"], Query()] = "md",
 ) -> Response:
-    client = await temporal_client(request)
-    try:
-        state: IncidentState = await client.get_workflow_handle(incident_id).query(
-            QUERY_STATE, result_type=IncidentState
-        )
-    except RPCError as error:
-        raise_not_found(error, incident_id)
-        raise
+    state = await query_state(await temporal.client(), incident_id)
     assessment = state.findings.assessment
     if assessment is None:
         raise HTTPException(
