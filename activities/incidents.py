@@ -44,7 +44,9 @@ class IncidentActivities:
         worker started)."""
         self._client = client
         self._watch_task_queue = watch_task_queue or task_queue
-        self._incidents = IncidentService(client, task_queue, registry, playbooks_dir, decision_key)
+        self._incidents = IncidentService(
+            self._connected, task_queue, registry, playbooks_dir, decision_key
+        )
 
     @activity.defn(name=OPEN_INCIDENT)
     async def open_incident(self, request: OpenIncidentRequest) -> str:
@@ -74,6 +76,9 @@ class IncidentActivities:
         return await signal_watch(
             self._client, self._watch_task_queue, manifest, SIGNAL_ARM_MONITOR, request.arm
         )
+
+    async def _connected(self) -> Client:
+        return self._client
 
     def _manifest(self, model: str) -> ModelManifest:
         try:

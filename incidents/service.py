@@ -8,7 +8,7 @@ start the incident workflow under the incident's id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,11 +47,15 @@ class IncidentService:
     """Opens incidents on ``task_queue``, with models from ``registry`` and the team's
     playbooks from ``playbooks_dir`` (before the shipped ones).
 
+    ``client`` hands out the Temporal client when an incident is about to start, so the
+    model and the playbook are checked first: bad input is refused even while Temporal
+    is unreachable (the API's connection is made on first use).
+
     ``decision_key`` is read when an incident opens: the API's public key, which the
     workflow checks human decisions against (the API may export it after a worker started).
     """
 
-    client: Client
+    client: Callable[[], Awaitable[Client]]
     task_queue: str
     registry: ModelRegistry
     playbooks_dir: Path | None
@@ -93,7 +97,7 @@ class IncidentService:
             trigger=trigger,
             decision_key=self.decision_key(),
         )
-        await start_incident(self.client, self.task_queue, incident)
+        await start_incident(await self.client(), self.task_queue, incident)
         return incident
 
     def manifest(self, model: str) -> ModelManifest:

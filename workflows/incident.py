@@ -1,6 +1,7 @@
 """The generic incident workflow: it interprets the playbook it was started with.
 
-Each step is run by the handler for its kind; a step that fails follows its
+Each step is run by the module for its kind (``workflows/steps/``, chosen by an
+exhaustive match in ``workflows/steps/dispatch.py``); a step that fails follows its
 ``on_failure`` policy (retry it, go back to an earlier step a bounded number of
 times, roll the route back to what it was before the incident, escalate, or fail).
 Humans reach the workflow through the ``decide_signoff`` update, whose validator
