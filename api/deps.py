@@ -10,7 +10,8 @@ that several routes share; every route still declares its role check.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from temporalio.converter import PayloadCodec
@@ -26,56 +27,36 @@ from incidents.service import IncidentService
 from incidents.training_callbacks import TrainingCallbacks
 from registry.service import ModelRegistry
 
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+T = TypeVar("T")
 
 
-def _registry(request: Request) -> ModelRegistry:
-    registry: ModelRegistry = request.app.state.registry
-    return registry
+def _on_app(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency answering ``app.state.<name>``, which ``api/app.py`` set to a ``kind``."""
 
+    def read(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
 
-def _trail(request: Request) -> AuditTrail:
-    trail: AuditTrail = request.app.state.trail
-    return trail
-
-
-def _temporal(request: Request) -> TemporalConnection:
-    connection: TemporalConnection = request.app.state.temporal
-    return connection
-
-
-def _signer(request: Request) -> DecisionSigner:
-    signer: DecisionSigner = request.app.state.decision_signer
-    return signer
-
-
-def _training_callbacks(request: Request) -> TrainingCallbacks:
-    callbacks: TrainingCallbacks = request.app.state.training_callbacks
-    return callbacks
-
-
-def _alert_replays(request: Request) -> ReplayCache:
-    replays: ReplayCache = request.app.state.alert_replays
-    return replays
+    read.__name__ = f"app_{name}"
+    return read
 
 
 def _payload_codec(request: Request) -> PayloadCodec | None:
-    codec: PayloadCodec | None = request.app.state.payload_codec
+    codec: PayloadCodec | None = request.app.state.payload_codec  # None: encryption off
     return codec
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
-TrailDep = Annotated[AuditTrail, Depends(_trail)]
-TemporalDep = Annotated[TemporalConnection, Depends(_temporal)]
+SettingsDep = Annotated[Settings, Depends(_on_app("settings", Settings))]
+RegistryDep = Annotated[ModelRegistry, Depends(_on_app("registry", ModelRegistry))]
+TrailDep = Annotated[AuditTrail, Depends(_on_app("trail", AuditTrail))]
+TemporalDep = Annotated[TemporalConnection, Depends(_on_app("temporal", TemporalConnection))]
 """The connection, not the client: a route connects (``await temporal.client()``) only
 once it has checked its input, so bad input is a 4xx even while Temporal is down."""
-SignerDep = Annotated[DecisionSigner, Depends(_signer)]
-TrainingCallbacksDep = Annotated[TrainingCallbacks, Depends(_training_callbacks)]
-AlertReplaysDep = Annotated[ReplayCache, Depends(_alert_replays)]
+SignerDep = Annotated[DecisionSigner, Depends(_on_app("decision_signer", DecisionSigner))]
+TrainingCallbacksDep = Annotated[
+    TrainingCallbacks, Depends(_on_app("training_callbacks", TrainingCallbacks))
+]
+AlertReplaysDep = Annotated[ReplayCache, Depends(_on_app("alert_replays", ReplayCache))]
 PayloadCodecDep = Annotated[PayloadCodec | None, Depends(_payload_codec)]
 
 

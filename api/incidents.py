@@ -226,13 +226,9 @@ async def execute_update(
 ) -> T:
     """A human decision, signed by the API for the incident's open step, delivered to the
     incident: refusals are 409 with the incident's reason."""
-    client = await temporal.client()
-    handle = client.get_workflow_handle(incident_id)
+    handle = (await temporal.client()).get_workflow_handle(incident_id)
     try:
-        state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
-    except RPCError as error:
-        await refuse_missing_or_closed(handle, error)
-        raise
+        state = await _state_of(handle)
     except WorkflowQueryFailedError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, f"incident {incident_id}: {error}") from error
     argument = signer.sign(kind, decision, incident_id, current_step(kind, state))
@@ -250,7 +246,10 @@ async def execute_update(
 
 async def query_state(client: Client, incident_id: str) -> IncidentState:
     """The incident's state, as its workflow answers; 404 if there is no such incident."""
-    handle = client.get_workflow_handle(incident_id)
+    return await _state_of(client.get_workflow_handle(incident_id))
+
+
+async def _state_of(handle: WorkflowHandle[Any, Any]) -> IncidentState:
     try:
         state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
     except RPCError as error:
