@@ -11,6 +11,7 @@ import re
 
 from pydantic import Field, model_validator
 
+from contracts.channels import ChannelRef
 from playbooks.base import FailureAction, StepBase, Strict
 from playbooks.steps import RouteStep, Step
 
@@ -22,6 +23,13 @@ class Playbook(Strict):
     version: str = Field(min_length=1)
     description: str = ""
     escalation_channel: str = "escalation"
+    escalate_to: list[ChannelRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="declared channels told of escalations (containment failing, a step "
+        "escalating, an overdue sign-off), of containment confirmed and of the incident "
+        "closing: e.g. PagerDuty triggers, acknowledges, then resolves",
+    )
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ activity; every other activity is audited by the worker's interceptor.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
+    from contracts.channels import ChannelRef, NotificationEvent, unique_refs
     from contracts.containment import UPDATE_STAND_DOWN, StandDown, StandDownReceipt
     from contracts.decisions import (
         CANARY_CONTROL,
@@ -255,7 +257,10 @@ class IncidentWorkflow:
                     return await self._finish(Phase.ROLLED_BACK, reason)
                 if policy.action is FailureAction.ESCALATE:
                     await self._notify(
-                        self._playbook.escalation_channel, f"Escalated: {step.name}", reason
+                        self._playbook.escalation_channel,
+                        f"Escalated: {step.name}",
+                        reason,
+                        event="escalated",
                     )
                     return await self._finish(Phase.ESCALATED, reason)
                 return await self._finish(Phase.FAILED, reason)
@@ -338,10 +343,10 @@ class IncidentWorkflow:
 
     async def _notify_step(self, step: NotifyStep) -> str:
         message = step.message.format(**self._message_fields())
-        receipt = await self._notify(
-            step.channel, f"{self._playbook.name}: {step.name}", message, step
+        receipts = await self._notify(
+            step.channel, f"{self._playbook.name}: {step.name}", message, step, to=step.to
         )
-        return f"notified {step.channel} via {receipt.delivered_to}"
+        return f"notified {step.channel} via {', '.join(r.delivered_to for r in receipts)}"
 
     async def _signoff(self, step: SignoffStep) -> str:
         assessment = self._state.findings.assessment
@@ -359,6 +364,8 @@ class IncidentWorkflow:
             f"Incident {self._incident.incident_id} needs sign-off from {roles} "
             f"by {status.deadline.isoformat()}.",
             step,
+            to=unique_refs(*(r.notify for r in step.roles)),
+            event="signoff_requested",
         )
         next_reminder = workflow.now() + step.reminder_every if step.reminder_every else None
         while status.outcome == "pending":
@@ -374,7 +381,12 @@ class IncidentWorkflow:
                     if status.escalated or now < status.deadline:
                         status.reminders_sent += 1
                         await self._notify(
-                            "signoff", f"Reminder: {step.subject}", self._pending_text(), step
+                            "signoff",
+                            f"Reminder: {step.subject}",
+                            self._pending_text(),
+                            step,
+                            to=self._pending_roles_channels(step),
+                            event="signoff_reminder",
                         )
                 if now >= status.deadline and not status.escalated:
                     await self._expire(step)
@@ -422,6 +434,7 @@ class IncidentWorkflow:
             f"Sign-off overdue: {step.subject}",
             self._pending_text(),
             step,
+            event="signoff_overdue",
         )
 
     # ---- failure policies ----------------------------------------------------------------
@@ -439,8 +452,29 @@ class IncidentWorkflow:
         self._state.current_step = None
         await self._set_phase(phase)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._announce_closed(phase, outcome)
         await self._tell_watch(phase, outcome)
         return self._state
+
+    async def _announce_closed(self, phase: Phase, outcome: str) -> None:
+        """Tell the escalation channels the incident closed (PagerDuty resolves it).
+
+        Only an incident that ended resolved or rolled back: one that escalated or failed
+        still needs people, so its page stays open. Only playbooks that name
+        ``escalate_to`` channels do this, so incidents recorded before channels existed
+        replay unchanged. A channel that cannot be told does not keep the incident open:
+        the failure is on the trail as the activity's."""
+        if not self._playbook.escalate_to or phase not in (Phase.RESOLVED, Phase.ROLLED_BACK):
+            return
+        try:
+            await self._notify(
+                self._playbook.escalation_channel,
+                f"Incident closed ({phase.value}): {self._incident.model.id}",
+                f"Incident {self._incident.incident_id} closed as {phase.value}: {outcome}",
+                event="incident_closed",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("the close could not be announced: %s", error)
 
     async def _tell_watch(self, phase: Phase, outcome: str) -> None:
         """Let the watch that opened this incident know it closed, so the model's next
@@ -460,20 +494,46 @@ class IncidentWorkflow:
     # ---- activities --------------------------------------------------------------------
 
     async def _notify(
-        self, channel: str, subject: str, message: str, step: Step | None = None
-    ) -> NotificationReceipt:
+        self,
+        channel: str,
+        subject: str,
+        message: str,
+        step: Step | None = None,
+        *,
+        to: list[ChannelRef] | None = None,
+        event: NotificationEvent = "message",
+    ) -> list[NotificationReceipt]:
+        """Send a message: one activity per declared channel it goes to, in parallel, or
+        one to the legacy webhook when it names none. Escalation-channel messages go to
+        the playbook's ``escalate_to`` channels."""
         options = (
             step_options(step)
             if isinstance(step, NotifyStep)
             else notify_options(step.retry if step is not None else None)
         )
-        return await self._ports.notify(
-            channel,
-            subject,
-            message,
-            self._activity_id(step.name if step is not None else "escalation"),
-            options,
-        )
+        if to is None and channel == self._playbook.escalation_channel:
+            to = self._playbook.escalate_to
+        name = step.name if step is not None else "escalation"
+        if not to:
+            return [
+                await self._ports.notify(
+                    channel, subject, message, self._activity_id(name), options, event=event
+                )
+            ]
+        sends = [
+            self._ports.notify(
+                channel, subject, message, self._activity_id(name), options, ref, event
+            )
+            for ref in to
+        ]
+        return list(await asyncio.gather(*sends))
+
+    def _pending_roles_channels(self, step: SignoffStep) -> list[ChannelRef]:
+        """The channels of the roles a sign-off still waits for."""
+        status = self._state.signoff
+        assert status is not None
+        pending = {r.role for r in status.roles if r.outcome == "pending"}
+        return unique_refs(*(r.notify for r in step.roles if r.role in pending))
 
     async def _audit(
         self,
