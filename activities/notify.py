@@ -90,7 +90,7 @@ class NotifyActivities:
         log.info(
             "notification",
             sink=name,
-            event=notification.event,
+            about=notification.event,
             status=status,
             idempotency_key=key,
             attempt=info.attempt,
@@ -124,7 +124,10 @@ class NotifyActivities:
             "link": message.link,
         }
         if self._webhook_url is None:
-            log.info("notification", sink="log", attempt=attempt, **body)
+            fields = {k: v for k, v in body.items() if k != "event"}  # structlog's own key
+            log.info(
+                "notification", sink="log", attempt=attempt, about=notification.event, **fields
+            )
             return NotificationReceipt(delivered_to="log", idempotency_key=key)
         response = await post_json(
             "notification webhook", self._webhook_url, body, key, self._timeout_s
