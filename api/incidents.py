@@ -111,6 +111,12 @@ async def open_incident(
         playbook = find_playbook(body.playbook, settings.playbooks_dir)
     except PlaybookError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    undeclared = settings.channel_resolver().undeclared(playbook.channel_refs())
+    if undeclared:  # refused before anything starts, rather than failing at the first send
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            str(PlaybookError(f"playbook {body.playbook!r}", undeclared)),
+        )
     now = datetime.now(UTC)
     incident = IncidentInput(
         incident_id=new_incident_id(now),

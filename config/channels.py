@@ -97,9 +97,13 @@ class ChannelResolver:
             )
         return declared
 
-    def missing(self, refs: list[ChannelRef]) -> list[str]:
-        """The references among ``refs`` this worker could not send to."""
-        return [str(ref) for ref in refs if self._find(ref) is None]
+    def undeclared(self, named: list[tuple[str, ChannelRef]]) -> list[str]:
+        """A problem for each ``(yaml path, reference)`` that names no declared channel."""
+        return [
+            f"{path}: channel {ref} is not declared (declared: {', '.join(self.refs) or 'none'})"
+            for path, ref in named
+            if self._find(ref) is None
+        ]
 
     def _find(self, ref: ChannelRef) -> DeclaredChannel | None:
         declared = self._channels.get(ref.id)

@@ -12,7 +12,7 @@ from fairness.group_metrics import Disparity, SlicingMetrics
 from fairness.live import WindowAnalysis
 from reports.document import Section, Table
 from reports.evidence import Evidence
-from reports.formatting import MISSING, counts, interval, moment, number
+from reports.formatting import MISSING, amount, counts, interval, moment, number
 
 DISPARITIES = (
     ("disparate_impact_ratio", "approval-rate ratio (worst/best group)", False),
@@ -140,9 +140,9 @@ def _group_tables(evidence: Evidence) -> list[Table]:
                     group.group,
                     f"{group.size:,}",
                     _rate(group.selection_rate),
-                    number(group.mean_amount),
+                    amount(group.mean_amount),
                     _rate(then.selection_rate) if then else MISSING,
-                    number(then.mean_amount) if then else MISSING,
+                    amount(then.mean_amount) if then else MISSING,
                 ]
             )
         tables.append(
@@ -192,9 +192,9 @@ def strata_section(evidence: Evidence) -> Section:
                         stratum.stratum,
                         group,
                         f"{count:,}",
-                        number(stratum.group_means.get(group)),
+                        amount(stratum.group_means.get(group)),
                         number(stratum.relative_gaps.get(group), True),
-                        number(then.group_means.get(group)) if then else MISSING,
+                        amount(then.group_means.get(group)) if then else MISSING,
                         number(then.relative_gaps.get(group), True) if then else MISSING,
                     ]
                 )

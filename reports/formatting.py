@@ -20,6 +20,11 @@ def number(value: float | None, percent: bool = False) -> str:
     return f"{value:.1%}" if percent else f"{value:.3f}"
 
 
+def amount(value: float | None) -> str:
+    """A mean amount in the outcome's own unit: two decimals, thousands separated."""
+    return MISSING if value is None else f"{value:,.2f}"
+
+
 def interval(value: Interval | None, percent: bool = False) -> str:
     if value is None:
         return MISSING

@@ -7,25 +7,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from api.tokens import Role, issue_token
 from audit.trail import AuditTrail
+from config import Settings
 from config.channels import EmailChannel, PagerDutyChannel, SlackChannel
 from contracts.incident import Phase
 from playbooks.loader import PlaybookError, load_playbook_text
+from stack.loopback import free_port
 from tests.fixtures.incidents import (
     decide,
     incident_input,
+    manifest_for,
     start_incident,
     state_of,
     wait_for_phase,
 )
 from tests.fixtures.receivers import Receiver, pagerduty_receiver, slack_receiver
-from tests.fixtures.services import RouterService, running_worker
+from tests.fixtures.services import RouterService, running_worker, serve
 from tests.fixtures.smtp import Mailbox, smtp_server
 
 CONSOLE = "https://console.example.org"
@@ -171,3 +178,38 @@ def test_a_channel_reference_must_be_typed_and_its_error_names_the_yaml_path() -
     with pytest.raises(PlaybookError) as error:
         load_playbook_text(untyped)
     assert "steps[1]" in str(error.value) and "to" in str(error.value)
+
+
+def test_opening_an_incident_whose_playbook_names_an_undeclared_channel_is_422(
+    router_service: RouterService, tmp_path: Path
+) -> None:
+    """Refused before anything starts, each channel named by its YAML path."""
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "channels-test.yaml").write_text(PLAYBOOK)
+    settings = Settings(
+        data_dir=tmp_path,
+        artifacts_dir=router_service.files.artifacts_dir,
+        playbooks_dir=playbooks,
+        temporal_address=f"127.0.0.1:{free_port()}",  # nothing may reach Temporal
+        outside_end_check_s=0,
+        notification_channels={
+            "room": SlackChannel(kind="slack", webhook_url=SecretStr("https://hooks.example/x"))
+        },
+    )
+    token = issue_token(settings.resolved_tokens_file, "ic", [Role.INCIDENT_COMMANDER])
+    app = create_app(settings)
+    with serve(app, free_port()) as url:
+        app.state.registry.register(manifest_for(router_service), "test")
+        answer = httpx.post(
+            f"{url}/v1/incidents",
+            json={"model": router_service.model, "playbook": "channels-test", "summary": "gap"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert "escalate_to[0]: channel pagerduty:oncall is not declared" in detail
+    assert "steps[1].to[1]: channel email:responders is not declared" in detail
+    assert "steps[2].roles[0].notify[0]: channel email:responders" in detail
+    assert "slack:room" not in detail.split("(declared")[0]  # the declared one is fine
