@@ -75,7 +75,6 @@ class NotifyActivities:
             notification=notification,
             idempotency_key=key,
             link=console_link(self._console_url, notification),
-            console_url=self._console_url,
         )
         if notification.to is None:
             return await self._legacy(message, info.attempt)

@@ -25,7 +25,6 @@ class OutgoingMessage:
     notification: Notification
     idempotency_key: str
     link: str
-    console_url: str
 
     @property
     def asks_for_signoff(self) -> bool:
