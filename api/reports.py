@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
+from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from analysis.reports import sha256_ref
@@ -85,6 +86,12 @@ async def _rendering(request: Request, incident_id: str, kind: Literal["html", "
     def render() -> bytes:
         try:
             evidence = gather_evidence(state)
+        except ValidationError as error:  # written by a version whose reports read otherwise
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"a report this assessment draws on cannot be read by this version "
+                f"({error.error_count()} problems): read the Markdown (GET .../report)",
+            ) from None
         except ValueError as error:  # a report file altered after it was recorded
             raise HTTPException(status.HTTP_409_CONFLICT, f"{error}: not rendered") from None
         except FileNotFoundError as error:
