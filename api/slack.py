@@ -75,9 +75,10 @@ async def slack_action(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     secret = settings.slack_signing_secret
     if secret is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            "Slack interactivity is not configured on this API (FAIRLANE_SLACK_SIGNING_SECRET)",
+        raise HTTPException(  # nothing can verify the sender, so nobody is authenticated
+            status.HTTP_401_UNAUTHORIZED,
+            "Slack interactivity is not configured on this API (FAIRLANE_SLACK_SIGNING_SECRET): "
+            "no request can be verified as Slack's",
         )
     body = await request.body()
     try:

@@ -129,11 +129,11 @@ def test_missing_headers_are_401_and_a_bad_payload_is_400_naming_the_field(
     assert bad.status_code == 400 and "payload.user" in bad.json()["detail"]
 
 
-def test_without_a_signing_secret_the_route_is_not_there(tmp_path: Path) -> None:
+def test_without_a_signing_secret_nothing_is_accepted(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path, temporal_address=f"127.0.0.1:{free_port()}", outside_end_check_s=0
     )
     with serve(create_app(settings), free_port()) as url:
         body, now = click_body(), int(time.time())
         answer = post(url, body, now, slack_signature(SECRET, str(now), body))
-    assert answer.status_code == 404 and "not configured" in answer.json()["detail"]
+    assert answer.status_code == 401 and "not configured" in answer.json()["detail"]
