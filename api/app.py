@@ -23,6 +23,7 @@ from api import (
     models,
     playbooks,
     reports,
+    slack,
     trail,
     training,
     watch,
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         training,
         alerts,
         watch,
+        slack,
     ):
         app.include_router(module.router)
 

@@ -64,7 +64,12 @@ def _incidents(
     settings: SettingsDep, temporal: TemporalDep, registry: RegistryDep, signer: SignerDep
 ) -> IncidentService:
     return IncidentService(
-        temporal.client, settings.task_queue, registry, settings.playbooks_dir, lambda: signer.key
+        temporal.client,
+        settings.task_queue,
+        registry,
+        settings.playbooks_dir,
+        lambda: signer.key,
+        settings.channel_resolver(),
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 from temporalio.client import Client
 
+from config.channels import ChannelResolver
 from contracts.decisions import DecisionKey
 from contracts.incident import IncidentInput
 from contracts.model import ModelManifest
@@ -60,6 +61,9 @@ class IncidentService:
     registry: ModelRegistry
     playbooks_dir: Path | None
     decision_key: Callable[[], DecisionKey | None]
+    channels: ChannelResolver | None = None
+    """The notification channels operators declared: a playbook naming another is refused
+    before anything starts, rather than failing at its first send."""
 
     async def open(
         self,
@@ -86,6 +90,9 @@ class IncidentService:
             chosen, summary = playbook_or_last_resort(playbook, self.playbooks_dir, summary)
         else:
             chosen = find_playbook(playbook, self.playbooks_dir)
+            undeclared = self.channels.undeclared(chosen.channel_refs()) if self.channels else []
+            if undeclared:
+                raise PlaybookError(f"playbook {playbook!r}", undeclared)
         incident = IncidentInput(
             incident_id=incident_id,
             model=manifest,

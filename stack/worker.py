@@ -138,7 +138,12 @@ def build_worker(
         watch_task_queue=settings.resolved_containment_task_queue,
         decision_key=lambda: decision_key(settings),  # the API's public key, never its private key
     )
-    notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
+    notify = NotifyActivities(
+        settings.notify_webhook_url,
+        settings.notify_timeout_s,
+        channels=settings.channel_resolver(),
+        console_url=settings.resolved_console_url,
+    )
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), registry, artifacts)
     external = ExternalTrainingActivities(settings.api_url, TrainingCallbacks(trail.engine))

@@ -12,6 +12,7 @@ activity; every other activity is audited by the worker's interceptor.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
+    from contracts.channels import ChannelRef, NotificationEvent
     from contracts.containment import UPDATE_STAND_DOWN, StandDown, StandDownReceipt
     from contracts.decisions import (
         CANARY_CONTROL,
@@ -247,7 +249,10 @@ class IncidentWorkflow:
                     return await self._finish(Phase.ROLLED_BACK, reason)
                 if policy.action is FailureAction.ESCALATE:
                     await self._notify(
-                        self._playbook.escalation_channel, f"Escalated: {step.name}", reason
+                        self._playbook.escalation_channel,
+                        f"Escalated: {step.name}",
+                        reason,
+                        event="escalated",
                     )
                     return await self._finish(Phase.ESCALATED, reason)
                 return await self._finish(Phase.FAILED, reason)
@@ -295,8 +300,29 @@ class IncidentWorkflow:
         self._state.current_step = None
         await self._set_phase(phase)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._announce_closed(phase, outcome)
         await self._tell_watch(phase, outcome)
         return self._state
+
+    async def _announce_closed(self, phase: Phase, outcome: str) -> None:
+        """Tell the escalation channels the incident closed (PagerDuty resolves it).
+
+        Only an incident that ended resolved or rolled back: one that escalated or failed
+        still needs people, so its page stays open. Only playbooks that name
+        ``escalate_to`` channels do this, so incidents recorded before channels existed
+        replay unchanged. A channel that cannot be told does not keep the incident open:
+        the failure is on the trail as the activity's."""
+        if not self._playbook.escalate_to or phase not in (Phase.RESOLVED, Phase.ROLLED_BACK):
+            return
+        try:
+            await self._notify(
+                self._playbook.escalation_channel,
+                f"Incident closed ({phase.value}): {self._incident.model.id}",
+                f"Incident {self._incident.incident_id} closed as {phase.value}: {outcome}",
+                event="incident_closed",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("the close could not be announced: %s", error)
 
     async def _tell_watch(self, phase: Phase, outcome: str) -> None:
         """Let the watch that opened this incident know it closed, so the model's next
@@ -316,20 +342,39 @@ class IncidentWorkflow:
     # ---- activities --------------------------------------------------------------------
 
     async def _notify(
-        self, channel: str, subject: str, message: str, step: Step | None = None
-    ) -> NotificationReceipt:
+        self,
+        channel: str,
+        subject: str,
+        message: str,
+        step: Step | None = None,
+        *,
+        to: list[ChannelRef] | None = None,
+        event: NotificationEvent = "message",
+    ) -> list[NotificationReceipt]:
+        """Send a message: one activity per declared channel it goes to, in parallel, or
+        one to the legacy webhook when it names none. Escalation-channel messages go to
+        the playbook's ``escalate_to`` channels."""
         options = (
             step_options(step)
             if isinstance(step, NotifyStep)
             else notify_options(step.retry if step is not None else None)
         )
-        return await self._ports.notify(
-            channel,
-            subject,
-            message,
-            self._activity_id(step.name if step is not None else "escalation"),
-            options,
-        )
+        if to is None and channel == self._playbook.escalation_channel:
+            to = self._playbook.escalate_to
+        name = step.name if step is not None else "escalation"
+        if not to:
+            return [
+                await self._ports.notify(
+                    channel, subject, message, self._activity_id(name), options, event=event
+                )
+            ]
+        sends = [
+            self._ports.notify(
+                channel, subject, message, self._activity_id(name), options, ref, event
+            )
+            for ref in to
+        ]
+        return list(await asyncio.gather(*sends))
 
     async def _audit(
         self,

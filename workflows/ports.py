@@ -14,6 +14,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.channels import ChannelRef, NotificationEvent
     from contracts.incident import IncidentInput, IncidentState
     from contracts.model import RouterRef
     from contracts.routing import Route, RouteSpec, Serving
@@ -181,7 +182,14 @@ class IncidentPorts:
         self._state.contained = route.serving.value == "fallback"
 
     async def notify(
-        self, channel: str, subject: str, message: str, activity_id: str, options: dict[str, Any]
+        self,
+        channel: str,
+        subject: str,
+        message: str,
+        activity_id: str,
+        options: dict[str, Any],
+        to: ChannelRef | None = None,
+        event: NotificationEvent = "message",
     ) -> NotificationReceipt:
         return await send_notification(
             Notification(
@@ -190,6 +198,8 @@ class IncidentPorts:
                 severity=self._incident.severity.value,
                 subject=subject,
                 message=message,
+                to=to,
+                event=event,
             ),
             activity_id,
             options,

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.channels import ChannelRef, NotificationEvent
     from contracts.incident import IncidentInput, IncidentState, Phase
     from contracts.steps import NotificationReceipt
     from playbooks.schema import Playbook
@@ -35,11 +36,19 @@ class StepOutcome:
 
 
 class Notify(Protocol):
-    """The incident's way to send a message (the step's retry policy, if one is given)."""
+    """The incident's way to send a message (the step's retry policy, if one is given):
+    to the declared channels ``to`` names, one receipt each, or to the legacy webhook."""
 
     def __call__(
-        self, channel: str, subject: str, message: str, step: Step | None = None
-    ) -> Awaitable[NotificationReceipt]: ...
+        self,
+        channel: str,
+        subject: str,
+        message: str,
+        step: Step | None = None,
+        *,
+        to: list[ChannelRef] | None = None,
+        event: NotificationEvent = "message",
+    ) -> Awaitable[list[NotificationReceipt]]: ...
 
 
 class Audit(Protocol):

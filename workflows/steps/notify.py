@@ -11,8 +11,10 @@ with workflow.unsafe.imports_passed_through():
 
 async def run(ctx: StepContext, step: NotifyStep) -> StepOutcome:
     message = step.message.format(**message_fields(ctx))
-    receipt = await ctx.notify(step.channel, f"{ctx.playbook.name}: {step.name}", message, step)
-    return StepOutcome(f"notified {step.channel} via {receipt.delivered_to}")
+    receipts = await ctx.notify(
+        step.channel, f"{ctx.playbook.name}: {step.name}", message, step, to=step.to
+    )
+    return StepOutcome(f"notified {step.channel} via {', '.join(r.delivered_to for r in receipts)}")
 
 
 def message_fields(ctx: StepContext) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.channels import ChannelRef, unique_refs
     from contracts.incident import Phase
     from playbooks.steps import SignoffStep
     from workflows import signoff as signoffs
@@ -31,6 +32,8 @@ async def run(ctx: StepContext, step: SignoffStep) -> StepOutcome:
         f"Incident {ctx.incident.incident_id} needs sign-off from {roles} "
         f"by {status.deadline.isoformat()}.",
         step,
+        to=unique_refs(*(r.notify for r in step.roles)),
+        event="signoff_requested",
     )
     next_reminder = workflow.now() + step.reminder_every if step.reminder_every else None
     while status.outcome == "pending":
@@ -46,7 +49,12 @@ async def run(ctx: StepContext, step: SignoffStep) -> StepOutcome:
                 if status.escalated or now < status.deadline:
                     status.reminders_sent += 1
                     await ctx.notify(
-                        "signoff", f"Reminder: {step.subject}", _pending_text(ctx), step
+                        "signoff",
+                        f"Reminder: {step.subject}",
+                        _pending_text(ctx),
+                        step,
+                        to=_pending_roles_channels(ctx, step),
+                        event="signoff_reminder",
                     )
             if now >= status.deadline and not status.escalated:
                 await _expire(ctx, step)
@@ -73,7 +81,16 @@ async def _expire(ctx: StepContext, step: SignoffStep) -> None:
         f"Sign-off overdue: {step.subject}",
         _pending_text(ctx),
         step,
+        event="signoff_overdue",
     )
+
+
+def _pending_roles_channels(ctx: StepContext, step: SignoffStep) -> list[ChannelRef]:
+    """The channels of the roles a sign-off still waits for."""
+    status = ctx.state.signoff
+    assert status is not None
+    pending = {r.role for r in status.roles if r.outcome == "pending"}
+    return unique_refs(*(r.notify for r in step.roles if r.role in pending))
 
 
 def _pending_text(ctx: StepContext) -> str:
