@@ -86,9 +86,26 @@ async def _read(activities: RoutingActivities) -> TargetRoute:
     return result
 
 
+def _document(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
 def _flags(path: Path) -> dict[str, Any]:
-    flags: dict[str, Any] = json.loads(path.read_text())["flags"]
+    flags: dict[str, Any] = _document(path)["flags"]
     return flags
+
+
+def _bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def _listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
 
 
 # ---- the flag Fairlane writes, and reads back -------------------------------------------
@@ -119,11 +136,11 @@ async def test_the_route_is_written_as_a_flagd_flag_and_read_back_from_the_file(
 
 
 async def test_other_flags_and_keys_of_the_file_are_kept(flag_path: Path) -> None:
-    before = json.loads(flag_path.read_text())
+    before = _document(flag_path)
     activities = _activities(flag_path)
     first = await _set(activities, _update(1))
     await _set(activities, _update(2, Serving.FALLBACK, shadow_versions=["v1"]), first.revision)
-    after = json.loads(flag_path.read_text())
+    after = _document(flag_path)
     assert after["flags"]["checkout.new-ui"] == TEAM_FLAG
     assert after["$evaluators"] == before["$evaluators"]
     assert after["$schema"] == before["$schema"]
@@ -135,10 +152,10 @@ async def test_a_retry_of_an_applied_write_changes_nothing(flag_path: Path) -> N
     first = await _set(activities, _update(1))
     flip = _update(2, Serving.FALLBACK, shadow_versions=["v1"])
     flipped = await _set(activities, flip, first.revision)
-    on_disk = flag_path.read_bytes()
+    on_disk = _bytes(flag_path)
     again = await _set(activities, flip, first.revision)  # the answer was lost; Temporal retries
     assert again == flipped
-    assert flag_path.read_bytes() == on_disk
+    assert _bytes(flag_path) == on_disk
 
 
 async def test_two_models_written_at_once_into_one_file_both_land(flag_path: Path) -> None:
@@ -161,12 +178,12 @@ async def test_two_models_written_at_once_into_one_file_both_land(flag_path: Pat
 async def test_a_route_that_cannot_be_served_is_refused_and_nothing_written(
     flag_path: Path,
 ) -> None:
-    before = flag_path.read_bytes()
+    before = _bytes(flag_path)
     with pytest.raises(ApplicationError) as refused:
         await _set(_activities(flag_path), _update(1, Serving.CANDIDATE))
     assert refused.value.type == "RouteInvalid" and refused.value.non_retryable
     assert "needs a candidate_version" in refused.value.message
-    assert flag_path.read_bytes() == before
+    assert _bytes(flag_path) == before
 
 
 async def test_verify_reads_the_flag_back_and_deploy_names_what_it_did(flag_path: Path) -> None:
@@ -200,8 +217,8 @@ async def test_verify_reads_the_flag_back_and_deploy_names_what_it_did(flag_path
 async def test_a_flag_file_that_is_not_json_is_refused_naming_file_and_position(
     flag_path: Path,
 ) -> None:
-    flag_path.write_text('{\n  "flags": {\n    "checkout.new-ui": {,\n  }\n}\n')
-    before = flag_path.read_bytes()
+    _write(flag_path, '{\n  "flags": {\n    "checkout.new-ui": {,\n  }\n}\n')
+    before = _bytes(flag_path)
     activities = _activities(flag_path)
     for attempt in (_read(activities), _set(activities, _update(1))):
         with pytest.raises(ApplicationError) as refused:
@@ -210,8 +227,8 @@ async def test_a_flag_file_that_is_not_json_is_refused_naming_file_and_position(
         assert str(flag_path) in refused.value.message
         assert "line 3, column 25" in refused.value.message
         assert "nothing was written" in refused.value.message
-    assert flag_path.read_bytes() == before
-    assert sorted(p.name for p in flag_path.parent.iterdir() if "tmp" in p.name) == []
+    assert _bytes(flag_path) == before
+    assert [n for n in _listing(flag_path.parent) if "tmp" in n] == []
 
 
 async def test_a_flag_changed_by_someone_else_since_it_was_read_is_refused_untouched(
@@ -222,13 +239,13 @@ async def test_a_flag_changed_by_someone_else_since_it_was_read_is_refused_untou
     activities = _activities(flag_path)
     await _set(activities, _update(1, candidate_version="v2", canary_percent=25.0))
     read = await _read(activities)
-    document = json.loads(flag_path.read_text())
+    document = _document(flag_path)
     document["flags"][flag_key(MODEL)]["targeting"]["fractional"] = [
         ["candidate", 0],
         ["primary", 10_000],
     ]
-    flag_path.write_text(json.dumps(document))
-    theirs = flag_path.read_bytes()
+    _write(flag_path, json.dumps(document))
+    theirs = _bytes(flag_path)
     with pytest.raises(ApplicationError) as refused:
         await _set(
             activities,
@@ -238,26 +255,26 @@ async def test_a_flag_changed_by_someone_else_since_it_was_read_is_refused_untou
     assert refused.value.type == "StaleRoute" and refused.value.non_retryable
     assert "changed since Fairlane read it" in refused.value.message
     assert str(read.revision) in refused.value.message
-    assert flag_path.read_bytes() == theirs
+    assert _bytes(flag_path) == theirs
 
 
 async def test_a_stale_generation_is_refused_untouched(flag_path: Path) -> None:
     activities = _activities(flag_path)
     await _set(activities, _update(3))
-    before = flag_path.read_bytes()
+    before = _bytes(flag_path)
     with pytest.raises(ApplicationError) as refused:
         await _set(activities, _update(2, Serving.FALLBACK))
     assert refused.value.type == "StaleRoute"
     assert "not newer than" in refused.value.message
-    assert flag_path.read_bytes() == before
+    assert _bytes(flag_path) == before
 
 
 async def test_a_flag_edited_into_something_else_is_refused_not_guessed(flag_path: Path) -> None:
     activities = _activities(flag_path)
     await _set(activities, _update(1))
-    document = json.loads(flag_path.read_text())
+    document = _document(flag_path)
     document["flags"][flag_key(MODEL)]["defaultVariant"] = "on"
-    flag_path.write_text(json.dumps(document))
+    _write(flag_path, json.dumps(document))
     with pytest.raises(ApplicationError) as refused:
         await _read(activities)
     assert refused.value.type == "FlagMalformed"
@@ -285,7 +302,7 @@ async def test_a_flag_target_no_operator_declared_is_refused_and_nothing_written
         )
     assert refused.value.type == "UnknownRoutingTarget" and refused.value.non_retryable
     assert "'other-flags' is not declared" in refused.value.message
-    assert list(tmp_path.iterdir()) == []
+    assert _listing(tmp_path) == []
 
 
 def test_a_manifest_cannot_name_a_flag_file() -> None:
@@ -335,11 +352,11 @@ def test_operators_declare_flag_files_in_settings_with_absolute_paths(
 
 
 async def test_an_old_style_router_url_never_reaches_a_flag_file(flag_path: Path) -> None:
-    before = flag_path.read_bytes()
+    before = _bytes(flag_path)
     with pytest.raises(ApplicationError) as refused:
         await ActivityEnvironment().run(
             _activities(flag_path).set_route,
             SetRouteInput(router_url="http://127.0.0.1:9", model=MODEL, update=_update(1)),
         )
     assert refused.value.type == "UnknownRoutingTarget"
-    assert flag_path.read_bytes() == before
+    assert _bytes(flag_path) == before
