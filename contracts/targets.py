@@ -6,7 +6,7 @@ inputs) can carry a target without importing the manifest.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from contracts.known_keys import ManifestPart
 
@@ -22,10 +22,9 @@ class RouterRef(ManifestPart):
     credential only goes where it was declared to go. ``url`` is the pre-target form,
     kept only so incidents and histories recorded with it still read; registration
     refuses it, and a worker honours it only if it is exactly a declared target's URL.
-    Any other key (a flag file ``path``, a token) is refused: those are the operator's.
+    Any other key (a flag file ``path``, a token) is refused at registration, by its
+    path: those are the operator's.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     target: str | None = Field(
         default=None,

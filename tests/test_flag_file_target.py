@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlmodel import SQLModel, create_engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -25,6 +26,8 @@ from contracts.canary import DeployVersionInput
 from contracts.model import ModelManifest
 from contracts.routing import RouteUpdate, Serving
 from contracts.steps import ReadRouteInput, SetRouteInput, TargetRoute, VerifyRouteInput
+from registry.limits import ManifestRejected
+from registry.service import ModelRegistry
 from targets.flagd_flag import flag_key
 
 FLAGS = "flags"
@@ -306,18 +309,23 @@ async def test_a_flag_target_no_operator_declared_is_refused_and_nothing_written
 
 
 def test_a_manifest_cannot_name_a_flag_file() -> None:
+    """A path beside the target id is refused at registration, by its path, and nothing
+    is registered: where a route is written is the operator's to say."""
     body = {
         "id": "hiring",
         "versions": [{"version": "v1", "artifact": "hiring/v1.skops"}],
         "primary_version": "v1",
         "outcomes": {"decision": "hired"},
         "protected_attributes": ["race"],
-        "router": {"target": FLAGS, "path": "/etc/passwd.json"},
+        "router": {"target": FLAGS, "path": "/etc/flagd/elsewhere.json"},
     }
-    with pytest.raises(ValidationError) as refused:
-        ModelManifest.model_validate(body)
-    [problem] = refused.value.errors()
-    assert problem["loc"] == ("router", "path") and problem["type"] == "extra_forbidden"
+    engine = create_engine("sqlite://")
+    SQLModel.metadata.create_all(engine)
+    registry = ModelRegistry(engine)
+    with pytest.raises(ManifestRejected) as refused:
+        registry.register(ModelManifest.model_validate(body), "admin")
+    assert refused.value.loc == ("router", "path")
+    assert registry.get("hiring") is None
 
 
 def test_operators_declare_flag_files_in_settings_with_absolute_paths(
