@@ -26,6 +26,7 @@ import structlog
 from pydantic import SecretStr
 
 from config import Settings
+from config.targets import RoutingTarget
 from stack.queues import Queues
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
 from store.files import PRIVATE_UMASK, private_dir, private_file, tighten_sqlite, write_private
@@ -103,17 +104,13 @@ def child_environment(settings: Settings) -> dict[str, str]:
 def routing_targets_json(settings: Settings) -> str:
     """The declared targets as FAIRLANE_ROUTING_TARGETS, credentials included: only for
     the children's environment, never for a log."""
-    return json.dumps(
-        {
-            target_id: {
-                "url": target.url,
-                "token": target.token.get_secret_value() if target.token else None,
-                "token_file": str(target.token_file) if target.token_file else None,
-                "probes": target.probes,
-            }
-            for target_id, target in settings.routing_targets.items()
-        }
-    )
+    declared: dict[str, dict[str, object]] = {}
+    for target_id, target in settings.routing_targets.items():
+        declaration = target.model_dump(mode="json", exclude_none=True)
+        if isinstance(target, RoutingTarget) and target.token is not None:
+            declaration["token"] = target.token.get_secret_value()
+        declared[target_id] = declaration
+    return json.dumps(declared)
 
 
 SERVICES = ("temporal", "router", "containment-worker", "worker", "api")
