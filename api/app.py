@@ -23,6 +23,7 @@ from api import (
     models,
     playbooks,
     reports,
+    slack,
     token_admin,
     trail,
     training,
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         training,
         alerts,
         watch,
+        slack,
     ):
         app.include_router(module.router)
     install_console(app, engine, settings)

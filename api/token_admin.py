@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field, field_validator
 
+from api.deps import SettingsDep, TrailDep
 from api.security import require
 from api.tokens import (
     Principal,
@@ -27,7 +28,6 @@ from api.tokens import (
     restore,
 )
 from audit.trail import AuditTrail
-from config import Settings
 from contracts.audit import AuditEvent
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
@@ -80,11 +80,6 @@ class IssuedToken(TokenInfo):
     token: str = Field(description="shown once: it is stored only hashed")
 
 
-def _path(request: Request) -> FilePath:
-    settings: Settings = request.app.state.settings
-    return settings.resolved_tokens_file
-
-
 def _info(entry: TokenEntry) -> TokenInfo:
     now = datetime.now(UTC)
     state = (
@@ -107,8 +102,7 @@ def _info(entry: TokenEntry) -> TokenInfo:
     )
 
 
-def _record(request: Request, kind: str, actor: Principal, info: TokenInfo, reason: str) -> None:
-    trail: AuditTrail = request.app.state.trail
+def _record(trail: AuditTrail, kind: str, actor: Principal, info: TokenInfo, reason: str) -> None:
     trail.append(
         AuditEvent(
             event_id=f"{kind}:{info.id}:{uuid.uuid4().hex}",
@@ -127,8 +121,8 @@ def _record(request: Request, kind: str, actor: Principal, info: TokenInfo, reas
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=IssuedToken)
-def issue(body: IssueToken, request: Request, admin: Admin) -> IssuedToken:
-    path = _path(request)
+def issue(body: IssueToken, settings: SettingsDep, trail: TrailDep, admin: Admin) -> IssuedToken:
+    path = settings.resolved_tokens_file
     before = list_entries(path)
     expires = (
         datetime.now(UTC) + timedelta(days=body.expires_in_days)
@@ -139,28 +133,49 @@ def issue(body: IssueToken, request: Request, admin: Admin) -> IssuedToken:
         path, body.name, body.roles, issued_by=admin.name, expires_at=expires
     )
     info = _info(entry)
-    _recorded_or_undone(request, path, before, "token.issued", admin, info, body.reason)
+    _recorded_or_undone(trail, path, before, "token.issued", admin, info, body.reason)
     return IssuedToken(**info.model_dump(), token=token)
 
 
 @router.get("", response_model=list[TokenInfo])
-def list_tokens(request: Request, _: Admin) -> list[TokenInfo]:
-    return [_info(entry) for entry in list_entries(_path(request))]
+def list_tokens(settings: SettingsDep, _: Admin) -> list[TokenInfo]:
+    return [_info(entry) for entry in list_entries(settings.resolved_tokens_file)]
 
 
 @router.post("/{token_id}/expire", response_model=TokenInfo)
-def expire(token_id: TokenId, body: ExpireToken, request: Request, admin: Admin) -> TokenInfo:
+def expire(
+    token_id: TokenId, body: ExpireToken, settings: SettingsDep, trail: TrailDep, admin: Admin
+) -> TokenInfo:
     when = body.expires_at or datetime.now(UTC)
-    return _change(request, token_id, admin, "token.expiry_set", body.reason, expires_at=when)
+    return _change(
+        settings.resolved_tokens_file,
+        trail,
+        token_id,
+        admin,
+        "token.expiry_set",
+        body.reason,
+        expires_at=when,
+    )
 
 
 @router.post("/{token_id}/revoke", response_model=TokenInfo)
-def revoke(token_id: TokenId, body: RevokeToken, request: Request, admin: Admin) -> TokenInfo:
-    return _change(request, token_id, admin, "token.revoked", body.reason, revoke=True)
+def revoke(
+    token_id: TokenId, body: RevokeToken, settings: SettingsDep, trail: TrailDep, admin: Admin
+) -> TokenInfo:
+    return _change(
+        settings.resolved_tokens_file,
+        trail,
+        token_id,
+        admin,
+        "token.revoked",
+        body.reason,
+        revoke=True,
+    )
 
 
 def _change(
-    request: Request,
+    path: FilePath,
+    trail: AuditTrail,
     token_id: str,
     admin: Principal,
     kind: str,
@@ -168,7 +183,6 @@ def _change(
     expires_at: datetime | None = None,
     revoke: bool = False,
 ) -> TokenInfo:
-    path = _path(request)
     before = list_entries(path)
     current = next((e for e in before if e.token_id == token_id), None)
     if current is None:
@@ -186,12 +200,12 @@ def _change(
     if changed is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id!r}")
     info = _info(changed)
-    _recorded_or_undone(request, path, before, kind, admin, info, reason)
+    _recorded_or_undone(trail, path, before, kind, admin, info, reason)
     return info
 
 
 def _recorded_or_undone(
-    request: Request,
+    trail: AuditTrail,
     path: FilePath,
     before: list[TokenEntry],
     kind: str,
@@ -200,7 +214,7 @@ def _recorded_or_undone(
     reason: str,
 ) -> None:
     try:
-        _record(request, kind, admin, info, reason)
+        _record(trail, kind, admin, info, reason)
     except Exception:
         restore(path, before)
         raise

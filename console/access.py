@@ -10,7 +10,9 @@ from __future__ import annotations
 from fastapi import HTTPException, Request, status
 
 from api.security import require
+from api.temporal import TemporalConnection
 from api.tokens import Principal, Role
+from audit.trail import AuditTrail
 from console.sessions import (
     SESSION_COOKIE,
     ConsoleSession,
@@ -18,6 +20,8 @@ from console.sessions import (
     SessionStore,
     csrf_matches,
 )
+from incidents.decisions import DecisionSigner
+from registry.service import ModelRegistry
 
 
 class SignInRequired(Exception):
@@ -70,3 +74,24 @@ def ensure(principal: Principal, *roles: Role) -> None:
 
 def forbidden(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail)
+
+
+def temporal(request: Request) -> TemporalConnection:
+    """The API's Temporal connection, the one its JSON routes are given."""
+    connection: TemporalConnection = request.app.state.temporal
+    return connection
+
+
+def signer(request: Request) -> DecisionSigner:
+    signing: DecisionSigner = request.app.state.decision_signer
+    return signing
+
+
+def trail(request: Request) -> AuditTrail:
+    the_trail: AuditTrail = request.app.state.trail
+    return the_trail
+
+
+def registry(request: Request) -> ModelRegistry:
+    models: ModelRegistry = request.app.state.registry
+    return models

@@ -18,7 +18,7 @@ from api import canary, incidents, reports
 from api.incidents import ReasonRequest, SignoffRequest
 from api.security import READERS
 from api.tokens import APPROVER_ROLES, Role
-from console.access import checked_form, ensure, signed_in
+from console.access import checked_form, ensure, signed_in, signer, temporal
 from console.render import refusal, render
 from console.sessions import ConsoleSession
 from contracts.canary import CONTROLLER_ROLE, ControlAction, RampStepProgress
@@ -52,7 +52,7 @@ async def signoff_page(request: Request, session: Session, incident_id: Incident
     who = session.principal
     try:
         ensure(who, *READERS)
-        state = await incidents.show_incident(incident_id, request, who)
+        state = await incidents.show_incident(incident_id, temporal(request), who)
     except HTTPException as error:
         return refusal(request, session, error)
     assessment = state.findings.assessment
@@ -75,7 +75,7 @@ async def assessment_document(
     who = session.principal
     try:
         ensure(who, *READERS)
-        served = await reports.impact_assessment(incident_id, request, who, format="html")
+        served = await reports.impact_assessment(incident_id, temporal(request), who, format="html")
     except HTTPException as error:
         return refusal(request, session, error)
     served.headers.update(REPORT_HEADERS)
@@ -97,7 +97,7 @@ async def decide(request: Request, session: Session, incident_id: IncidentId) ->
             )
         except ValidationError as error:
             raise _unprocessable(error) from error
-        state = await incidents.show_incident(incident_id, request, who)
+        state = await incidents.show_incident(incident_id, temporal(request), who)
         bound = state.signoff.assessment_digest if state.signoff else None
         if bound is not None and body.assessment_digest != bound:
             raise HTTPException(
@@ -105,7 +105,7 @@ async def decide(request: Request, session: Session, incident_id: IncidentId) ->
                 "the impact assessment you read has been superseded by a newer one "
                 f"({bound}); read the new assessment before deciding. Nothing was recorded.",
             )
-        await incidents.sign_off(incident_id, body, request, who)
+        await incidents.sign_off(incident_id, body, temporal(request), signer(request), who)
     except HTTPException as error:
         return refusal(request, session, error)
     return RedirectResponse(
@@ -135,7 +135,7 @@ async def control(request: Request, session: Session, incident_id: IncidentId) -
         except ValidationError as error:
             raise _unprocessable(error) from error
         if action in PROMOTIONS:
-            state = await incidents.show_incident(incident_id, request, who)
+            state = await incidents.show_incident(incident_id, temporal(request), who)
             progress = state.canary.live if state.canary else None
             if not _conclusive(progress):
                 if form.get("confirm_inconclusive") != "yes":
@@ -151,7 +151,9 @@ async def control(request: Request, session: Session, incident_id: IncidentId) -
                     )
                 looks = progress.looks if progress else 0
                 body = ReasonRequest(reason=f"{body.reason} [{CONFIRMATION} after {looks} looks]")
-        await canary.control_canary(incident_id, action, body, request, who)
+        await canary.control_canary(
+            incident_id, action, body, temporal(request), signer(request), who
+        )
     except HTTPException as error:
         return refusal(request, session, error)
     return RedirectResponse(

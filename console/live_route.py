@@ -1,6 +1,7 @@
 """A model's route as its routing target reports it now, read with the API's own
-declared targets (``Settings.target_resolver``): the credential only goes to the URL
-operators declared with it, and a manifest names a target, never a URL."""
+declared targets (``Settings.target_resolver``) through the same target clients the
+routing activities use (``targets.open``): a credential only goes to the place
+operators declared it for, and a manifest names a target, never a URL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from config import Settings
 from config.targets import UnknownTarget
 from contracts.model import ModelManifest
 from contracts.routing import Route
-from router.client import RouterClient, RouterError
+from targets.open import open_target
+from targets.protocol import TargetError
 
 READ_TIMEOUT_S = 3.0
 
@@ -25,11 +27,11 @@ async def read_live_route(settings: Settings, manifest: ModelManifest) -> LiveRo
     ref = manifest.router
     name = ref.target or "(legacy url)"
     try:
-        target = settings.target_resolver().resolve(ref.target, ref.url)
+        resolved = settings.target_resolver().resolve_route_target(ref.target, ref.url)
     except UnknownTarget as error:
         return LiveRoute(target=name, problem=str(error))
     try:
-        async with RouterClient(target.url, target.token or "", timeout=READ_TIMEOUT_S) as client:
-            return LiveRoute(target=target.id, route=await client.get_route(manifest.id))
-    except (RouterError, OSError) as error:
-        return LiveRoute(target=target.id, problem=f"the target did not answer: {error}")
+        async with open_target(resolved, timeout_s=READ_TIMEOUT_S) as target:
+            return LiveRoute(target=resolved.id, route=await target.read_route(manifest.id))
+    except (TargetError, OSError) as error:
+        return LiveRoute(target=resolved.id, problem=f"the target did not answer: {error}")

@@ -14,11 +14,11 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 
-from api import incidents, models, trail, watch
+from api import incidents, models, watch
+from api import trail as api_trail
 from api.security import READERS
 from api.tokens import Role
-from audit.trail import AuditTrail
-from console.access import allowed, ensure, signed_in
+from console.access import allowed, ensure, registry, signed_in, temporal, trail
 from console.charts import svg
 from console.incident_view import bake_clock, canary_series, timeline
 from console.live_route import read_live_route
@@ -27,7 +27,6 @@ from console.sessions import ConsoleSession
 from contracts.canary import ControlAction
 from contracts.incident import Phase
 from contracts.severity import Severity
-from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Session = Annotated[ConsoleSession, Depends(signed_in)]
@@ -77,7 +76,7 @@ async def incidents_page(
             "severity": _enum_or_none("severity", Severity, severity),
             "playbook": _slug_or_none("playbook", playbook),
         }
-        found = await incidents.list_incidents(request, who, limit=200, **filters)  # type: ignore[arg-type]
+        found = await incidents.list_incidents(temporal(request), who, limit=200, **filters)  # type: ignore[arg-type]
     except HTTPException as error:
         return refusal(request, session, error)
     return render(
@@ -96,16 +95,14 @@ async def incident_page(request: Request, session: Session, incident_id: Inciden
     who = session.principal
     try:
         ensure(who, *READERS)
-        state = await incidents.show_incident(incident_id, request, who)
+        state = await incidents.show_incident(incident_id, temporal(request), who)
     except HTTPException as error:
         return refusal(request, session, error)
-    registry: ModelRegistry = request.app.state.registry
-    manifest = registry.get(state.model)
+    manifest = registry(request).get(state.model)
     live = await read_live_route(request.app.state.settings, manifest) if manifest else None
     records = []
-    if allowed(who, *trail.TRAIL_READERS):
-        the_trail: AuditTrail = request.app.state.trail
-        records = await asyncio.to_thread(the_trail.records, incident_id)
+    if allowed(who, *api_trail.TRAIL_READERS):
+        records = await asyncio.to_thread(trail(request).records, incident_id)
     series = canary_series(records)
     settings = request.app.state.settings
     return render(
@@ -138,14 +135,14 @@ async def models_page(request: Request, session: Session) -> Response:
     who = session.principal
     try:
         ensure(who, *READERS)
-        manifests = models.list_models(request, Response(), who)
+        manifests = models.list_models(registry(request), Response(), who)
     except HTTPException as error:
         return refusal(request, session, error)
     settings = request.app.state.settings
     rows = []
     for manifest in manifests:
         try:
-            watch_state = await watch.show_watch(manifest.id, request, who)
+            watch_state = await watch.show_watch(manifest.id, temporal(request), who)
             watch_problem = None
         except HTTPException as error:
             watch_state, watch_problem = None, str(error.detail)
@@ -164,7 +161,7 @@ async def audit_page(
 ) -> Response:
     who = session.principal
     try:
-        ensure(who, *trail.TRAIL_READERS)
+        ensure(who, *api_trail.TRAIL_READERS)
         if incident and not re.match(incidents.INCIDENT_ID, incident):
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -172,8 +169,7 @@ async def audit_page(
             )
     except HTTPException as error:
         return refusal(request, session, error)
-    the_trail: AuditTrail = request.app.state.trail
-    records = await asyncio.to_thread(the_trail.records, incident) if incident else []
+    records = await asyncio.to_thread(trail(request).records, incident) if incident else []
     if q:
         needle = q.lower()
         records = [
@@ -181,7 +177,7 @@ async def audit_page(
         ]
     verification = None
     if allowed(who, Role.AUDITOR, Role.ADMIN):
-        verification = await asyncio.to_thread(trail.verify_trail, request, who)
+        verification = await asyncio.to_thread(api_trail.verify_trail, trail(request), who)
     return render(
         request,
         "audit.html",
@@ -198,8 +194,8 @@ async def audit_export(request: Request, session: Session, incident_id: Incident
     """The same export as ``GET /v1/incidents/{id}/trail``, as a file to keep."""
     who = session.principal
     try:
-        ensure(who, *trail.TRAIL_READERS)
-        export = await asyncio.to_thread(trail.incident_trail, incident_id, request, who)
+        ensure(who, *api_trail.TRAIL_READERS)
+        export = await asyncio.to_thread(api_trail.incident_trail, incident_id, trail(request), who)
     except HTTPException as error:
         return refusal(request, session, error)
     return Response(

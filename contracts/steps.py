@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from contracts.channels import ChannelRef, NotificationEvent
 from contracts.routing import Route, RouteSpec, RouteUpdate, Serving
 from contracts.targets import RoutedTo
 
@@ -12,9 +13,27 @@ class ReadRouteInput(RoutedTo):
     model: str
 
 
+class TargetRoute(Route):
+    """A route as a routing target answered a read, with the target's revision of it.
+
+    ``revision`` is an opaque token of the content read (a flag-file target: the sha256
+    of the model's flag definition). A write names it back (``expected_revision``) so
+    the target refuses to overwrite a route someone else changed since it was read, even
+    by hand and without a new generation. Targets with generations alone (the gateway)
+    leave it ``None``.
+    """
+
+    revision: str | None = None
+
+
 class SetRouteInput(RoutedTo):
     model: str
     update: RouteUpdate
+    expected_revision: str | None = Field(
+        default=None,
+        description="the revision the route was read at; a target with revisions refuses "
+        "the write (StaleRoute) if its route is no longer at it",
+    )
 
 
 class VerifyRouteInput(RoutedTo):
@@ -48,10 +67,15 @@ class Notification(BaseModel):
     severity: str
     subject: str = Field(min_length=1)
     message: str = Field(min_length=1)
+    to: ChannelRef | None = Field(
+        default=None,
+        description="a declared channel; None: the legacy webhook (or the log sink)",
+    )
+    event: NotificationEvent = "message"
 
 
 class NotificationReceipt(BaseModel):
-    delivered_to: str  # "webhook" or "log"
+    delivered_to: str  # "webhook", "log", or the channel ("email:legal-team")
     status_code: int | None = None
     idempotency_key: str | None = None
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
+from contracts.known_keys import ManifestPart
+
 TARGET_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 """A routing target's id: a lower-case slug, declared by operators in the worker's settings."""
 
 
-class RouterRef(BaseModel):
+class RouterRef(ManifestPart):
     """Where a model's route lives: a routing target declared by operators, by id.
 
     Never a URL chosen by whoever registers the manifest: the worker resolves the id to
@@ -20,6 +22,8 @@ class RouterRef(BaseModel):
     credential only goes where it was declared to go. ``url`` is the pre-target form,
     kept only so incidents and histories recorded with it still read; registration
     refuses it, and a worker honours it only if it is exactly a declared target's URL.
+    Any other key (a flag file ``path``, a token) is refused at registration, by its
+    path: those are the operator's.
     """
 
     target: str | None = Field(

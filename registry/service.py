@@ -146,7 +146,15 @@ class ModelRegistry:
         """``manifest`` as it would be stored: every artifact checked and its sha256 recorded
         (what a change is judged on, so re-sending a registered manifest changes nothing).
 
-        Raises :class:`~registry.limits.ManifestRejected` like :meth:`register`."""
+        Raises :class:`~registry.limits.ManifestRejected` like :meth:`register`, and for a
+        key the manifest format does not have (a typo would otherwise be ignored)."""
+        unknown = manifest.unknown_keys()
+        if unknown:
+            raise ManifestRejected(
+                unknown[0],
+                "unknown key: the manifest format has no such field (see docs/manifest.md)",
+                "extra_forbidden",
+            )
         return manifest.model_copy(
             update={"versions": [self._pinned(v, i) for i, v in enumerate(manifest.versions)]}
         )

@@ -442,12 +442,23 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
                 queues.setdefault(scheduled.activity_type.name, set()).add(
                     scheduled.task_queue.name
                 )
-        assert queues == {
-            "read_route": {containment_queue},
-            "set_route": {containment_queue},
-            "verify_route": {containment_queue},  # "contained" on the target's own answer
-            "open_incident": {containment_queue},
-        }
+        # Containment ran as a local activity inside the watch's workflow task (a
+        # marker, no activity waiting in any queue), and was confirmed at the target
+        # before the incident was even asked to open.
+        assert queues == {"open_incident": {containment_queue}}
+        contained_at = next(
+            i
+            for i, event in enumerate(history.events)
+            if event.HasField("marker_recorded_event_attributes")
+            and b"contain_route" in event.marker_recorded_event_attributes.SerializeToString()
+        )
+        opened_at = next(
+            i
+            for i, event in enumerate(history.events)
+            if event.HasField("activity_task_scheduled_event_attributes")
+        )
+        assert contained_at < opened_at
+        await record_history(watch.handle, "watch-contains-in-its-task")
         assert (await watch.handle.describe()).task_queue == containment_queue
         incident = env.client.get_workflow_handle(incident_id)
         assert (await incident.describe()).task_queue == watch.queue
