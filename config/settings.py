@@ -89,15 +89,14 @@ class Settings(BaseSettings):
     # ID-token claim holding the person's roles (a list, or a space-separated string);
     # `oidc_role_map` (JSON) maps the provider's values to Fairlane's roles; when it is
     # set only its keys grant roles, when empty the claim's values must be Fairlane role
-    # names themselves. `console_base_url` is where browsers
-    # reach the API (the redirect URI is `<console_base_url>/console/auth/callback`).
+    # names themselves. The redirect URI to register at the provider is
+    # `<console_url>/console/auth/callback` (`console_url` below).
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
     oidc_roles_claim: str = "roles"
     oidc_role_map: dict[str, str] = Field(default_factory=dict)
     oidc_scopes: str = "openid profile"
-    console_base_url: str | None = None
     # Session cookies are signed with `console_session_secret` (or else a key file made
     # once in the data dir, mode 0600). A session ends after `console_idle_timeout_s`
     # without a request, and `console_absolute_timeout_s` after sign-in in any case.
@@ -135,8 +134,10 @@ class Settings(BaseSettings):
     # "incident-room": {"kind": "slack", "webhook_url": "https://hooks.slack.com/…"},
     # "oncall": {"kind": "pagerduty", "routing_key": "…"}} (config/channels.py).
     notification_channels: dict[str, DeclaredChannel] = Field(default_factory=dict)
-    # The web console's public base URL: every message links into it (the incident's page,
-    # or its sign-off page). Unset: the API's URL, which serves the console.
+    # The web console's public base URL, where browsers reach the API that serves it:
+    # every message links into it (the incident's page, or its sign-off page), sign-in
+    # redirects back to it, and `https://` makes the session cookies `Secure`. Unset:
+    # the API's URL.
     console_url: str | None = Field(default=None, pattern=r"^https?://")
     # Slack's signing secret: every request Slack posts back (button clicks) must carry
     # its v0 HMAC-SHA256 signature, with a timestamp within the tolerance of now.
@@ -247,10 +248,6 @@ class Settings(BaseSettings):
     @property
     def resolved_tokens_file(self) -> Path:
         return self.tokens_file or self.data_dir / "tokens.json"
-
-    @property
-    def resolved_console_base_url(self) -> str:
-        return (self.console_base_url or self.api_url).rstrip("/")
 
     @property
     def resolved_console_session_secret_file(self) -> Path:

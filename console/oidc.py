@@ -68,7 +68,7 @@ class OidcClient:
         self._roles_claim = settings.oidc_roles_claim
         self._role_map = settings.oidc_role_map
         self._scopes = settings.oidc_scopes
-        self.redirect_uri = settings.resolved_console_base_url + CALLBACK_PATH
+        self.redirect_uri = settings.resolved_console_url + CALLBACK_PATH
         self._provider: Provider | None = None
         self._keys: KeySet | None = None
         self._fetched_at = 0.0

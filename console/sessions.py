@@ -91,7 +91,7 @@ class SessionStore:
         self._signin = URLSafeTimedSerializer(secret, salt="fairlane-console-signin")
         self._idle = timedelta(seconds=settings.console_idle_timeout_s)
         self._absolute = timedelta(seconds=settings.console_absolute_timeout_s)
-        self.secure = settings.resolved_console_base_url.startswith("https://")
+        self.secure = settings.resolved_console_url.startswith("https://")
 
     # The short-lived cookie that carries a sign-in in progress (state, nonce, verifier).
     def sign_pending(self, payload: dict[str, object]) -> str:
