@@ -25,9 +25,10 @@ from contracts.watch import watch_workflow_id
 from decisions.store import window
 from decisions.tables import DECISIONS, ROLLUPS
 from registry.service import ModelRegistry
+from stack.loopback import free_port
 from store.db import create_tables, make_engine
 from tests.fixtures.decisions import MODEL, T0, hiring_manifest, reported
-from tests.fixtures.services import free_port, serve
+from tests.fixtures.services import serve
 
 PEOPLE = {
     "scorer": [Role.DECISION_REPORTER],
