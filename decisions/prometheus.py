@@ -12,7 +12,7 @@ left out of the amount sums (and logged).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -66,7 +66,7 @@ class _CellCounters:
         self,
         names: tuple[str, ...],
         what: str,
-        labels: tuple[str, ...],
+        labels: list[str],
         registry: CollectorRegistry,
     ) -> None:
         count, amount, squares = names
@@ -86,18 +86,29 @@ class _CellCounters:
 
 
 class DecisionCounters:
-    """One process's decision counters, on ``registry`` (a fresh one by default)."""
+    """One process's decision counters, on ``registry`` (a fresh one by default).
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    ``labels`` renames the convention's labels to a team's own (what a manifest's
+    ``decisions.labels`` maps back).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._live = _CellCounters(DECISION_COUNTERS, "live decisions", LABELS, self.registry)
+        renamed = dict(labels or {})
+        live = [renamed.get(n, n) for n in LABELS]
+        outcome = [renamed.get(n, n) for n in OUTCOME_LABELS]
+        self._live = _CellCounters(DECISION_COUNTERS, "live decisions", live, self.registry)
         self._shadow = _CellCounters(
-            SHADOW_COUNTERS, "shadow decisions (logged, never returned)", LABELS, self.registry
+            SHADOW_COUNTERS, "shadow decisions (logged, never returned)", live, self.registry
         )
         self._outcomes = _CellCounters(
             OUTCOME_COUNTERS,
             "recorded outcomes, by the labels of the decision they judge",
-            OUTCOME_LABELS,
+            outcome,
             self.registry,
         )
 

@@ -62,17 +62,6 @@ from metrics.provider import ProviderError
 MISSING = "(missing)"
 """The stratum label of a row whose binned feature is NULL."""
 
-FIXED_FIELDS = (
-    "decision_id",
-    "at",
-    "version",
-    "served_by",
-    "shadow",
-    "decision",
-    "amount",
-    "outcome",
-)
-
 
 class SourceTime(TypeDecorator[datetime]):
     """Window edges as the team's column compares them: naive UTC on SQLite (which
@@ -86,13 +75,6 @@ class SourceTime(TypeDecorator[datetime]):
             return None
         utc = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
-
-
-def mappable_fields(manifest: ModelManifest) -> set[str]:
-    """Every key a ``decisions.columns`` mapping of ``manifest`` may have."""
-    binned = {b.feature for b in manifest.bins.values()}
-    columns = {s for s in manifest.strata if s not in manifest.bins}
-    return {*FIXED_FIELDS, *manifest.protected_attributes, *columns, *binned}
 
 
 class _Columns:
