@@ -194,20 +194,26 @@ def _load(database_url: str, model_id: str, decisions: int, span: timedelta, see
         for first in range(0, decisions, _LOAD_CHUNK):
             chunk = []
             for i in range(first, min(decisions, first + _LOAD_CHUNK)):
-                reported = _reported(rng, f"look-{i}", start_at + step * i)
-                candidate = reported.served_by is Serving.CANDIDATE
+                values = {
+                    "race": rng.choice(RACES),
+                    "sex": rng.choice(SEXES),
+                    "years": rng.uniform(0, 20),
+                    "region": rng.choice(("north", "south")),
+                }
+                candidate = rng.random() < 0.25
+                hired = rng.random() < 0.55
                 chunk.append(
-                    DecisionRecord.model_construct(
-                        decision_id=reported.decision_id,
+                    DecisionRecord.model_construct(  # generated valid: not validated again
+                        decision_id=f"look-{i}",
                         model=model_id,
                         version="v2" if candidate else "v1",
-                        served_by=reported.served_by,
+                        served_by=Serving.CANDIDATE if candidate else Serving.PRIMARY,
                         shadow=False,
-                        at=reported.at,
-                        group=manifest.group_of(reported.values),
-                        stratum=manifest.stratum_of(reported.values),
-                        decision=reported.decision,
-                        amount=reported.amount,
+                        at=start_at + step * i,
+                        group=manifest.group_of(values),
+                        stratum=manifest.stratum_of(values),
+                        decision=hired,
+                        amount=round(rng.uniform(40_000, 120_000), 2) if hired else 0.0,
                         rules_version=None,
                     )
                 )
