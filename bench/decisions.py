@@ -9,7 +9,7 @@
   rollups by the provider the live analysis uses for reported decisions
   (:class:`metrics.ingested.IngestedDecisionsProvider`), beside ``raw_look_1m_s``: the
   same cells by a ``GROUP BY`` over the decisions table, in the same run and database.
-  The 1M decisions are spread over ``span_hours`` (default 24 h, ~700 a minute) and
+  The 1M decisions are spread over ``span_hours`` (default 6 h, ~2,800 a minute) and
   bulk-loaded through :func:`decisions.store.append`; a look reads cells x minutes rows,
   so the rollups gain most where a minute holds many decisions per cell.
 
@@ -255,7 +255,7 @@ async def look_figures(
     *,
     model_id: str = "bench-look",
     decisions: int = LOOKED_AT,
-    span_hours: float = 24,
+    span_hours: float = 6,
     seed: int = 5,
 ) -> LookFigures:
     """Load ``decisions`` into the database, then time one rollup look and one raw look."""
@@ -312,7 +312,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 to report")
     parser.add_argument("--decisions", type=int, default=LOOKED_AT, help="decisions to look over")
-    parser.add_argument("--span-hours", type=float, default=24, help="the window they span")
+    parser.add_argument("--span-hours", type=float, default=6, help="the window they span")
     args = parser.parse_args()
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory(prefix="fairlane-bench-") as scratch:

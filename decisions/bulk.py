@@ -41,7 +41,9 @@ def _compiled(
     if found is None:
         compiled = build().compile(dialect=dialect, column_keys=list(columns))  # type: ignore[attr-defined]
         names = tuple(compiled.positiontup if compiled.positional else compiled.params)
-        processors = tuple(table.c[name].type.bind_processor(dialect) for name in names)
+        processors = tuple(
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
         found = _Compiled(compiled.string, names, compiled.positional, processors)
         _COMPILED[(dialect.name, key)] = found
     return found

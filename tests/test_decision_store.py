@@ -212,3 +212,17 @@ async def test_two_writers_racing_on_the_same_new_ids_log_them_once(postgres_url
             assert await racing == 0
     assert counts(engine) == (5, 5)
     engine.dispose()
+
+
+def test_times_are_stored_as_sqlalchemy_compares_them(engine: Engine) -> None:
+    """A decision at a whole second is found by a query on ``at`` starting there (the bulk
+    writer applies the dialect's own processor: SQLite compares times as text)."""
+    with Session(engine) as session:
+        append(session, [record(0, at=T0), record(1, at=T0 + timedelta(microseconds=1))])
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(func.count()).select_from(DECISIONS).where(DECISIONS.c.at >= T0)
+        ).scalar_one()
+        exact = connection.execute(select(DECISIONS.c.at).where(DECISIONS.c.decision_id == "d0"))
+    assert found == 2
+    assert exact.scalar_one() == T0
