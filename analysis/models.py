@@ -1,9 +1,10 @@
 """Model artifacts as the audits see them: any scikit-learn model, opened where SHAP can look in.
 
-Two shapes of file load. The reference credit artifact is a skops dict whose ``"approval"``
-model makes the decision and whose ``"limit"`` model sets the amount (the format the router
-serves, see :mod:`demo.credit_model`); a bare scikit-learn estimator or pipeline is
-the other, a classifier being a decision model and a regressor an amount model. Either way
+Two shapes of file load. An artifact dict (skops) holds a ``"decision"`` model (a binary
+classifier), an ``"amount"`` model (a regressor), or both, with its ``"features"`` and
+``"version"`` (see :func:`analysis.scoring.save_artifact`; ``"approval"``/``"limit"`` are
+the older names of the two parts); a bare scikit-learn estimator or pipeline is the other,
+a classifier being a decision model and a regressor an amount model. Either way
 the audits get one :class:`OutcomeModel` per outcome, and :meth:`OutcomeModel.explainable`
 splits it into the encoding (one-hot and the like) and the estimator SHAP explains, with
 every encoded column traced back to the raw feature it came from, so attributions can be
@@ -37,8 +38,14 @@ from store.artifacts import ArtifactError, ArtifactStore, local_store
 
 Outcome = Literal["decision", "amount"]
 
-# The reference credit artifact's parts and the outcome each one produces.
-ARTIFACT_PARTS: Mapping[str, Outcome] = {"approval": "decision", "limit": "amount"}
+# An artifact dict's parts and the outcome each one produces: ``decision`` and ``amount``,
+# and the names artifacts written before models were generic used for them.
+ARTIFACT_PARTS: Mapping[str, Outcome] = {
+    "decision": "decision",
+    "amount": "amount",
+    "approval": "decision",
+    "limit": "amount",
+}
 _ARTIFACT_REQUIRED = ("features", "version")
 
 
@@ -143,9 +150,9 @@ def open_model_file(path: str | Path, *, allow_pickle: bool = False) -> LoadedAr
 
 
 def read_artifact(content: Any, *, source: str, digest: str | None = None) -> LoadedArtifact:
-    """Interpret an unpickled object: a credit artifact dict or a bare fitted estimator."""
+    """Interpret an unpickled object: an artifact dict or a bare fitted estimator."""
     if isinstance(content, Mapping):
-        return _read_credit_artifact(content, source, digest)
+        return _read_artifact_dict(content, source, digest)
     outcome = _outcome_of(content, source)
     features = _feature_names(content, source)
     model = OutcomeModel(outcome=outcome, name=outcome, estimator=content, features=features)
@@ -154,7 +161,7 @@ def read_artifact(content: Any, *, source: str, digest: str | None = None) -> Lo
     )
 
 
-def _read_credit_artifact(
+def _read_artifact_dict(
     content: Mapping[str, Any], source: str, digest: str | None
 ) -> LoadedArtifact:
     missing = [key for key in _ARTIFACT_REQUIRED if key not in content]
@@ -173,6 +180,8 @@ def _read_credit_artifact(
         outcome = _outcome_of(content[part], f"{source} part {part!r}")
         if outcome != expected:
             raise ModelFileError(f"{source} part {part!r} should be a {expected} model")
+        if outcome in models:
+            raise ModelFileError(f"{source} holds two {outcome} models ({parts})")
         models[outcome] = OutcomeModel(
             outcome=outcome, name=part, estimator=content[part], features=tuple(features)
         )

@@ -32,6 +32,7 @@ from activities.analysis import AnalysisActivities
 from activities.audit_events import AuditActivities
 from activities.audit_interceptor import AuditInterceptor
 from activities.canary import CanaryActivities
+from activities.containment import ContainmentActivities
 from activities.external_training import ExternalTrainingActivities
 from activities.incidents import IncidentActivities
 from activities.monitor import MonitorActivities
@@ -152,6 +153,7 @@ def build_worker(
     # only name a target, so a credential never goes to a URL a manifest chose.
     targets = settings.target_resolver()
     routing = RoutingActivities(targets)
+    containment_activities = ContainmentActivities(routing)
     artifacts = settings.artifact_store()
     registry = ModelRegistry(trail.engine, artifacts)
     if providers is None:
@@ -166,7 +168,12 @@ def build_worker(
         watch_task_queue=settings.resolved_containment_task_queue,
         decision_key=lambda: decision_key(settings),  # the API's public key, never its private key
     )
-    notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
+    notify = NotifyActivities(
+        settings.notify_webhook_url,
+        settings.notify_timeout_s,
+        channels=settings.channel_resolver(),
+        console_url=settings.resolved_console_url,
+    )
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), registry, artifacts)
     external = ExternalTrainingActivities(settings.api_url, TrainingCallbacks(trail.engine))
@@ -180,6 +187,7 @@ def build_worker(
             routing.read_route,
             routing.set_route,
             routing.verify_route,
+            containment_activities.contain_route,
             incidents.open_incident,
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
@@ -197,6 +205,7 @@ def build_worker(
             routing.read_route,
             routing.set_route,
             routing.verify_route,
+            containment_activities.contain_route,  # watches of runs before the own queue
             routing.deploy_version,
             canary.canary_analysis,
             monitor.evaluate_monitor_window,
