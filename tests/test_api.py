@@ -107,6 +107,8 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("auditor", "GET", "/v1/tokens"),
         ("alerts", "POST", "/v1/tokens/tok_0123456789ab/revoke"),
         ("ic", "POST", "/v1/tokens/tok_0123456789ab/expire"),
+        ("ic", "POST", "/v1/models/credit-limit/decisions"),
+        ("admin", "POST", "/v1/models/credit-limit/outcomes"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:
