@@ -520,6 +520,11 @@ def timeline(events: list[HistoryEvent]) -> WatchTimeline:
             line.sticky_timeouts += 1
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             line.failed_tasks += 1
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED and line.to_route_set_s is None:
+            # The watch contains in a local activity (contain_route): its marker lands
+            # when the workflow task that ran it completes, just after the route was set.
+            if b"contain_route" in event.marker_recorded_event_attributes.SerializeToString():
+                line.to_route_set_s = _at(event) - begin
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             activities[event.event_id] = (name, _at(event))
