@@ -79,6 +79,7 @@ def remediate(
     store: ArtifactStore | None = None,
     output: tuple[str, ...] | None = None,
     incident_id: str | None = None,
+    parent_version: str | None = None,
     threads: int | None = 1,
     progress: Progress | None = None,
 ) -> RemediationResult:
@@ -87,7 +88,9 @@ def remediate(
     ``strategies`` are the engine's specs or a playbook's strategies as they are
     (:func:`~analysis.remediation.strategies.from_playbook` reads those). ``output`` is
     the candidate's name in ``store`` as slugs (model id, file name): it is written there
-    as skops, so nothing outside the artifacts directory is ever written.
+    as skops, so nothing outside the artifacts directory is ever written. The lineage
+    names the parent by ``parent_version`` (its name in the registry; default: the
+    version the artifact records) and the ``incident_id`` it was made for.
 
     The parent may make a decision, set an amount, or both; the candidate does the same.
     Among deployable candidates within ``max_accuracy_loss`` (absolute: 0.02 is two
@@ -157,7 +160,7 @@ def remediate(
     )
     if chosen is None:
         return result
-    lineage = lineage_of(setting, chosen, incident_id)
+    lineage = lineage_of(setting, chosen, parent_version, incident_id)
     candidate_version = version or version_name(setting, chosen, lineage)
     artifact = candidates[chosen.name].artifact(candidate_version, setting, lineage)
     saved: tuple[str, str] | tuple[None, None] = (None, None)

@@ -21,10 +21,12 @@ from analysis.remediation.setting import Setting
 from contracts.model import Lineage
 
 
-def lineage_of(setting: Setting, chosen: TradeOffPoint, incident_id: str | None) -> Lineage:
+def lineage_of(
+    setting: Setting, chosen: TradeOffPoint, parent_version: str | None, incident_id: str | None
+) -> Lineage:
     parent = setting.parent
     return Lineage(
-        parent=parent.version or parent.source,
+        parent=parent_version or parent.version or parent.source,
         strategy=chosen.name,
         parameters=dict(chosen.parameters),
         data_digests={
