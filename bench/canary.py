@@ -73,10 +73,12 @@ from contracts.incident import (
     IncidentState,
 )
 from contracts.metrics import DecisionCell, Side
-from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
+from contracts.model import Feature, ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
 from demo.credit_model import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
     DemoModelFiles,
     load_model,
     load_model_file,
@@ -331,6 +333,10 @@ def incident_input(models: Models, router_url: str) -> IncidentInput:
         primary_version=files.version,
         label="approved",
         outcomes=Outcomes(decision="approved", amount="credit_limit"),
+        features=[
+            *(Feature(name=name, type="numeric") for name in NUMERIC_FEATURES),
+            *(Feature(name=name, type="categorical") for name in CATEGORICAL_FEATURES),
+        ],
         protected_attributes=["group"],
         strata=["income_band", "credit_band"],
         router=RouterRef(target=GATEWAY),  # the worker declares the router as `gateway`

@@ -32,7 +32,14 @@ from api.tokens import Role, issue_token
 from config import Settings
 from contracts.analysis import TrainingResult
 from contracts.model import ModelManifest
-from demo.credit_model import DemoModelFiles, prepare_demo_model, save_model, train_credit_model
+from demo.credit_model import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    DemoModelFiles,
+    prepare_demo_model,
+    save_model,
+    train_credit_model,
+)
 from demo.dataset import generate_applicants
 from incidents.training_callbacks import TrainingCallbacks
 from registry.limits import ManifestRejected
@@ -81,6 +88,10 @@ def manifest(artifact: str, version: str = "v1", **extra: Any) -> dict[str, Any]
         "versions": [{"version": version, "artifact": artifact, **extra}],
         "primary_version": version,
         "outcomes": {"decision": "approved", "amount": "credit_limit"},
+        "features": [
+            *({"name": name, "type": "numeric"} for name in NUMERIC_FEATURES),
+            *({"name": name, "type": "categorical"} for name in CATEGORICAL_FEATURES),
+        ],
         "protected_attributes": ["group"],
         "router": {"target": "gateway"},
     }
