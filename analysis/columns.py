@@ -109,4 +109,5 @@ def binned_labels(values: pd.Series, binned: StratumBins) -> npt.NDArray[np.str_
         raise ValueError(f"{binned.feature!r} has missing values: no bin can hold them")
     edges = np.asarray([b.at_least for b in binned.bins[1:]], dtype=np.float64)
     names = np.asarray([b.label for b in binned.bins])
-    return names[np.searchsorted(edges, numbers, side="right")]
+    labels: npt.NDArray[np.str_] = names[np.searchsorted(edges, numbers, side="right")]
+    return labels

@@ -30,6 +30,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from threadpoolctl import threadpool_limits
 
+from analysis import scoring
+from analysis.columns import ModelColumns
 from analysis.counterfactual import (
     CounterfactualPairs,
     CounterfactualReport,
@@ -38,8 +40,6 @@ from analysis.counterfactual import (
     counterfactual_pairs,
     stratum_labels,
 )
-from analysis import scoring
-from analysis.columns import ModelColumns
 from analysis.models import ModelFileError, Outcome, load_artifact, open_model_file
 from fairness.gates import GateReport, GateSpec, Verdict, evaluate_gates
 from fairness.group_metrics import FairnessReport, measure_fairness

@@ -60,6 +60,7 @@ from sqlmodel import Session, col
 from temporalio.client import Client, WorkflowHandle
 from threadpoolctl import threadpool_limits
 
+from analysis.columns import ModelColumns
 from analysis.remediation import DropProxies, remediate
 from audit.trail import AuditTrail
 from config import Settings
@@ -153,11 +154,13 @@ def prepare_models(folder: Path) -> Models:
         read_dataset(files.training_csv),
         read_dataset(files.validation_csv),
         files.artifact,
-        protected=["group"],
-        label="approved",
-        decision="approved",
-        amount="credit_limit",
-        strata=["income_band", "credit_band"],
+        columns=ModelColumns(
+            protected=("group",),
+            label="approved",
+            decision="approved",
+            amount="credit_limit",
+            strata=("income_band", "credit_band"),
+        ),
         confirmed_proxies=["zip_code"],
         suspected_proxies=[],
         strategies=[DropProxies()],

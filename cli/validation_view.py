@@ -9,14 +9,18 @@ an inconclusive one).
 from __future__ import annotations
 
 from analysis.validation import ValidationReport
-from fairness.gates import GateResult, Verdict, driving_group
+from fairness.gates import Gate, GateResult, Verdict, driving_group
 from fairness.intervals import Interval
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_BAD_INPUT = 2
 EXIT_INCONCLUSIVE = 3
-EXIT_CODES = {Verdict.PASS: EXIT_PASS, Verdict.FAIL: EXIT_FAIL, Verdict.INCONCLUSIVE: EXIT_INCONCLUSIVE}
+EXIT_CODES = {
+    Verdict.PASS: EXIT_PASS,
+    Verdict.FAIL: EXIT_FAIL,
+    Verdict.INCONCLUSIVE: EXIT_INCONCLUSIVE,
+}
 
 
 def _value(result: GateResult | None) -> str:
@@ -41,10 +45,7 @@ def before_after(report: ValidationReport) -> list[str]:
     lines = [report.headline, "", header, "-" * len(header)]
     for result in report.gate_report.results:
         before = baseline.get((result.gate, result.slicing))
-        if result.gate.value == "accuracy_loss":
-            before_text = "(reference)"
-        else:
-            before_text = _value(before)
+        before_text = "(reference)" if result.gate is Gate.ACCURACY_LOSS else _value(before)
         lines.append(
             f"{result.gate.value:<30} {result.slicing or 'all rows':<16} {before_text:<26} "
             f"{_value(result):<26} {result.threshold:>9.3f}  {result.verdict.value}"

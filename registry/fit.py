@@ -58,7 +58,9 @@ def check_fit(
             )
 
 
-def check_version(manifest: ModelManifest, version: ModelVersion, index: int, store: ArtifactStore) -> None:
+def check_version(
+    manifest: ModelManifest, version: ModelVersion, index: int, store: ArtifactStore
+) -> None:
     """One added version (a candidate) loads and fits the manifest."""
     _fits(manifest, _opened(store, version, index), index)
 

@@ -24,9 +24,10 @@ from config import Settings
 from contracts.model import ModelManifest
 from registry.limits import ManifestRejected
 from registry.service import ModelRegistry
+from stack.loopback import free_port
 from store.artifacts import ArtifactStore
 from store.db import create_tables, make_engine
-from tests.fixtures.services import ROUTER_TOKEN, RouterService, free_port, serve
+from tests.fixtures.services import ROUTER_TOKEN, RouterService, serve
 
 # --- the registry on a model of another domain ------------------------------------------------
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from analysis.columns import ModelColumns
 from analysis.counterfactual import (
     balanced_profiles,
     counterfactual_flip_rate,
     counterfactual_pairs,
     typical_proxy_values,
 )
-from analysis.columns import ModelColumns
 from analysis.data import DataFileError
 from analysis.models import ModelFileError, read_artifact
 from analysis.scoring import Scorer as ModelScorer

@@ -98,14 +98,14 @@ def _reweigh(spec: Reweigh, setting: Setting) -> Candidate:
         decision_weights = kamiran_calders_weights(setting.train_groups, setting.y_train)
         parameters["decision_weights"] = _range(decision_weights)
     if "amount" in plan.finals:
-        bands = pd.qcut(setting.amount_target(), q=spec.amount_bins, labels=False, duplicates="drop")
+        bands = pd.qcut(
+            setting.amount_target(), q=spec.amount_bins, labels=False, duplicates="drop"
+        )
         groups = setting.train_groups[setting.amount_rows]
         amount_weights = kamiran_calders_weights(groups, bands.to_numpy())
         parameters["amount_bins"] = int(bands.nunique())
         parameters["amount_weights"] = _range(amount_weights)
-    models = train(
-        setting, plan, decision_weights=decision_weights, amount_weights=amount_weights
-    )
+    models = train(setting, plan, decision_weights=decision_weights, amount_weights=amount_weights)
     return served(spec.kind, parameters, models, plan.features)
 
 
@@ -175,7 +175,9 @@ def _threshold(spec: Threshold, setting: Setting) -> Candidate:
         return np.asarray(decided, dtype=bool)
 
     amount = parent.models.get("amount")
-    parent_amounts = served("parent", {}, {"amount": amount.estimator}, features) if amount else None
+    parent_amounts = (
+        served("parent", {}, {"amount": amount.estimator}, features) if amount else None
+    )
     return Candidate(
         strategy=spec.kind,
         parameters=spec.model_dump(exclude={"kind"}),

@@ -80,7 +80,9 @@ class Setting:
             rows = binary(frame[granted_by], granted_by)
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "target", target)
-        object.__setattr__(self, "y_train", None if target is None else binary(frame[target], target))
+        object.__setattr__(
+            self, "y_train", None if target is None else binary(frame[target], target)
+        )
         object.__setattr__(self, "amount_rows", rows)
         groups = combine_strata(*(frame[column] for column in columns.protected))
         object.__setattr__(self, "train_groups", np.asarray(groups))
@@ -145,10 +147,11 @@ def served(
     notes: tuple[str, ...] = (),
 ) -> Candidate:
     """A candidate that decides and sets amounts from raw features alone."""
-    decision, amount = models.get("decision"), models.get("amount")
+    decision: Any = models.get("decision")
+    amount: Any = models.get("amount")
 
     def decide(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
-        return np.asarray(decision.predict(frame[features]), dtype=bool)
+        return np.asarray(decision.predict(frame[features]), dtype=np.bool_)
 
     def amounts(frame: pd.DataFrame) -> npt.NDArray[np.float64]:
         return np.maximum(np.asarray(amount.predict(frame[features]), dtype=np.float64), 0.0)
