@@ -282,10 +282,10 @@ class _Setting:
         extra_comparisons: int,
         rng: np.random.Generator,
     ) -> FairnessReport:
-        approved, amounts = scores
+        decided, amounts = scores
         return measure_fairness(
             {column: frame[column].to_numpy() for column in self.protected},
-            approved=None if self.decision is None else approved,
+            decided=None if self.decision is None else decided,
             labels=truth,
             amounts=None if self.amount is None else amounts,
             strata=stratum_labels(frame, self.strata) if self.strata else None,
@@ -323,8 +323,8 @@ def _accuracy_loss(
 
 
 def _score(scorer: Scorer, frame: pd.DataFrame, name: str) -> Scores:
-    approved, amounts = scorer(frame)
-    approved_array = np.asarray(approved)
+    decided, amounts = scorer(frame)
+    approved_array = np.asarray(decided)
     amount_array = np.asarray(amounts, dtype=np.float64)
     if approved_array.shape != (len(frame),) or amount_array.shape != (len(frame),):
         raise ValueError(
