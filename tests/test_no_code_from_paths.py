@@ -301,7 +301,10 @@ def test_registration_checks_a_given_digest(api: Api, demo: DemoModelFiles) -> N
         assert refused.status_code == 422, refused.text
         assert _locs(refused) == [["body", "versions", 0, "sha256"]]
         accepted = client.post(
-            "/v1/models", headers=api.headers("admin"), json=manifest(demo.artifact_name)
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=manifest(demo.artifact_name),
+            params={"allow_undeployed": "true"},  # no router runs here
         )
         assert accepted.status_code == 201, accepted.text
     registered = api.registry().get("credit-limit")
@@ -358,7 +361,10 @@ def test_a_report_named_like_a_path_is_not_written(tmp_path: Path) -> None:
 def test_a_forged_callback_token_registers_nothing(api: Api, demo: DemoModelFiles) -> None:
     with api.client() as client:
         registered = client.post(
-            "/v1/models", headers=api.headers("admin"), json=manifest(demo.artifact_name)
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=manifest(demo.artifact_name),
+            params={"allow_undeployed": "true"},  # no router runs here
         )
         assert registered.status_code == 201
         forged = client.post(
@@ -381,7 +387,13 @@ def test_a_token_under_another_incidents_url_is_refused(api: Api, demo: DemoMode
     callbacks = TrainingCallbacks(make_engine(api.settings.resolved_database_url))
     secret = callbacks.issue("inc-20261203-aaaa", "remediate", 1, b"task-token-of-x")
     with api.client() as client:
-        client.post("/v1/models", headers=api.headers("admin"), json=manifest(demo.artifact_name))
+        registered = client.post(
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=manifest(demo.artifact_name),
+            params={"allow_undeployed": "true"},  # no router runs here
+        )
+        assert registered.status_code == 201, registered.text
         elsewhere = client.post(
             f"/v1/incidents/inc-20261203-bbbb/training-callbacks/{secret}",
             headers=api.headers("pipeline"),
