@@ -166,7 +166,9 @@ class ModelRegistry:
         versions = [self._pinned(v, i) for i, v in enumerate(manifest.versions)]
         if self._artifacts is not None:
             check_fit(manifest, versions, self._artifacts)
-        return manifest.model_copy(update={"versions": versions})
+        pinned = manifest.model_copy(update={"versions": versions})
+        storable_json(pinned)  # judged whole before anyone asks a router about it
+        return pinned
 
     def _pinned(self, version: ModelVersion, index: int) -> ModelVersion:
         """The version with its artifact's sha256 recorded (and a given one checked)."""
