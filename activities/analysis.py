@@ -25,7 +25,7 @@ from analysis.columns import ModelColumns
 from analysis.data import DataFileError, read_table
 from analysis.models import ModelFileError, Outcome, load_artifact
 from analysis.provenance import ProvenanceReport, provenance_audit
-from analysis.remediation import RemediationResult, remediate
+from analysis.remediation import RemediationInputError, RemediationResult, remediate
 from analysis.reports import write_report
 from analysis.validation import ValidationReport, scorer_from_artifact, validate_candidate
 from contracts.analysis import (
@@ -55,6 +55,7 @@ T = TypeVar("T")
 _UNFIXABLE: tuple[type[Exception], ...] = (
     DataFileError,
     ModelFileError,
+    RemediationInputError,
     ArtifactError,
     PathEscape,
 )

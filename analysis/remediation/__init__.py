@@ -11,7 +11,7 @@ from analysis.remediation.engine import RemediationResult, remediate
 from analysis.remediation.evaluation import TradeOffPoint
 from analysis.remediation.lineage import code_version, data_digest
 from analysis.remediation.regions import balanced_regions, region_encoder
-from analysis.remediation.setting import StrategyNotApplicable
+from analysis.remediation.setting import RemediationInputError, StrategyNotApplicable
 from analysis.remediation.strategies import (
     Constrained,
     DropProxies,
@@ -25,6 +25,7 @@ from analysis.remediation.strategies import (
 __all__ = [
     "Constrained",
     "DropProxies",
+    "RemediationInputError",
     "RemediationResult",
     "Reweigh",
     "StrategyNotApplicable",

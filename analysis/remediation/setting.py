@@ -23,6 +23,11 @@ from contracts.model import Lineage
 from fairness.outcomes import combine_strata
 
 
+class RemediationInputError(ValueError):
+    """Data or roles remediation cannot work with (no retry fixes them): a decision model
+    without a label to learn, an amount model without an amount column, a non-binary label."""
+
+
 class StrategyNotApplicable(ValueError):
     """A strategy that cannot be applied to this model or data (the others still run)."""
 
@@ -39,7 +44,7 @@ class Targets:
 def binary(values: pd.Series, name: str) -> npt.NDArray[np.bool_]:
     array = values.to_numpy()
     if not np.isin(array, (0, 1)).all():
-        raise ValueError(f"column {name!r} must hold only booleans or 0/1")
+        raise RemediationInputError(f"column {name!r} must hold only booleans or 0/1")
     return np.asarray(array, dtype=bool)
 
 
@@ -64,12 +69,14 @@ class Setting:
         decides = "decision" in self.parent.models
         target = (columns.label or columns.decision) if decides else None
         if decides and target is None:
-            raise ValueError(
+            raise RemediationInputError(
                 f"{self.parent.source} makes a decision: name the label (or the decision "
                 "column) it learns"
             )
         if "amount" in self.parent.models and columns.amount is None:
-            raise ValueError(f"{self.parent.source} sets an amount: name the amount column")
+            raise RemediationInputError(
+                f"{self.parent.source} sets an amount: name the amount column"
+            )
         granted_by = columns.decision or target
         needed = [c for c in (target, granted_by, columns.amount) if c is not None]
         features = list(self.parent.features)
