@@ -21,19 +21,11 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import Progress, run_with_heartbeat
 from analysis.assessment import write_assessment
 from analysis.attribution import AttributionReport, attribution_audit
+from analysis.columns import ModelColumns
 from analysis.data import DataFileError, read_table
-from analysis.models import ModelFileError, load_artifact
+from analysis.models import ModelFileError, Outcome, load_artifact
 from analysis.provenance import ProvenanceReport, provenance_audit
-from analysis.remediation import (
-    Constrained,
-    DropProxies,
-    RemediationResult,
-    Reweigh,
-    StrategySpec,
-    Threshold,
-    TransformProxies,
-    remediate,
-)
+from analysis.remediation import RemediationInputError, RemediationResult, remediate
 from analysis.reports import write_report
 from analysis.validation import ValidationReport, scorer_from_artifact, validate_candidate
 from contracts.analysis import (
@@ -53,11 +45,8 @@ from contracts.analysis import (
     ValidateInput,
     Validation,
 )
-from contracts.model import Lineage, ModelManifest, ModelVersion
-from demo.credit_model import ModelLoadError
-from fairness.gates import GateSpec
+from contracts.model import ModelManifest, ModelVersion
 from fairness.proxy import ProxyThresholds
-from playbooks.steps import Gates, RemediationStrategy
 from registry.service import ModelRegistry
 from store.artifacts import ArtifactError, ArtifactStore
 from store.paths import PathEscape, check_slug, under
@@ -66,7 +55,7 @@ T = TypeVar("T")
 _UNFIXABLE: tuple[type[Exception], ...] = (
     DataFileError,
     ModelFileError,
-    ModelLoadError,
+    RemediationInputError,
     ArtifactError,
     PathEscape,
 )
@@ -101,33 +90,14 @@ def held_out_half(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[1::2]
 
 
-def strategy_spec(strategy: RemediationStrategy) -> StrategySpec:
-    """The engine's strategy for a playbook's (`external` never reaches here)."""
-    proxies = "suspected" if strategy.include_suspected else "confirmed"
-    constraint = strategy.constraint or "equalized_odds"
-    match strategy.name:
-        case "drop_proxies":
-            return DropProxies(proxies=proxies)
-        case "transform_proxies":
-            return TransformProxies(proxies=proxies)
-        case "reweigh":
-            return Reweigh(proxies=proxies if strategy.include_suspected else "none")
-        case "constrained":
-            return Constrained(constraint=constraint)
-        case _:
-            return Threshold(constraint=constraint)
-
-
-def gate_spec(gates: Gates) -> GateSpec:
-    return GateSpec(
-        disparate_impact_ratio=gates.min_disparate_impact_ratio,
-        equalized_odds_difference=gates.max_equalized_odds_difference,
-        conditional_amount_disparity=gates.max_conditional_amount_disparity,
-        accuracy_loss=gates.max_accuracy_loss,
-        min_group_size=gates.min_group_size,
-        alpha=gates.alpha,
-        bootstrap_samples=gates.bootstrap_samples,
-    )
+def _outcomes(model: ModelManifest) -> list[Outcome]:
+    """The outcomes the manifest declares, which the models compared must produce."""
+    declared: list[Outcome] = []
+    if model.outcomes.decision is not None:
+        declared.append("decision")
+    if model.outcomes.amount is not None:
+        declared.append("amount")
+    return declared
 
 
 class AnalysisActivities:
@@ -212,9 +182,6 @@ class AnalysisActivities:
         parent = model.version(model.primary_version)
         training = _needed(parent.training_data, "training_data", model)
         validation = _needed(parent.validation_data, "validation_data", model)
-        label = _needed(model.label, "label", model)
-        decision = _needed(model.outcomes.decision, "outcomes.decision", model)
-        amount = _needed(model.outcomes.amount, "outcomes.amount", model)
         version = f"{parent.version}-fair-{request.incident_id[-8:]}-r{request.round}"
         with typed_failures():
             check_slug(version, "candidate version")
@@ -224,18 +191,16 @@ class AnalysisActivities:
                 read_table(training),
                 selection_half(read_table(validation)),
                 load_artifact(self._artifacts, parent.artifact, parent.sha256),
-                protected=model.protected_attributes,
-                label=label,
-                decision=decision,
-                amount=amount,
-                strata=model.strata,
+                columns=ModelColumns.of(model),
                 confirmed_proxies=request.confirmed_proxies,
                 suspected_proxies=request.suspected_proxies,
-                strategies=[strategy_spec(s) for s in step.strategies],
+                strategies=step.strategies,
                 max_accuracy_loss=step.max_accuracy_loss,
                 version=version,
                 store=self._artifacts,
                 output=(model.id, f"{version}.skops"),
+                incident_id=request.incident_id,
+                parent_version=parent.version,
                 progress=progress,
             )
 
@@ -255,17 +220,7 @@ class AnalysisActivities:
                 sha256=result.artifact_sha256,
                 training_data=parent.training_data,
                 validation_data=parent.validation_data,
-                lineage=Lineage(
-                    parent=parent.version,
-                    strategy=result.lineage.strategy,
-                    parameters=dict(result.lineage.parameters),
-                    data_digests={
-                        "training": result.lineage.training_data_digest,
-                        "validation": result.lineage.validation_data_digest,
-                    },
-                    code_version=result.lineage.code_version,
-                    incident_id=request.incident_id,
-                ),
+                lineage=result.lineage,
             ),
             registered_by=f"fairlane:{request.incident_id}",
         )
@@ -284,21 +239,22 @@ class AnalysisActivities:
         baseline = model.version(model.primary_version)
         data = _needed(baseline.validation_data, "validation_data", model)
 
+        needs = _outcomes(model)
+
         def work(progress: Progress) -> ValidationReport:
             progress("scoring baseline and candidate")
+            candidate = request.candidate
             return validate_candidate(
                 held_out_half(read_table(data)),
-                scorer_from_artifact(self._artifacts, baseline.artifact, baseline.sha256),
                 scorer_from_artifact(
-                    self._artifacts, request.candidate.artifact, request.candidate.sha256
+                    self._artifacts, baseline.artifact, baseline.sha256, needs=needs
                 ),
-                protected=model.protected_attributes,
-                label=model.label,
-                decision=model.outcomes.decision,
-                amount=model.outcomes.amount,
-                strata=model.strata,
+                scorer_from_artifact(
+                    self._artifacts, candidate.artifact, candidate.sha256, needs=needs
+                ),
+                columns=ModelColumns.of(model),
                 proxies=request.proxies,
-                gates=gate_spec(request.gates),
+                gates=request.gates,
                 seed=0,
             )
 

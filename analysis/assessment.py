@@ -155,9 +155,12 @@ def _remediation(request: AssessmentInput, remediation: RemediationResult | None
         ]
         for p in remediation.points:
             gap = f"{p.amount_disparity:.1%}" if p.amount_disparity is not None else "—"
+            ratio = (
+                f"{p.disparate_impact_ratio:.3f}" if p.disparate_impact_ratio is not None else "—"
+            )
             lines.append(
                 f"| {p.name} | {p.accuracy:.3f} | {p.accuracy_loss:+.3f} | "
-                f"{p.disparate_impact_ratio:.3f} | {gap} | {'yes' if p.deployable else 'no'} |"
+                f"{ratio} | {gap} | {'yes' if p.deployable else 'no'} |"
             )
     return "\n".join(lines)
 

@@ -493,8 +493,8 @@ def _rows_in_scope(
     if outcome != "amount" or "decision" not in model.models:
         return frame, "all rows"
     decider = model.models["decision"].estimator
-    approved = np.asarray(decider.predict(frame[list(model.features)])) == decider.classes_[-1]
-    return frame[approved], "rows the decision model approves"
+    decided = np.asarray(decider.predict(frame[list(model.features)])) == decider.classes_[-1]
+    return frame[decided], "rows the decision model approves"
 
 
 def _group_labels(values: pd.Series) -> pd.Series:

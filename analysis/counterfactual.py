@@ -68,7 +68,7 @@ class CounterfactualReport(BaseModel):
     """How much decisions and amounts move when only the group (and its proxies) change.
 
     ``mean_relative_amount_change`` is the mean of |twin - original| / original over
-    pairs approved on both sides (a declined applicant's amount says nothing about the
+    pairs granted on both sides (a declined applicant's amount says nothing about the
     amount); the decision flips count everything else. Ideally both are zero.
     """
 
@@ -209,15 +209,15 @@ def counterfactual_flip_rate(
     proxies: Sequence[str],
     alpha: float,
 ) -> CounterfactualReport:
-    """Share of pairs whose decision flips, and how far approved amounts move.
+    """Share of pairs whose decision flips, and how far granted amounts move.
 
-    ``original`` and ``twin`` are (approved, amount) for ``pairs.original`` and
+    ``original`` and ``twin`` are (decided, amount) for ``pairs.original`` and
     ``pairs.twin``. The flip rate has a Wilson interval at level 1 - ``alpha``.
     """
-    approved, amount = _outcomes(original, len(pairs.original), "original")
+    decided, amount = _outcomes(original, len(pairs.original), "original")
     twin_approved, twin_amount = _outcomes(twin, len(pairs.twin), "twin")
-    flipped = approved != twin_approved
-    comparable = approved & twin_approved & (amount > 0)
+    flipped = decided != twin_approved
+    comparable = decided & twin_approved & (amount > 0)
     relative = np.zeros(len(amount))
     relative[comparable] = twin_amount[comparable] / amount[comparable] - 1.0
     directions = []
@@ -310,8 +310,8 @@ def _check_columns(
 def _outcomes(
     outcomes: tuple[npt.ArrayLike, npt.ArrayLike], rows: int, name: str
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-    approved = np.asarray(outcomes[0])
+    decided = np.asarray(outcomes[0])
     amount = np.asarray(outcomes[1], dtype=np.float64)
-    if approved.shape != (rows,) or amount.shape != (rows,):
+    if decided.shape != (rows,) or amount.shape != (rows,):
         raise ValueError(f"{name} outcomes must hold one decision and one amount per pair ({rows})")
-    return approved.astype(bool), amount
+    return decided.astype(bool), amount

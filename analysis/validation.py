@@ -11,14 +11,18 @@ interval the gated aggregates rest on, plus the accuracy loss. The edge-case sui
 the counterfactual flip rates are evidence for people, not gated, and get intervals at
 the family level of their own reports.
 
-Models enter as scorers, ``frame -> (approved, amount)``, so any model that can score
-a data frame can be validated; :func:`scorer_from_artifact` adapts the demo's artifacts.
+Models enter as scorers, ``frame -> (decision, amount)``, so any model that can score
+a data frame can be validated; :func:`scorer_from_artifact` and :func:`scorer_from_file`
+adapt any artifact the one loader opens (:mod:`analysis.models`: an artifact dict, or a
+bare scikit-learn estimator or pipeline) through the one scorer (:mod:`analysis.scoring`).
+The roles of the columns come from the model's manifest (:class:`~analysis.columns.ModelColumns`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +30,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from threadpoolctl import threadpool_limits
 
+from analysis import scoring
+from analysis.columns import ModelColumns
 from analysis.counterfactual import (
     CounterfactualPairs,
     CounterfactualReport,
@@ -34,16 +40,17 @@ from analysis.counterfactual import (
     counterfactual_pairs,
     stratum_labels,
 )
-from analysis.data import require_columns
-from demo.credit_model import LoadedModel, load_model
+from analysis.models import ModelFileError, Outcome, load_artifact, open_model_file
 from fairness.gates import GateReport, GateSpec, Verdict, evaluate_gates
 from fairness.group_metrics import FairnessReport, measure_fairness
 from fairness.intervals import FloatArray, Interval, stratified_bootstrap, wilson_interval
+from playbooks.steps import Gates
 from store.artifacts import ArtifactStore
 
 Scores = tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]
 Scorer = Callable[[pd.DataFrame], Scores]
-"""Scores a frame of applicants: (approved, amount), one of each per row."""
+"""Scores a frame of rows: (decision, amount), one of each per row. A model without a
+decision grants every row; one without an amount gives 0."""
 
 
 class ModelValidation(BaseModel):
@@ -77,10 +84,13 @@ class ValidationReport(BaseModel):
     accuracy_loss: Interval | None  # baseline accuracy - candidate accuracy
     gate_report: GateReport
     headline: str
+    # The same gates judged on the baseline, for a before/after view (reports written
+    # before it existed read without it).
+    baseline_gate_report: GateReport | None = None
 
 
-def scorer_from_model(model: LoadedModel) -> Scorer:
-    """Adapt a loaded demo credit model (``decide`` gives (approved, limit) pairs) to a scorer.
+def scorer_of(model: scoring.Scorer) -> Scorer:
+    """Adapt the one scorer to validation's ``frame -> (decision, amount)``.
 
     Scores on one OpenMP thread. Gradient boosting predicts in parallel regions that
     stall whenever a thread is descheduled; on a busy 2-core machine, validation of
@@ -90,17 +100,45 @@ def scorer_from_model(model: LoadedModel) -> Scorer:
 
     def score(frame: pd.DataFrame) -> Scores:
         with threadpool_limits(limits=1, user_api="openmp"):
-            decisions = model.decide(frame)
-        approved = np.fromiter((a for a, _ in decisions), dtype=bool, count=len(decisions))
-        amounts = np.fromiter((x for _, x in decisions), dtype=np.float64, count=len(decisions))
-        return approved, amounts
+            scores = model.score(frame)
+        rows = len(frame)
+        decision = np.ones(rows, dtype=bool) if scores.decision is None else scores.decision
+        amount = np.zeros(rows) if scores.amount is None else scores.amount
+        return decision, amount
 
     return score
 
 
-def scorer_from_artifact(store: ArtifactStore, name: str, sha256: str | None) -> Scorer:
-    """A scorer for a registered credit-model artifact; :class:`ModelLoadError` if not loadable."""
-    return scorer_from_model(load_model(store, name, sha256))
+def _checked(model: scoring.Scorer, needs: Sequence[Outcome]) -> scoring.Scorer:
+    missing = [outcome for outcome in needs if outcome not in model.artifact.models]
+    if missing:
+        raise ModelFileError(
+            f"{model.artifact.source} has no {' or '.join(missing)} model, which the "
+            f"validation needs (it holds: {', '.join(model.artifact.models)})"
+        )
+    return model
+
+
+def scorer_from_artifact(
+    store: ArtifactStore, name: str, sha256: str | None, *, needs: Sequence[Outcome] = ()
+) -> Scorer:
+    """A scorer for a registered artifact; :class:`ModelFileError` if it does not load or
+    lacks an outcome in ``needs``."""
+    return scorer_of(_checked(scoring.Scorer(load_artifact(store, name, sha256)), needs))
+
+
+def scorer_from_file(
+    path: str | Path, *, needs: Sequence[Outcome] = (), allow_pickle: bool = False
+) -> Scorer:
+    """A scorer for a model file the user names themselves (the ``fairlane audit`` commands)."""
+    artifact = open_model_file(path, allow_pickle=allow_pickle)
+    return scorer_of(_checked(scoring.Scorer(artifact), needs))
+
+
+def gate_spec(gates: GateSpec | Gates) -> GateSpec:
+    """The engine's gates for a playbook's ``gates:`` block, taken as it is (the one place
+    the two meet: :class:`~fairness.gates.GateSpec` accepts the playbook's names)."""
+    return gates if isinstance(gates, GateSpec) else GateSpec.model_validate(gates.model_dump())
 
 
 def validate_candidate(
@@ -108,41 +146,40 @@ def validate_candidate(
     baseline: Scorer,
     candidate: Scorer,
     *,
-    protected: list[str],
-    label: str | None,
-    decision: str | None,
-    amount: str | None,
-    strata: list[str],
+    columns: ModelColumns,
     proxies: list[str],
-    gates: GateSpec,
+    gates: GateSpec | Gates,
     seed: int,
     profiles_per_cell: int = 100,
 ) -> ValidationReport:
     """Measure both models on ``held_out`` and generated profiles, and gate the candidate.
 
-    ``decision`` and ``amount`` name the model's outcomes (as in the model manifest);
-    None leaves that kind of metric out. ``label`` is the ground-truth column for
-    TPR/FPR and accuracy. ``profiles_per_cell`` applicants make each group x stratum
-    cell of the balanced edge-case suite. The same ``seed`` gives the same report.
+    ``columns`` says which columns are protected, the strata (columns or bins), the
+    label and the outcomes (as in the model manifest): an outcome it does not name is
+    left out of the metrics. ``label`` is the ground-truth column for TPR/FPR and
+    accuracy. ``gates`` are the engine's or a playbook's as they are.
+    ``profiles_per_cell`` rows make each group x stratum cell of the balanced edge-case
+    suite. The same ``seed`` gives the same report.
     """
+    protected, label = list(columns.protected), columns.label
+    decision, amount = columns.decision, columns.amount
+    spec = gate_spec(gates)
     if decision is None and amount is None:
         raise ValueError("name a decision, an amount, or both to validate")
     if label is not None and decision is None:
         raise ValueError(f"label {label!r} needs a decision to be compared with")
-    require_columns(
-        list(held_out.columns),
-        [*protected, *strata, *proxies, *([label] if label else [])],
-        "held-out data",
-    )
+    columns.require(held_out, [*proxies, *([label] if label else [])], "held-out data")
     if held_out.empty:
         raise ValueError("held-out data has no rows")
+    held_out = columns.with_strata(held_out)
+    strata = columns.stratum_columns
     setting = _Setting(
         protected=protected,
         strata=strata,
         proxies=proxies,
         decision=decision,
         amount=amount,
-        gates=gates,
+        gates=spec,
         truth=None if label is None else _labels(held_out[label], label),
         suite=balanced_profiles(
             held_out,
@@ -172,25 +209,26 @@ def validate_candidate(
             candidate_scores[0],
             setting.truth,
             alpha=candidate_result.held_out.corrected_alpha,
-            samples=gates.bootstrap_samples,
+            samples=spec.bootstrap_samples,
             rng=streams[4],
         )
-    gate_report = evaluate_gates(candidate_result.held_out, gates, accuracy_loss=loss)
+    gate_report = evaluate_gates(candidate_result.held_out, spec, accuracy_loss=loss)
     return ValidationReport(
         rows=len(held_out),
         protected=protected,
         label=label,
         decision=decision,
         amount=amount,
-        strata=strata,
+        strata=list(columns.strata),
         proxies=proxies,
         seed=seed,
-        gates=gates,
+        gates=spec,
         edge_case_profiles=len(setting.suite),
         baseline=baseline_result,
         candidate=candidate_result,
         accuracy_loss=loss,
         gate_report=gate_report,
+        baseline_gate_report=evaluate_gates(baseline_result.held_out, spec, accuracy_loss=None),
         headline=_headline(gate_report, baseline_result, candidate_result),
     )
 
@@ -244,10 +282,10 @@ class _Setting:
         extra_comparisons: int,
         rng: np.random.Generator,
     ) -> FairnessReport:
-        approved, amounts = scores
+        decided, amounts = scores
         return measure_fairness(
             {column: frame[column].to_numpy() for column in self.protected},
-            approved=None if self.decision is None else approved,
+            decided=None if self.decision is None else decided,
             labels=truth,
             amounts=None if self.amount is None else amounts,
             strata=stratum_labels(frame, self.strata) if self.strata else None,
@@ -285,8 +323,8 @@ def _accuracy_loss(
 
 
 def _score(scorer: Scorer, frame: pd.DataFrame, name: str) -> Scores:
-    approved, amounts = scorer(frame)
-    approved_array = np.asarray(approved)
+    decided, amounts = scorer(frame)
+    approved_array = np.asarray(decided)
     amount_array = np.asarray(amounts, dtype=np.float64)
     if approved_array.shape != (len(frame),) or amount_array.shape != (len(frame),):
         raise ValueError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
+import anyio.from_thread
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel
@@ -25,6 +26,7 @@ from contracts.audit import AuditEvent
 from contracts.model import ModelManifest
 from contracts.watch import watch_workflow_id
 from registry.changes import MODEL_CHANGED, MODEL_REGISTERED, FieldChange, manifest_diff
+from registry.deployment import unknown_to_target
 from registry.limits import ManifestRejected
 from registry.service import ModelRegistry, RevisionConflict, UnreadableManifest
 
@@ -53,6 +55,13 @@ def register_model(
             description="why an existing model's manifest changes (required then)",
         ),
     ] = None,
+    allow_undeployed: Annotated[
+        bool,
+        Query(
+            description="register although the routing target does not know the model yet "
+            "(deploy it next: `fairlane model deploy`); recorded on the trail"
+        ),
+    ] = False,
 ) -> Registered:
     """Register a model, or change a registered one's manifest.
 
@@ -61,6 +70,10 @@ def register_model(
     credential anywhere new. First registration is open to incident commanders and
     admins; changing a registered model (its target or any other field) is an admin's
     act and needs a ``reason``. Either is recorded on the model's trail with the diff.
+
+    Every version's artifact must load and fit the manifest (``registry/fit.py``), and
+    the routing target must know the model unless ``allow_undeployed``
+    (``registry/deployment.py``): 422s naming the field. See docs/manifest.md.
     """
     _check_router(manifest, settings)
     revision_seen = registry.revision(manifest.id)
@@ -85,14 +98,24 @@ def register_model(
                 "type": "missing",
             }
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [missing])
+    if not allow_undeployed:
+        _check_deployed(manifest, settings)
     try:
         revision = registry.register(manifest, principal.name, expected_revision=revision_seen)
     except RevisionConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except ManifestRejected as error:
         raise _rejected(error) from error
-    _record(trail, manifest, principal, revision, changes, reason)
+    _record(trail, manifest, principal, revision, changes, reason, allow_undeployed)
     return Registered(id=manifest.id, revision=revision)
+
+
+def _check_deployed(manifest: ModelManifest, settings: Settings) -> None:
+    """422 naming ``router.target`` when the routing target does not know the model."""
+    why = anyio.from_thread.run(unknown_to_target, settings.target_resolver(), manifest)
+    if why is not None:
+        problem = {"loc": ["body", "router", "target"], "msg": why, "type": "not_deployed"}
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
 
 
 def _rejected(error: ManifestRejected) -> HTTPException:
@@ -138,6 +161,7 @@ def _record(
     revision: int,
     changes: dict[str, FieldChange] | None,
     reason: str | None,
+    undeployed: bool,
 ) -> None:
     """The registration or the change, on the model's own trail (its watch's records)."""
     kind = MODEL_REGISTERED if changes is None else MODEL_CHANGED
@@ -153,6 +177,7 @@ def _record(
                 "roles": sorted(r.value for r in principal.roles),
                 "reason": reason,
                 "router_target": manifest.router.target,
+                "registered_undeployed": undeployed,
                 "changes": changes,
                 "manifest_digest": _digest(manifest),
             },

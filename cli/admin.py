@@ -53,20 +53,35 @@ def register(
         str | None,
         typer.Option(help="why a registered model's manifest changes (admins; required then)"),
     ] = None,
+    allow_undeployed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-undeployed",
+            help="register although the model's routing target does not know it yet; "
+            "deploy it next with `fairlane model deploy`",
+        ),
+    ] = False,
 ) -> None:
-    """Register a model from its manifest YAML, or change a registered one (admin, --reason)."""
+    """Register a model from its manifest YAML, or change a registered one (admin, --reason).
+
+    Each version's artifact must load and fit the manifest, and the routing target must
+    know the model: a new model is registered with --allow-undeployed, then deployed.
+    The manifest format is docs/manifest.md.
+    """
     try:
         parsed = load_manifest_file(manifest)
     except ManifestError as error:
         fail(str(error))
         return
-    params = {"reason": reason} if reason else None
+    params: dict[str, str] = {"reason": reason} if reason else {}
+    if allow_undeployed:
+        params["allow_undeployed"] = "true"
     result = call(
         Settings(),
         "POST",
         "/v1/models",
         json=parsed.model_dump(mode="json"),
-        params=params,
+        params=params or None,
     )
     typer.echo(f"registered {result['id']} (revision {result['revision']})")
 

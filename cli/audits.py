@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
 
 from analysis.data import DataFileError, read_table
-from analysis.models import ModelFileError
+from analysis.models import ModelFileError, Outcome
 from cli.api_client import CliError
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from analysis.columns import ModelColumns
 
 app = typer.Typer(help="Run the audits on any data set.", no_args_is_help=True)
 
@@ -109,42 +112,120 @@ def attribution(
     _show(report, as_json, lines)
 
 
-@app.command("validate")
+VALIDATE_HELP = (
+    "Candidate against baseline on held-out data, every group and intersection, gated."
+    "\n\nBoth models are scikit-learn files (skops; pickles only with "
+    "FAIRLANE_ALLOW_PICKLE_ARTIFACTS): a bare classifier (a decision), regressor (an amount) "
+    "or pipeline, or an artifact dict holding a decision model, an amount model or both. "
+    "The columns' roles come from the model's manifest (--manifest: protected attributes, "
+    "strata and bins, label, outcomes) or from the flags; without outcome flags, the "
+    "outcomes both models produce are compared."
+    "\n\nPrints every gate before (baseline) and after (candidate) with its interval and "
+    "verdict, and the group that drives each failed or inconclusive gate."
+    "\n\nExit code: 0 every gate passes; 1 a gate fails; 3 no gate fails but one is "
+    "inconclusive (too few rows, no label, a group too small to judge); 2 bad input."
+)
+
+
+@app.command("validate", help=VALIDATE_HELP)
 def validate(
     data: Path,
     baseline: Annotated[Path, typer.Option(help="current model file")],
     candidate: Annotated[Path, typer.Option(help="candidate model file")],
-    protected: Protected,
-    label: Annotated[str | None, typer.Option()] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="the model's manifest YAML: roles of the columns")
+    ] = None,
+    protected: Annotated[
+        list[str] | None, typer.Option("--protected", help="protected attribute column")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="ground-truth label column")] = None,
+    decision: Annotated[str | None, typer.Option(help="binary decision column")] = None,
+    amount: Annotated[str | None, typer.Option(help="continuous amount column")] = None,
     strata: Annotated[list[str] | None, typer.Option("--stratum", help="stratum column")] = None,
     proxy: Annotated[list[str] | None, typer.Option(help="proxy column for the twins")] = None,
     as_json: Json = False,
 ) -> None:
-    """Candidate against baseline on held-out data, every group and intersection, gated."""
-    from analysis.validation import scorer_from_model, validate_candidate
-    from demo.credit_model import ModelLoadError, load_model_file
-
-    allow_pickle = Settings().allow_pickle_artifacts
+    from analysis.validation import scorer_from_file, validate_candidate
+    from cli.validation_view import EXIT_CODES, before_after
     from fairness.gates import GateSpec
 
+    allow_pickle = Settings().allow_pickle_artifacts
     try:
+        columns = _columns(manifest, protected, label, decision, amount, strata)
+        if columns.decision is None and columns.amount is None:
+            columns = _with_common_outcomes(columns, baseline, candidate, allow_pickle)
+        needs = _needs(columns)
         report = validate_candidate(
             read_table(data),
-            scorer_from_model(load_model_file(baseline, allow_pickle=allow_pickle)),
-            scorer_from_model(load_model_file(candidate, allow_pickle=allow_pickle)),
-            protected=protected,
-            label=label,
-            decision="approved",
-            amount="credit_limit",
-            strata=strata or [],
+            scorer_from_file(baseline, needs=needs, allow_pickle=allow_pickle),
+            scorer_from_file(candidate, needs=needs, allow_pickle=allow_pickle),
+            columns=columns,
             proxies=proxy or [],
             gates=GateSpec(),
             seed=0,
         )
-    except (DataFileError, ModelLoadError) as error:
-        raise CliError(str(error)) from error
-    lines = [report.headline, ""]
-    lines += [f"{r.verdict.value:<13} {r.reason}" for r in report.gate_report.results]
-    _show(report, as_json, lines)
-    if not report.gate_report.passed:
-        raise typer.Exit(1)
+    except (DataFileError, ModelFileError, ValueError) as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    _show(report, as_json, before_after(report))
+    raise typer.Exit(EXIT_CODES[report.gate_report.verdict])
+
+
+def _columns(
+    manifest: Path | None,
+    protected: list[str] | None,
+    label: str | None,
+    decision: str | None,
+    amount: str | None,
+    strata: list[str] | None,
+) -> ModelColumns:
+    from analysis.columns import ModelColumns
+    from registry.service import ManifestError, load_manifest_file
+
+    if manifest is not None:
+        if protected or label or decision or amount or strata:
+            raise ValueError("give --manifest or the column flags, not both")
+        try:
+            return ModelColumns.of(load_manifest_file(manifest))
+        except ManifestError as error:
+            raise ValueError(str(error)) from error
+    if not protected:
+        raise ValueError("name the protected attributes: --manifest or --protected")
+    return ModelColumns(
+        protected=tuple(protected),
+        strata=tuple(strata or ()),
+        label=label,
+        decision=decision,
+        amount=amount,
+    )
+
+
+def _with_common_outcomes(
+    columns: ModelColumns, baseline: Path, candidate: Path, allow_pickle: bool
+) -> ModelColumns:
+    """Without outcome flags: the outcomes both models produce, under their generic names."""
+    from dataclasses import replace
+
+    from analysis.models import open_model_file
+
+    produced = [
+        set(open_model_file(path, allow_pickle=allow_pickle).models)
+        for path in (baseline, candidate)
+    ]
+    common = produced[0] & produced[1]
+    if not common:
+        raise ValueError("the two models have no outcome in common to compare")
+    return replace(
+        columns,
+        decision="decision" if "decision" in common else None,
+        amount="amount" if "amount" in common else None,
+    )
+
+
+def _needs(columns: ModelColumns) -> list[Outcome]:
+    needs: list[Outcome] = []
+    if columns.decision is not None:
+        needs.append("decision")
+    if columns.amount is not None:
+        needs.append("amount")
+    return needs

@@ -25,7 +25,7 @@ from api.tokens import Role, issue_token
 from config import Settings
 from config.logging import configure_logging
 from config.targets import GATEWAY
-from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
+from contracts.model import Feature, ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.routing import RouteUpdate, Serving
 from demo.alerts import ALERTS_SENDER, alert_storm
 from demo.canary import (
@@ -35,7 +35,12 @@ from demo.canary import (
     live_traffic,
     write_demo_playbook,
 )
-from demo.credit_model import DemoModelFiles, prepare_demo_model
+from demo.credit_model import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    DemoModelFiles,
+    prepare_demo_model,
+)
 from demo.dataset import read_dataset
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from registry.service import load_manifest_file
@@ -82,6 +87,10 @@ def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
         primary_version=files.version,
         label="approved",
         outcomes=Outcomes(decision="approved", amount="credit_limit"),
+        features=[
+            *(Feature(name=name, type="numeric") for name in NUMERIC_FEATURES),
+            *(Feature(name=name, type="categorical") for name in CATEGORICAL_FEATURES),
+        ],
         protected_attributes=["group"],
         strata=["income_band", "credit_band"],
         router=RouterRef(target=target),

@@ -23,7 +23,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from fairness.group_metrics import Disparity, FairnessReport, SlicingMetrics, Status
 from fairness.intervals import Interval
@@ -50,19 +50,42 @@ _LABELS: dict[Gate, str] = {
 }
 
 
+def _also(playbook_name: str, name: str) -> AliasChoices:
+    return AliasChoices(name, playbook_name)
+
+
 class GateSpec(BaseModel):
     """Thresholds from the playbook; a threshold of None switches that gate off.
 
     ``alpha`` is the family-wise error rate the intervals are corrected to, and
     ``min_group_size`` the fewest rows (or, for a rate, trials) a group needs to be judged.
+    A playbook's ``gates:`` block (``min_disparate_impact_ratio``, ``max_…``) validates
+    into it as it is: each field also takes the playbook's name for it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    disparate_impact_ratio: float | None = Field(default=0.8, gt=0, le=1)
-    equalized_odds_difference: float | None = Field(default=0.05, ge=0, le=1)
-    conditional_amount_disparity: float | None = Field(default=0.015, ge=0, le=1)
-    accuracy_loss: float | None = Field(default=0.02, ge=-1, le=1)
+    disparate_impact_ratio: float | None = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        validation_alias=_also("min_disparate_impact_ratio", "disparate_impact_ratio"),
+    )
+    equalized_odds_difference: float | None = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        validation_alias=_also("max_equalized_odds_difference", "equalized_odds_difference"),
+    )
+    conditional_amount_disparity: float | None = Field(
+        default=0.015,
+        ge=0,
+        le=1,
+        validation_alias=_also("max_conditional_amount_disparity", "conditional_amount_disparity"),
+    )
+    accuracy_loss: float | None = Field(
+        default=0.02, ge=-1, le=1, validation_alias=_also("max_accuracy_loss", "accuracy_loss")
+    )
     min_group_size: int = Field(default=30, ge=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     bootstrap_samples: int = Field(default=400, ge=50)
@@ -229,3 +252,33 @@ def _figure(gate: Gate, value: float) -> str:
     if gate is Gate.EQUALIZED_ODDS_DIFFERENCE:
         return f"{value:.3f}"
     return f"{value:.2%}"
+
+
+_DISPARITIES: dict[Gate, str] = {
+    Gate.DISPARATE_IMPACT_RATIO: "disparate_impact_ratio",
+    Gate.EQUALIZED_ODDS_DIFFERENCE: "equalized_odds_difference",
+    Gate.CONDITIONAL_AMOUNT_DISPARITY: "conditional_amount_disparity",
+}
+
+
+def driving_group(result: GateResult, fairness: FairnessReport) -> str | None:
+    """Who a failed or inconclusive gate is about, in words; None for a pass or for accuracy.
+
+    A failure is driven by the worst-off group of its slicing (against the best-off one);
+    an inconclusive gate by the groups too small to judge, or by there being too few.
+    """
+    if result.verdict is Verdict.PASS or result.slicing is None or result.gate not in _DISPARITIES:
+        return None
+    slicing = next((s for s in fairness.slicings if s.name == result.slicing), None)
+    disparity: Disparity | None = (
+        None if slicing is None else getattr(slicing, _DISPARITIES[result.gate])
+    )
+    if disparity is None:
+        return None
+    if result.verdict is Verdict.FAIL and disparity.extremes:
+        worst = disparity.extremes[0]
+        best = f" (vs {disparity.extremes[-1]})" if len(disparity.extremes) > 1 else ""
+        return f"{result.slicing}={worst}{best}"
+    if disparity.excluded_groups:
+        return f"{result.slicing}: too small to judge: {', '.join(disparity.excluded_groups)}"
+    return f"{result.slicing}: fewer than two groups large enough to compare"

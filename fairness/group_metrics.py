@@ -149,7 +149,7 @@ _Counts = tuple[npt.NDArray[np.int_], npt.NDArray[np.int_]]  # successes, trials
 
 @dataclass(frozen=True)
 class _Amounts:
-    """The continuous outcome and the rows its metrics use (approved ones, given a decision)."""
+    """The continuous outcome and the rows its metrics use (the granted ones, given a decision)."""
 
     values: FloatArray
     rows: npt.NDArray[np.bool_]
@@ -216,7 +216,7 @@ class _Slicing:
 def measure_fairness(
     protected: Mapping[str, npt.ArrayLike],
     *,
-    approved: npt.ArrayLike | None = None,
+    decided: npt.ArrayLike | None = None,
     labels: npt.ArrayLike | None = None,
     amounts: npt.ArrayLike | None = None,
     strata: npt.ArrayLike | None = None,
@@ -228,11 +228,11 @@ def measure_fairness(
 ) -> FairnessReport:
     """Measure every slicing of ``protected`` (attribute name -> one label per row).
 
-    ``approved`` is the binary decision, ``labels`` the ground truth for TPR/FPR (needs
-    ``approved``), ``amounts`` the continuous outcome and ``strata`` one stratum label
-    per row (e.g. from :func:`fairness.outcomes.combine_strata`). When a decision is
-    given, amounts are compared over approved rows only: whether someone is approved
-    is the binary metrics' business, how much they get is the amount metrics'.
+    ``decided`` is the binary decision (True: positive), ``labels`` the ground truth for
+    TPR/FPR (needs ``decided``), ``amounts`` the continuous outcome and ``strata`` one
+    stratum label per row (e.g. from :func:`fairness.outcomes.combine_strata`). When a
+    decision is given, amounts are compared over granted rows only: whether someone is
+    granted is the binary metrics' business, how much they get is the amount metrics'.
     """
     if min_group_size < 1:
         raise ValueError(f"min_group_size must be at least 1, got {min_group_size}")
@@ -240,12 +240,12 @@ def measure_fairness(
         raise ValueError(f"extra_comparisons must not be negative, got {extra_comparisons}")
     columns = _protected_columns(protected)
     rows = len(next(iter(columns.values())))
-    decisions = None if approved is None else _binary(approved, rows, "approved")
+    decisions = None if decided is None else _binary(decided, rows, "decided")
     truth = None if labels is None else _binary(labels, rows, "labels")
     if truth is not None and decisions is None:
-        raise ValueError("labels need a decision (approved) to compare them with")
+        raise ValueError("labels need a decision (decided) to compare them with")
     if decisions is None and amounts is None:
-        raise ValueError("nothing to measure: give approved, amounts, or both")
+        raise ValueError("nothing to measure: give decided, amounts, or both")
     amount_data = None
     if amounts is not None:
         amount_data = _Amounts(

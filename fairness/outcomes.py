@@ -58,16 +58,16 @@ def _labels(values: npt.ArrayLike, name: str) -> pd.Series:
 
 
 def _binary(
-    approved: npt.ArrayLike, groups: npt.ArrayLike
+    decided: npt.ArrayLike, groups: npt.ArrayLike
 ) -> tuple[npt.NDArray[np.int_], pd.Series]:
-    decisions = np.asarray(approved)
+    decisions = np.asarray(decided)
     labels = _labels(groups, "group")
     if decisions.ndim != 1 or len(decisions) != len(labels):
-        raise ValueError("approved and groups must be 1-D and of the same length")
+        raise ValueError("decisions and groups must be 1-D and of the same length")
     if len(decisions) == 0:
         raise ValueError("no decisions to measure")
     if not np.isin(decisions, (0, 1)).all():
-        raise ValueError("approved must hold only booleans or 0/1")
+        raise ValueError("decisions must hold only booleans or 0/1")
     return decisions.astype(int), labels
 
 
@@ -87,18 +87,18 @@ def _ratio(low: float, high: float) -> float:
     return 1.0 if high == 0.0 else low / high
 
 
-def selection_rates(approved: npt.ArrayLike, groups: npt.ArrayLike) -> dict[str, float]:
-    """Share of each group that was approved."""
-    decisions, labels = _binary(approved, groups)
+def selection_rates(decided: npt.ArrayLike, groups: npt.ArrayLike) -> dict[str, float]:
+    """Share of each group given a positive decision."""
+    decisions, labels = _binary(decided, groups)
     frame = MetricFrame(
         metrics=selection_rate, y_true=decisions, y_pred=decisions, sensitive_features=labels
     )
     return {str(group): float(rate) for group, rate in frame.by_group.items()}
 
 
-def disparate_impact_ratio(approved: npt.ArrayLike, groups: npt.ArrayLike) -> float:
+def disparate_impact_ratio(decided: npt.ArrayLike, groups: npt.ArrayLike) -> float:
     """Lowest group selection rate over the highest (the "four-fifths rule" ratio)."""
-    decisions, labels = _binary(approved, groups)
+    decisions, labels = _binary(decided, groups)
     if not decisions.any():
         return 1.0
     return float(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from contracts.model import ModelManifest, ModelVersion, artifact_name
+from registry.fit import check_fit, check_version, require_features
 from registry.limits import ManifestRejected, storable_json
 from store.artifacts import ArtifactError, ArtifactStore
 
@@ -84,7 +85,9 @@ class ModelRegistry:
     checks that each version's artifact is a name inside the artifacts directory, in a
     format that loads without running code, and records its sha256 (or checks the one
     given). Loaders then open exactly those bytes or nothing (``store/artifacts.py``).
-    Without a store (tests that never open a model) versions are stored as given.
+    Each artifact is then opened through the one loader and must fit the manifest: its
+    features declared, its outcomes the declared ones (``registry/fit.py``). Without a
+    store (tests that never open a model) versions are stored as given.
     """
 
     def __init__(self, engine: Engine, artifacts: ArtifactStore | None = None) -> None:
@@ -131,6 +134,8 @@ class ModelRegistry:
         if manifest is None:
             raise KeyError(model_id)
         version = self._pinned(version, len(manifest.versions))
+        if self._artifacts is not None:
+            check_version(manifest, version, len(manifest.versions), self._artifacts)
         if any(v.version == version.version for v in manifest.versions):
             if manifest.version(version.version) == version:
                 return self._revision(model_id)
@@ -146,8 +151,10 @@ class ModelRegistry:
         """``manifest`` as it would be stored: every artifact checked and its sha256 recorded
         (what a change is judged on, so re-sending a registered manifest changes nothing).
 
-        Raises :class:`~registry.limits.ManifestRejected` like :meth:`register`, and for a
-        key the manifest format does not have (a typo would otherwise be ignored)."""
+        Raises :class:`~registry.limits.ManifestRejected` like :meth:`register`, for a
+        key the manifest format does not have (a typo would otherwise be ignored), for
+        a manifest that declares no features, and for an artifact that does not load or
+        does not fit the manifest (``registry/fit.py``)."""
         unknown = manifest.unknown_keys()
         if unknown:
             raise ManifestRejected(
@@ -155,9 +162,13 @@ class ModelRegistry:
                 "unknown key: the manifest format has no such field (see docs/manifest.md)",
                 "extra_forbidden",
             )
-        return manifest.model_copy(
-            update={"versions": [self._pinned(v, i) for i, v in enumerate(manifest.versions)]}
-        )
+        require_features(manifest)
+        versions = [self._pinned(v, i) for i, v in enumerate(manifest.versions)]
+        if self._artifacts is not None:
+            check_fit(manifest, versions, self._artifacts)
+        pinned = manifest.model_copy(update={"versions": versions})
+        storable_json(pinned)  # judged whole before anyone asks a router about it
+        return pinned
 
     def _pinned(self, version: ModelVersion, index: int) -> ModelVersion:
         """The version with its artifact's sha256 recorded (and a given one checked)."""

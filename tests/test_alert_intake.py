@@ -49,6 +49,7 @@ from contracts.severity import Severity
 from contracts.watch import SIGNAL_ALERTS, WATCH_WORKFLOW, WatchInput, watch_workflow_id
 from registry.service import ModelRegistry
 from store.db import create_tables, make_engine
+from tests.fixtures.incidents import DEMO_FEATURES
 from tests.fixtures.services import free_port, serve
 
 SAMPLES = Path(__file__).parent / "fixtures" / "alertmanager"
@@ -84,6 +85,7 @@ def manifest(model: str) -> ModelManifest:
         versions=[ModelVersion(version="v1", artifact="nonexistent/model.skops")],
         primary_version="v1",
         outcomes=Outcomes(decision="approved"),
+        features=DEMO_FEATURES,
         protected_attributes=["group"],
         router=RouterRef(target=GATEWAY),
         monitoring=MonitoringPolicy(playbook="drift-rollback", severity=Severity.SEV1),

@@ -195,7 +195,7 @@ def simulated(n: int, seed: int, *, b_factor: float = 1.0, small_group: int = 0)
     amount *= np.where(group == "B", b_factor, 1.0)
     return measure_fairness(
         {"group": group},
-        approved=approved,
+        decided=approved,
         labels=label,
         amounts=amount,
         strata=stratum,

@@ -62,7 +62,7 @@ def population(n: int, seed: int, *, b_share: float = 0.4) -> pd.DataFrame:
 
 def measure(frame: pd.DataFrame, **overrides: object) -> FairnessReport:
     arguments: dict[str, object] = {
-        "approved": frame["approved"],
+        "decided": frame["approved"],
         "labels": frame["label"],
         "amounts": frame["amount"],
         "strata": frame["stratum"],
@@ -254,7 +254,7 @@ def test_without_labels_or_amounts_those_metrics_are_absent(frame: pd.DataFrame)
 
 
 def test_amounts_alone_use_every_row(frame: pd.DataFrame) -> None:
-    report = measure(frame, approved=None, labels=None)
+    report = measure(frame, decided=None, labels=None)
     assert report.amount_rows == len(frame)
     assert report.slicing("group").disparate_impact_ratio is None
     assert report.slicing("group").group_mean_ratio is not None
@@ -262,9 +262,7 @@ def test_amounts_alone_use_every_row(frame: pd.DataFrame) -> None:
 
 def test_bad_inputs_are_refused(frame: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="same length"):
-        measure_fairness(
-            {"g": ["A", "B"], "s": ["F"]}, approved=[1, 0], rng=np.random.default_rng()
-        )
+        measure_fairness({"g": ["A", "B"], "s": ["F"]}, decided=[1, 0], rng=np.random.default_rng())
     with pytest.raises(ValueError, match="nothing to measure"):
         measure_fairness({"g": ["A", "B"]}, rng=np.random.default_rng())
     with pytest.raises(ValueError, match="need a decision"):
@@ -272,9 +270,9 @@ def test_bad_inputs_are_refused(frame: pd.DataFrame) -> None:
             {"g": ["A", "B"]}, labels=[1, 0], amounts=[1, 2], rng=np.random.default_rng()
         )
     with pytest.raises(ValueError, match="only booleans"):
-        measure_fairness({"g": ["A", "B"]}, approved=[2, 0], rng=np.random.default_rng())
+        measure_fairness({"g": ["A", "B"]}, decided=[2, 0], rng=np.random.default_rng())
     with pytest.raises(ValueError, match="must not contain"):
-        measure_fairness({"g": ["A|B", "B"]}, approved=[1, 0], rng=np.random.default_rng())
+        measure_fairness({"g": ["A|B", "B"]}, decided=[1, 0], rng=np.random.default_rng())
     with pytest.raises(ValueError, match="non-negative"):
         measure_fairness({"g": ["A", "B"]}, amounts=[-1, 0], rng=np.random.default_rng())
 

@@ -141,3 +141,19 @@ def test_stratum_bins_must_cover_the_whole_range(bins: list[dict[str, Any]], say
 def test_names_must_refer_to_what_the_manifest_declares(changes: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         ModelManifest.model_validate(manifest(**changes))
+
+
+def test_the_reference_s_example_is_a_manifest_of_known_keys() -> None:
+    """docs/manifest.md's complete example stays true to the schema."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[1] / "docs" / "manifest.md").read_text()
+    match = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert match is not None
+    example = ModelManifest.model_validate(yaml.safe_load(match.group(1)))
+    assert example.unknown_keys() == []
+    assert example.features and example.bins["experience"].feature == "years_experience"
+    assert example.stratum_of({"years_experience": 9, "degree_level": "ms"}) == "senior|ms"

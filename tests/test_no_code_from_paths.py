@@ -32,7 +32,14 @@ from api.tokens import Role, issue_token
 from config import Settings
 from contracts.analysis import TrainingResult
 from contracts.model import ModelManifest
-from demo.credit_model import DemoModelFiles, prepare_demo_model, save_model, train_credit_model
+from demo.credit_model import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    DemoModelFiles,
+    prepare_demo_model,
+    save_model,
+    train_credit_model,
+)
 from demo.dataset import generate_applicants
 from incidents.training_callbacks import TrainingCallbacks
 from registry.limits import ManifestRejected
@@ -81,6 +88,10 @@ def manifest(artifact: str, version: str = "v1", **extra: Any) -> dict[str, Any]
         "versions": [{"version": version, "artifact": artifact, **extra}],
         "primary_version": version,
         "outcomes": {"decision": "approved", "amount": "credit_limit"},
+        "features": [
+            *({"name": name, "type": "numeric"} for name in NUMERIC_FEATURES),
+            *({"name": name, "type": "categorical"} for name in CATEGORICAL_FEATURES),
+        ],
         "protected_attributes": ["group"],
         "router": {"target": "gateway"},
     }
@@ -290,7 +301,10 @@ def test_registration_checks_a_given_digest(api: Api, demo: DemoModelFiles) -> N
         assert refused.status_code == 422, refused.text
         assert _locs(refused) == [["body", "versions", 0, "sha256"]]
         accepted = client.post(
-            "/v1/models", headers=api.headers("admin"), json=manifest(demo.artifact_name)
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=manifest(demo.artifact_name),
+            params={"allow_undeployed": "true"},  # no router runs here
         )
         assert accepted.status_code == 201, accepted.text
     registered = api.registry().get("credit-limit")
@@ -347,7 +361,10 @@ def test_a_report_named_like_a_path_is_not_written(tmp_path: Path) -> None:
 def test_a_forged_callback_token_registers_nothing(api: Api, demo: DemoModelFiles) -> None:
     with api.client() as client:
         registered = client.post(
-            "/v1/models", headers=api.headers("admin"), json=manifest(demo.artifact_name)
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=manifest(demo.artifact_name),
+            params={"allow_undeployed": "true"},  # no router runs here
         )
         assert registered.status_code == 201
         forged = client.post(
@@ -370,7 +387,13 @@ def test_a_token_under_another_incidents_url_is_refused(api: Api, demo: DemoMode
     callbacks = TrainingCallbacks(make_engine(api.settings.resolved_database_url))
     secret = callbacks.issue("inc-20261203-aaaa", "remediate", 1, b"task-token-of-x")
     with api.client() as client:
-        client.post("/v1/models", headers=api.headers("admin"), json=manifest(demo.artifact_name))
+        registered = client.post(
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=manifest(demo.artifact_name),
+            params={"allow_undeployed": "true"},  # no router runs here
+        )
+        assert registered.status_code == 201, registered.text
         elsewhere = client.post(
             f"/v1/incidents/inc-20261203-bbbb/training-callbacks/{secret}",
             headers=api.headers("pipeline"),

@@ -17,6 +17,10 @@ MANIFEST = {
     "versions": [{"version": "v1", "artifact": "models/v1.skops"}],
     "primary_version": "v1",
     "outcomes": {"decision": "approved", "amount": "credit_limit"},
+    "features": [
+        {"name": "income", "type": "numeric"},
+        {"name": "zip_code", "type": "categorical"},
+    ],
     "protected_attributes": ["group"],
     "strata": ["income_band", "credit_band"],
     "router": {"url": "http://127.0.0.1:8300"},

@@ -1,4 +1,7 @@
-"""Remediation: reweighing's known answer, balanced regions, a fair candidate the router serves."""
+"""Remediation: reweighing's known answer, balanced regions, a fair candidate a gateway serves.
+
+The demo makes the data; the engine sees only generic artifacts and the manifest's roles.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import skops.io as sio
 from threadpoolctl import threadpool_limits
 
 from analysis.attribution import attribution_audit
-from analysis.models import ModelFileError, load_artifact, open_model_file, read_artifact
+from analysis.columns import ModelColumns
+from analysis.models import load_artifact, open_model_file, read_artifact
 from analysis.remediation import (
     Constrained,
     DropProxies,
@@ -25,17 +29,20 @@ from analysis.remediation import (
     region_encoder,
     remediate,
 )
-from demo.credit_model import DemoModelFiles, load_model, prepare_demo_model
+from analysis.scoring import load_scorer
+from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
 from fairness.reweighing import kamiran_calders_weights
 from store.artifacts import ArtifactStore
 
 DEMO_COLUMNS = {
-    "protected": ["group"],
-    "label": "approved",
-    "decision": "approved",
-    "amount": "credit_limit",
-    "strata": ["income_band", "credit_band"],
+    "columns": ModelColumns(
+        protected=("group",),
+        label="approved",
+        decision="approved",
+        amount="credit_limit",
+        strata=("income_band", "credit_band"),
+    )
 }
 
 
@@ -148,7 +155,7 @@ def test_the_chosen_candidate_closes_the_limit_gap_within_the_accuracy_bound(
     assert chosen is not None and chosen.deployable
     assert chosen.amount_disparity is not None and chosen.amount_disparity < 0.015
     assert chosen.accuracy_loss <= 0.02
-    assert chosen.disparate_impact_ratio >= 0.8
+    assert chosen.disparate_impact_ratio is not None and chosen.disparate_impact_ratio >= 0.8
     assert chosen.meets_fairness_targets
     assert remediation.headline.startswith(chosen.name)
     assert remediation.not_applicable == {}
@@ -175,28 +182,29 @@ def test_every_strategy_is_a_recorded_trade_off_point(remediation: RemediationRe
     assert remediation.chosen is not None and remediation.chosen.strategy != "threshold"
 
 
-def test_the_candidate_is_a_router_artifact_with_its_lineage(
+def test_the_candidate_is_a_generic_artifact_with_its_lineage(
     demo_files: DemoModelFiles, remediation: RemediationResult, validation: pd.DataFrame
 ) -> None:
     assert remediation.artifact is not None and remediation.chosen is not None
     store = ArtifactStore(demo_files.artifacts_dir)
 
     raw = store.load(remediation.artifact, remediation.artifact_sha256)
-    served = load_model(store, remediation.artifact, remediation.artifact_sha256)
-    decisions = served.decide(validation)
+    served = load_scorer(store, remediation.artifact, remediation.artifact_sha256)
+    scores = served.score(validation)
 
-    assert set(raw) == {"approval", "limit", "features", "version", "trained_on"}
-    assert raw["approval"][0] is raw["limit"][0]  # one encoder, shared as in the parent
+    assert set(raw) == {"decision", "amount", "features", "version", "trained_on"}
+    assert raw["decision"][0] is raw["amount"][0]  # one encoder, shared as in the parent
     assert served.version == remediation.candidate_version
-    lineage = served.trained_on["lineage"]
-    assert lineage["parent_version"] == "v1"
+    lineage = raw["trained_on"]["lineage"]
+    assert lineage == remediation.lineage.model_dump(mode="json")  # type: ignore[union-attr]
+    assert lineage["parent"] == "v1"
     assert lineage["strategy"] == remediation.chosen.name
     assert lineage["code_version"]
-    assert len(lineage["training_data_digest"]) == 64
-    approved = np.array([approved for approved, _ in decisions])
-    accuracy = float(np.mean(approved == validation["approved"].to_numpy()))
+    assert len(lineage["data_digests"]["training"]) == 64
+    assert scores.decision is not None and scores.amount is not None
+    accuracy = float(np.mean(scores.decision == validation["approved"].to_numpy()))
     assert accuracy == pytest.approx(remediation.chosen.accuracy)
-    assert all(limit == 0.0 for approved, limit in decisions if not approved)
+    assert (scores.amount[~scores.decision] == 0.0).all()
 
 
 def test_a_constrained_candidate_is_served_as_a_deterministic_vote(
@@ -223,11 +231,11 @@ def test_a_constrained_candidate_is_served_as_a_deterministic_vote(
         "fairlearn" in t for t in sio.get_untrusted_types(file=store.path(result.artifact))
     )
     assert b"fairlearn" not in store.path(result.artifact).read_bytes()
-    served = load_model(store, result.artifact, result.artifact_sha256)
-    first, again = served.decide(validation), served.decide(validation)
-    assert first == again
-    approved = np.array([approved for approved, _ in first])
-    accuracy = float(np.mean(approved == validation["approved"].to_numpy()))
+    served = load_scorer(store, result.artifact, result.artifact_sha256)
+    first, again = served.score(validation), served.score(validation)
+    assert first.decision is not None and again.decision is not None
+    np.testing.assert_array_equal(first.decision, again.decision)
+    accuracy = float(np.mean(first.decision == validation["approved"].to_numpy()))
     assert accuracy == pytest.approx(result.chosen.accuracy)
 
 
@@ -246,13 +254,13 @@ def test_a_region_candidate_is_served_and_treats_an_unseen_zip_code_as_no_region
         output=("candidates", "regions.skops"),
     )
     assert result.artifact is not None
-    served = load_model(ArtifactStore(tmp_path), result.artifact, result.artifact_sha256)
+    served = load_scorer(ArtifactStore(tmp_path), result.artifact, result.artifact_sha256)
     applicants = validation.iloc[:50].assign(zip_code=["Z99"] * 25 + ["Z00"] * 25)
 
-    decisions = served.decide(applicants)
+    scores = served.score(applicants)
 
     assert served.features == ["income", "credit_history_years", "debt_ratio", "zip_code"]
-    assert len(decisions) == 50
+    assert scores.decision is not None and len(scores.decision) == 50
 
 
 def test_the_candidate_no_longer_has_a_confirmed_proxy(
@@ -320,19 +328,109 @@ def test_a_strategy_with_nothing_to_act_on_is_reported_not_applicable(
     assert result.headline.startswith("no candidate")
 
 
-def test_remediation_needs_a_decision_and_an_amount_model(
-    demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame
+def test_a_decision_only_model_gets_a_decision_only_candidate(
+    demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame, tmp_path: Path
 ) -> None:
-    approval_only = read_artifact(
-        open_model_file(demo_files.artifact).model("decision").estimator, source="approval only"
+    decision_only = read_artifact(
+        open_model_file(demo_files.artifact).model("decision").estimator, source="decision only"
+    )
+    columns = ModelColumns(protected=("group",), label="approved", decision="approved")
+
+    result = remediate(
+        train,
+        validation,
+        decision_only,
+        columns=columns,
+        confirmed_proxies=["zip_code"],
+        suspected_proxies=[],
+        strategies=[DropProxies(), Reweigh()],
+        store=ArtifactStore(tmp_path),
+        output=("candidates", "decision.skops"),
     )
 
-    with pytest.raises(ModelFileError, match="no amount model"):
+    assert result.chosen is not None and result.artifact is not None
+    parent = result.points[0]
+    assert parent.amount_disparity is None and parent.disparate_impact_ratio is not None
+    assert parent.accuracy_measure == "accuracy"
+    candidate = load_artifact(ArtifactStore(tmp_path), result.artifact, result.artifact_sha256)
+    assert set(candidate.models) == {"decision"}
+    assert "amount" not in result.headline
+
+
+def test_an_amount_only_model_is_remediated_on_amounts_with_binned_strata(
+    demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A model that only sets an amount, over every row; strata from the manifest's bins."""
+    from contracts.model import StratumBins
+
+    amount_model = open_model_file(demo_files.artifact).model("amount").estimator
+    amount_only = read_artifact(amount_model, source="amount only")
+    granted = train[train["approved"] == 1]
+    held = validation[validation["approved"] == 1]
+    bands = StratumBins.model_validate(
+        {
+            "feature": "income",
+            "bins": [
+                {"label": "low", "below": 40_000},
+                {"label": "mid", "at_least": 40_000, "below": 80_000},
+                {"label": "high", "at_least": 80_000},
+            ],
+        }
+    )
+    columns = ModelColumns(
+        protected=("group",), amount="credit_limit", strata=("bands",), bins={"bands": bands}
+    )
+
+    result = remediate(
+        granted,
+        held,
+        amount_only,
+        columns=columns,
+        confirmed_proxies=["zip_code"],
+        suspected_proxies=[],
+        strategies=[DropProxies(), Constrained()],
+        store=ArtifactStore(tmp_path),
+        output=("candidates", "amount.skops"),
+    )
+
+    parent = result.points[0]
+    assert parent.accuracy_measure == "r2" and parent.disparate_impact_ratio is None
+    assert parent.amount_disparity is not None and parent.amount_disparity > 0.2
+    assert "a decision" in result.not_applicable["constrained"]
+    assert result.chosen is not None and result.chosen.amount_disparity is not None
+    assert result.chosen.amount_disparity < parent.amount_disparity / 2
+    assert result.artifact is not None
+    candidate = load_artifact(ArtifactStore(tmp_path), result.artifact, result.artifact_sha256)
+    assert set(candidate.models) == {"amount"}
+
+
+def test_playbook_strategies_are_taken_as_they_are(
+    demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame
+) -> None:
+    from playbooks.steps import RemediationStrategy
+
+    result = remediate(
+        train.iloc[:2_000],
+        validation,
+        demo_files.artifact,
+        **DEMO_COLUMNS,  # type: ignore[arg-type]
+        confirmed_proxies=["zip_code"],
+        suspected_proxies=[],
+        strategies=[RemediationStrategy(name="drop_proxies")],
+    )
+
+    assert [p.strategy for p in result.points] == ["parent", "drop_proxies"]
+
+
+def test_a_model_that_makes_a_decision_needs_a_label_to_learn(
+    demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame
+) -> None:
+    with pytest.raises(ValueError, match="makes a decision"):
         remediate(
             train,
             validation,
-            approval_only,
-            **DEMO_COLUMNS,  # type: ignore[arg-type]
+            demo_files.artifact,
+            columns=ModelColumns(protected=("group",), amount="credit_limit"),
             confirmed_proxies=["zip_code"],
             suspected_proxies=[],
             strategies=[DropProxies()],
@@ -342,14 +440,16 @@ def test_remediation_needs_a_decision_and_an_amount_model(
 def test_a_label_that_is_not_binary_is_refused(
     demo_files: DemoModelFiles, train: pd.DataFrame, validation: pd.DataFrame
 ) -> None:
-    columns = {**DEMO_COLUMNS, "label": "credit_limit"}
+    columns = ModelColumns(
+        protected=("group",), label="credit_limit", decision="approved", amount="credit_limit"
+    )
 
     with pytest.raises(ValueError, match="credit_limit"):
         remediate(
             train,
             validation,
             demo_files.artifact,
-            **columns,  # type: ignore[arg-type]
+            columns=columns,
             confirmed_proxies=["zip_code"],
             suspected_proxies=[],
             strategies=[DropProxies()],

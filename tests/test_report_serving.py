@@ -32,6 +32,7 @@ from contracts.incident import QUERY_STATE, IncidentState, Phase
 from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.severity import Severity
 from playbooks.steps import ImpactAssessmentStep
+from tests.fixtures.incidents import DEMO_FEATURES
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,7 @@ async def served(
         versions=[ModelVersion(version="v1", artifact="nonexistent/model.skops")],
         primary_version="v1",
         outcomes=Outcomes(decision="approved"),
+        features=DEMO_FEATURES,
         protected_attributes=["group"],
         router=RouterRef(target="gateway"),
     )

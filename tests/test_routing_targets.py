@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import pytest_asyncio
 import skops.io
@@ -267,9 +268,13 @@ def _manifest_body(target: str = GATEWAY) -> dict[str, Any]:
         "versions": [{"version": "v1", "artifact": "credit-targets/v1.skops"}],
         "primary_version": "v1",
         "outcomes": {"decision": "approved"},
+        "features": [{"name": "score", "type": "numeric"}],
         "protected_attributes": ["group"],
         "router": {"target": target},
     }
+
+
+UNDEPLOYED = {"allow_undeployed": "true"}  # no router runs here: deployed later
 
 
 @pytest_asyncio.fixture
@@ -284,7 +289,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     )
     artifact = settings.resolved_artifacts_dir / "credit-targets" / "v1.skops"
     artifact.parent.mkdir(parents=True)
-    skops.io.dump(DummyClassifier().fit([[0.0], [1.0]], [0, 1]), artifact)
+    scores = pd.DataFrame({"score": [0.0, 1.0]})
+    skops.io.dump(DummyClassifier().fit(scores, [0, 1]), artifact)
     tokens = {
         who: issue_token(settings.resolved_tokens_file, who, roles) for who, roles in PEOPLE.items()
     }
@@ -298,7 +304,9 @@ async def test_registering_a_router_url_is_refused_and_the_listener_hears_nothin
     body = {**_manifest_body(), "router": {"url": listener.url}}
     async with api.client() as client:
         for who in ("ic", "admin"):
-            refused = await client.post("/v1/models", headers=api.headers(who), json=body)
+            refused = await client.post(
+                "/v1/models", headers=api.headers(who), json=body, params=UNDEPLOYED
+            )
             assert refused.status_code == 422, refused.text
             [problem] = refused.json()["detail"]
             assert problem["loc"] == ["body", "router", "url"]
@@ -310,7 +318,10 @@ async def test_registering_a_router_url_is_refused_and_the_listener_hears_nothin
 async def test_an_unknown_target_is_refused_naming_router_target(api: Api) -> None:
     async with api.client() as client:
         refused = await client.post(
-            "/v1/models", headers=api.headers("ic"), json=_manifest_body("my-laptop")
+            "/v1/models",
+            headers=api.headers("ic"),
+            json=_manifest_body("my-laptop"),
+            params=UNDEPLOYED,
         )
     assert refused.status_code == 422, refused.text
     [problem] = refused.json()["detail"]
@@ -327,14 +338,18 @@ async def _trail(api: Api, model: str) -> list[dict[str, Any]]:
 
 async def test_an_incident_commander_registers_but_cannot_change_a_model(api: Api) -> None:
     async with api.client() as client:
-        first = await client.post("/v1/models", headers=api.headers("ic"), json=_manifest_body())
+        first = await client.post(
+            "/v1/models", headers=api.headers("ic"), json=_manifest_body(), params=UNDEPLOYED
+        )
         assert first.status_code == 201, first.text
-        again = await client.post("/v1/models", headers=api.headers("ic"), json=_manifest_body())
+        again = await client.post(
+            "/v1/models", headers=api.headers("ic"), json=_manifest_body(), params=UNDEPLOYED
+        )
         assert again.status_code == 201 and again.json()["revision"] == 1  # nothing changed
         moved = await client.post(
             "/v1/models",
             headers=api.headers("ic"),
-            params={"reason": "moving to prod"},
+            params={"reason": "moving to prod", **UNDEPLOYED},
             json=_manifest_body("prod-gw"),
         )
         assert moved.status_code == 403, moved.text
@@ -349,17 +364,22 @@ async def test_an_incident_commander_registers_but_cannot_change_a_model(api: Ap
 
 async def test_an_admin_change_needs_a_reason_and_is_recorded_with_old_and_new(api: Api) -> None:
     async with api.client() as client:
-        first = await client.post("/v1/models", headers=api.headers("ic"), json=_manifest_body())
+        first = await client.post(
+            "/v1/models", headers=api.headers("ic"), json=_manifest_body(), params=UNDEPLOYED
+        )
         assert first.status_code == 201, first.text
         no_reason = await client.post(
-            "/v1/models", headers=api.headers("admin"), json=_manifest_body("prod-gw")
+            "/v1/models",
+            headers=api.headers("admin"),
+            json=_manifest_body("prod-gw"),
+            params=UNDEPLOYED,
         )
         assert no_reason.status_code == 422, no_reason.text
         assert no_reason.json()["detail"][0]["loc"] == ["query", "reason"]
         changed = await client.post(
             "/v1/models",
             headers=api.headers("admin"),
-            params={"reason": "CHG-1234: serve from the production gateway"},
+            params={"reason": "CHG-1234: serve from the production gateway", **UNDEPLOYED},
             json={**_manifest_body("prod-gw"), "description": "now in prod"},
         )
         assert changed.status_code == 201, changed.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from analysis.columns import ModelColumns
 from analysis.counterfactual import (
     balanced_profiles,
     counterfactual_flip_rate,
@@ -17,36 +19,32 @@ from analysis.counterfactual import (
     typical_proxy_values,
 )
 from analysis.data import DataFileError
+from analysis.models import ModelFileError, read_artifact
+from analysis.scoring import Scorer as ModelScorer
+from analysis.scoring import save_artifact
 from analysis.validation import (
     Scorer,
     Scores,
     ValidationReport,
     scorer_from_artifact,
-    scorer_from_model,
+    scorer_of,
     validate_candidate,
 )
-from demo.credit_model import (
-    DemoModelFiles,
-    LoadedModel,
-    ModelLoadError,
-    prepare_demo_model,
-    save_model,
-    train_credit_model,
-)
+from demo.credit_model import DemoModelFiles, prepare_demo_model, train_credit_model
 from demo.dataset import CREDIT_BAND_LABELS, INCOME_BAND_LABELS, REDLINED_ZIP_CODES, read_dataset
 from fairness.gates import Gate, GateSpec, Verdict, evaluate_gates
 from fairness.group_metrics import Status
 from store.artifacts import ArtifactStore, local_store
 
 STRATA = ["income_band", "credit_band"]
-SETUP = {
-    "protected": ["group"],
-    "label": "approved",
-    "decision": "approved",
-    "amount": "credit_limit",
-    "strata": STRATA,
-    "proxies": ["zip_code"],
-}
+COLUMNS = ModelColumns(
+    protected=("group",),
+    label="approved",
+    decision="approved",
+    amount="credit_limit",
+    strata=tuple(STRATA),
+)
+SETUP = {"columns": COLUMNS, "proxies": ["zip_code"]}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -78,7 +76,7 @@ def zip_blind(demo: DemoModelFiles, tmp_path_factory: pytest.TempPathFactory) ->
     """The remediation a data scientist would try first: the same model without the proxy."""
     training = read_dataset(demo.training_csv).assign(zip_code="any")
     store = ArtifactStore(demo.artifacts_dir)
-    name, _ = save_model(store, train_credit_model(training, "v2"), demo.model_id, "v2.skops")
+    name, _ = save_artifact(store, train_credit_model(training, "v2"), demo.model_id, "v2.skops")
     return store.path(name)
 
 
@@ -253,7 +251,8 @@ def test_bad_inputs_are_refused(demo: DemoModelFiles, held_out: pd.DataFrame) ->
             scorer,
             gates=GateSpec(),
             seed=0,
-            **{**SETUP, "protected": ["sex"]},  # type: ignore[arg-type]
+            columns=replace(COLUMNS, protected=("sex",)),
+            proxies=["zip_code"],
         )
     with pytest.raises(ValueError, match="needs a decision"):
         validate_candidate(
@@ -262,7 +261,8 @@ def test_bad_inputs_are_refused(demo: DemoModelFiles, held_out: pd.DataFrame) ->
             scorer,
             gates=GateSpec(),
             seed=0,
-            **{**SETUP, "decision": None},  # type: ignore[arg-type]
+            columns=replace(COLUMNS, decision=None),
+            proxies=["zip_code"],
         )
     with pytest.raises(ValueError, match="proxies"):
         validate_candidate(
@@ -279,23 +279,76 @@ def test_bad_inputs_are_refused(demo: DemoModelFiles, held_out: pd.DataFrame) ->
 
     with pytest.raises(ValueError, match="one decision and one amount per row"):
         validate_candidate(rows, scorer, short, gates=GateSpec(), seed=0, **SETUP)  # type: ignore[arg-type]
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelFileError):
         scorer_from_artifact(ArtifactStore(demo.artifacts_dir), "missing.skops", "0" * 64)
 
 
-def test_a_loaded_model_adapts_to_a_scorer(demo: DemoModelFiles, held_out: pd.DataFrame) -> None:
-    model = LoadedModel(train_credit_model(read_dataset(demo.training_csv).iloc[:3_000], "t"))
-    approved, amounts = scorer_from_model(model)(held_out.iloc[:50])
-    expected = model.decide(held_out.iloc[:50])
-    assert approved.tolist() == [a for a, _ in expected]
-    assert amounts.tolist() == [x for _, x in expected]
+def test_any_loaded_model_adapts_to_a_scorer(demo: DemoModelFiles, held_out: pd.DataFrame) -> None:
+    artifact = train_credit_model(read_dataset(demo.training_csv).iloc[:3_000], "t")
+    rows = held_out.iloc[:50]
+    both = scorer_of(ModelScorer(read_artifact(artifact, source="dict")))(rows)
+    decision_only = scorer_of(ModelScorer(read_artifact(artifact["approval"], source="bare")))
+    amount_only = scorer_of(ModelScorer(read_artifact(artifact["limit"], source="bare")))
+
+    decided, amounts = decision_only(rows)
+    assert decided.tolist() == both[0].tolist() and (amounts == 0).all()
+    granted, amounts = amount_only(rows)
+    assert granted.all() and amounts[both[0]] == pytest.approx(both[1][both[0]])
+
+
+def test_a_model_lacking_an_outcome_the_validation_needs_is_refused(
+    demo: DemoModelFiles, tmp_path: Path
+) -> None:
+    artifact = train_credit_model(read_dataset(demo.training_csv).iloc[:2_000], "t")
+    store = ArtifactStore(tmp_path)
+    name, digest = store.save(artifact["approval"], "decision-only.skops")
+    with pytest.raises(ModelFileError, match="no amount model"):
+        scorer_from_artifact(store, name, digest, needs=["decision", "amount"])
+
+
+def test_binned_strata_from_the_manifest_slice_the_amounts(
+    demo: DemoModelFiles, held_out: pd.DataFrame
+) -> None:
+    from contracts.model import StratumBins
+
+    bands = StratumBins.model_validate(
+        {
+            "feature": "income",
+            "bins": [
+                {"label": "low", "below": 40_000},
+                {"label": "mid", "at_least": 40_000, "below": 80_000},
+                {"label": "high", "at_least": 80_000},
+            ],
+        }
+    )
+    columns = replace(COLUMNS, strata=("bands",), bins={"bands": bands})
+    scorer = from_file(demo.artifact)
+    report = validate_candidate(
+        held_out.iloc[:2_000], scorer, scorer, columns=columns, proxies=[], gates=GateSpec(), seed=0
+    )
+    assert report.strata == ["bands"]
+    assert report.edge_case_profiles == 2 * 3 * 100
+    gap = report.baseline.held_out.slicing("group").conditional_amount_disparity
+    assert gap is not None and gap.estimate is not None and gap.estimate > 0.2
+
+
+def test_a_playbook_s_gates_are_taken_as_they_are(
+    demo: DemoModelFiles, held_out: pd.DataFrame
+) -> None:
+    from playbooks.steps import Gates
+
+    scorer = from_file(demo.artifact)
+    gates = Gates(min_disparate_impact_ratio=0.7, max_accuracy_loss=0.01)
+    report = validate_candidate(held_out.iloc[:1_000], scorer, scorer, gates=gates, seed=0, **SETUP)  # type: ignore[arg-type]
+    assert report.gates.disparate_impact_ratio == 0.7 and report.gates.accuracy_loss == 0.01
+    assert report.baseline_gate_report is not None
 
 
 def test_a_model_without_an_amount_is_judged_on_its_decisions_only(
     demo: DemoModelFiles, held_out: pd.DataFrame
 ) -> None:
     scorer = from_file(demo.artifact)
-    setup = {**SETUP, "amount": None}
+    setup = {**SETUP, "columns": replace(COLUMNS, amount=None)}
     report = validate_candidate(
         held_out.iloc[:2_000],
         scorer,
@@ -324,7 +377,7 @@ def test_a_model_without_a_decision_is_judged_on_its_amounts_over_every_row(
     demo: DemoModelFiles, held_out: pd.DataFrame
 ) -> None:
     scorer = from_file(demo.artifact)
-    setup = {**SETUP, "decision": None, "label": None}
+    setup = {**SETUP, "columns": replace(COLUMNS, decision=None, label=None)}
     rows = held_out.iloc[:2_000]
     report = validate_candidate(rows, scorer, scorer, gates=GateSpec(), seed=0, **setup)  # type: ignore[arg-type]
     assert report.candidate.held_out.amount_rows == len(rows)

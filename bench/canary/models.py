@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr
 from threadpoolctl import threadpool_limits
 
+from analysis.columns import ModelColumns
 from analysis.remediation import DropProxies, remediate
 from config import Settings
 from demo.credit_model import (
@@ -50,11 +51,13 @@ def prepare_models(folder: Path) -> Models:
         read_dataset(files.training_csv),
         read_dataset(files.validation_csv),
         files.artifact,
-        protected=["group"],
-        label="approved",
-        decision="approved",
-        amount="credit_limit",
-        strata=["income_band", "credit_band"],
+        columns=ModelColumns(
+            protected=("group",),
+            label="approved",
+            decision="approved",
+            amount="credit_limit",
+            strata=("income_band", "credit_band"),
+        ),
         confirmed_proxies=["zip_code"],
         suspected_proxies=[],
         strategies=[DropProxies()],

@@ -32,10 +32,11 @@ from contracts.incident import (
     IncidentState,
 )
 from contracts.metrics import Side
-from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
+from contracts.model import Feature, ModelManifest, ModelVersion, Outcomes, RouterRef
 from contracts.playbook.schema import Playbook
 from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
+from demo.credit_model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from demo.dataset import read_dataset
 from router.client import RouterClient
 from router.schemas import Applicant
@@ -134,6 +135,10 @@ def incident_input(models: Models) -> IncidentInput:
         outcomes=Outcomes(decision="approved", amount="credit_limit"),
         protected_attributes=["group"],
         strata=["income_band", "credit_band"],
+        features=[
+            *(Feature(name=name, type="numeric") for name in NUMERIC_FEATURES),
+            *(Feature(name=name, type="categorical") for name in CATEGORICAL_FEATURES),
+        ],
         router=RouterRef(target=GATEWAY),  # the worker declares the router as `gateway`
     )
     return IncidentInput(
