@@ -117,12 +117,12 @@ def to_cells(
             left_out_decisions += row.count
             other_versions.add(row.version)
             continue
-        key = (side, row.group, f"{row.income_band}|{row.credit_band}", row.approved, row.outcome)
+        key = (side, row.group, row.stratum, row.decision, row.outcome)
         count, amount_sum, amount_sumsq = sums.get(key, (0, 0.0, 0.0))
         sums[key] = (
             count + row.count,
-            amount_sum + row.credit_limit_sum,
-            amount_sumsq + row.credit_limit_sumsq,
+            amount_sum + row.amount_sum,
+            amount_sumsq + row.amount_sumsq,
         )
     if left_out_rows:
         log.debug(

@@ -75,7 +75,7 @@ from router.metrics import (
 
 log = structlog.get_logger(__name__)
 
-CELL_LABELS = ("version", "route", "group", "income_band", "credit_band", "approved")
+CELL_LABELS = ("version", "route", "group", "stratum", "decision")
 _STABLE_ROUTES = frozenset({Serving.PRIMARY.value, Serving.FALLBACK.value})
 
 _Key = tuple[str, ...]  # CELL_LABELS values
@@ -301,7 +301,7 @@ def to_cells(
         merged.setdefault(key, CellSums()).add(sums, scale)
 
     for labels, sums in decisions.items():
-        version, route, group, income_band, credit_band, approved_label = labels
+        version, route, group, stratum, decision_label = labels
         side = _side(route, version, candidate_version)
         if side is None:
             left_out.add(version)
@@ -314,7 +314,7 @@ def to_cells(
         targets = _capped({v: round(s.count) for v, s in known.items()}, round(sums.count))
         unknown = CellSums()
         unknown.add(sums)
-        cell = (side, group, f"{income_band}|{credit_band}", approved_label == "true")
+        cell = (side, group, stratum, decision_label == "true")
         for verdict, outcome_sums in known.items():
             share = targets[verdict] / outcome_sums.count
             add((*cell, verdict), outcome_sums, share)

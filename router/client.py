@@ -1,4 +1,4 @@
-"""An async client for the reference router, used by Fairlane's activities, the demo and benchmarks.
+"""An async client for the gateway (or any router of the contract): activities, demo, benches.
 
 Failures come back typed: :class:`StaleRouteError` when a route update lost the
 generation race (the caller re-reads and decides), :class:`OutcomeConflictError` when
@@ -16,14 +16,18 @@ from typing import Any, Self
 import httpx
 from pydantic import TypeAdapter
 
+from contracts.model import ModelManifest
 from contracts.routing import Route, RouteUpdate, Serving
 from router.schemas import (
-    Applicant,
+    BatchDecisionRequest,
+    BatchDecisions,
     Decision,
     DecisionRecord,
+    DecisionRequest,
     DecisionSummaryRow,
     Deployment,
     DeploymentRequest,
+    FallbackDocument,
     OutcomesRecorded,
 )
 
@@ -156,10 +160,18 @@ class RouterClient:
         versions: Mapping[str, str],
         primary_version: str,
         digests: Mapping[str, str] | None = None,
+        *,
+        manifest: ModelManifest,
+        fallback: FallbackDocument | None = None,
     ) -> Deployment:
-        """Deploy exactly these versions (artifact names in the router's artifacts directory)."""
+        """Deploy exactly these versions (artifact names in the gateway's artifacts directory)
+        under the model's ``manifest`` and ``fallback`` rules."""
         body = DeploymentRequest(
-            versions=dict(versions), primary_version=primary_version, digests=dict(digests or {})
+            versions=dict(versions),
+            primary_version=primary_version,
+            digests=dict(digests or {}),
+            manifest=manifest,
+            fallback=fallback,
         )
         response = await self._request(
             "PUT", f"/v1/models/{model}/deployment", json=body.model_dump(mode="json")
@@ -171,11 +183,19 @@ class RouterClient:
         response = await self._request("GET", f"/v1/models/{model}/deployment")
         return Deployment.model_validate_json(response.content)
 
-    async def decide(self, model: str, applicant: Applicant) -> Decision:
+    async def decide(self, model: str, request: DecisionRequest) -> Decision:
         response = await self._request(
-            "POST", f"/v1/models/{model}/decisions", json=applicant.model_dump(mode="json")
+            "POST", f"/v1/models/{model}/decisions", json=request.model_dump(mode="json")
         )
         return Decision.model_validate_json(response.content)
+
+    async def decide_batch(self, model: str, requests: list[DecisionRequest]) -> list[Decision]:
+        """Decisions for up to ``MAX_BATCH`` requests, all or nothing."""
+        body = BatchDecisionRequest(records=requests)
+        response = await self._request(
+            "POST", f"/v1/models/{model}/decisions:batch", json=body.model_dump(mode="json")
+        )
+        return BatchDecisions.model_validate_json(response.content).decisions
 
     async def decisions(
         self,
@@ -223,9 +243,9 @@ class RouterClient:
     ) -> list[DecisionSummaryRow]:
         """Live decisions with ``since <= at < until`` (aware datetimes), as sums per cell.
 
-        One row per served_by, version, group, income and credit band, decision and
-        outcome (None while unknown), with the count and the credit limits' sum and
-        sum of squares. Shadow scores are never included.
+        One row per served_by, version, group, stratum, decision and outcome (None
+        while unknown), with the count and the amounts' sum and sum of squares. Shadow
+        scores are never included.
         """
         params = {"since": since.isoformat(), "until": until.isoformat()}
         response = await self._request(

@@ -1,4 +1,4 @@
-"""Every decision the router makes, live and shadow, for monitoring and audit to query.
+"""Every decision the gateway makes, live and shadow, for monitoring and audit to query.
 
 A shadow row is written in the same transaction as the live decision it shadows, so
 the log never holds one without the other.
@@ -17,10 +17,10 @@ from router.schemas import DecisionRecord
 
 
 class DecisionRow(SQLModel, table=True):
-    """One model (or rules) output for one application."""
+    """One model (or rules) output for one request, keyed by the manifest's group and stratum."""
 
-    __tablename__ = "router_decision"
-    __table_args__ = (Index("ix_router_decision_model_at", "model", "at"),)
+    __tablename__ = "gateway_decision"
+    __table_args__ = (Index("ix_gateway_decision_model_at", "model", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
@@ -29,26 +29,30 @@ class DecisionRow(SQLModel, table=True):
     served_by: str = Field(max_length=20)
     shadow: bool
     shadow_of: int | None = None
-    applicant_id: str = Field(max_length=200)
-    group: str = Field(max_length=100)
-    income_band: str = Field(max_length=20)
-    credit_band: str = Field(max_length=20)
-    approved: bool
-    credit_limit: float
+    request_id: str = Field(max_length=200)
+    group: str = Field(max_length=400)
+    stratum: str = Field(max_length=400)
+    decision: bool
+    amount: float
+    rules_version: str | None = Field(default=None, max_length=64)
 
 
-def log_decision(session: Session, live: DecisionRow, shadows: list[DecisionRow]) -> int:
-    """Write a live decision and its shadow scores atomically; returns the live decision's id."""
-    session.add(live)
+def log_decisions(
+    session: Session, live: list[DecisionRow], shadows: list[list[DecisionRow]]
+) -> list[int]:
+    """Write live decisions and their shadow scores (``shadows[i]`` shadow ``live[i]``) in
+    one transaction; returns the live decisions' ids, in order."""
+    session.add_all(live)
     session.flush()
-    decision_id = live.id  # read before commit, which would expire it and cost a SELECT
-    if decision_id is None:
+    ids = [row.id for row in live]  # read before commit, which would expire them
+    if any(i is None for i in ids):
         raise RuntimeError("the database assigned no id to a logged decision")
-    for row in shadows:
-        row.shadow_of = decision_id
-    session.add_all(shadows)
+    for decision_id, rows in zip(ids, shadows, strict=True):
+        for row in rows:
+            row.shadow_of = decision_id
+            session.add(row)
     session.commit()
-    return decision_id
+    return [i for i in ids if i is not None]
 
 
 def query_decisions(

@@ -1,17 +1,18 @@
-"""The router's Prometheus metrics: live decisions and their outcomes as per-cell counters.
+"""The gateway's Prometheus metrics: live decisions and their outcomes as per-cell counters.
 
 The canary analysis and the drift monitor need, per cell of (side, group, stratum,
-decision, outcome), a count, the sum of the credit limits and the sum of their squares
+decision, outcome), a count, the sum of the amounts and the sum of their squares
 (:class:`~contracts.metrics.DecisionCell`). The router keeps exactly those three as
 counters labelled by cell, so Prometheus can answer the same question the decision
 log's ``GROUP BY`` answers (:mod:`metrics.prometheus` reads them back):
 
 * ``fairlane_router_decisions_total`` and ``fairlane_router_decision_amount_total`` /
   ``..._amount_squares_total``: live decisions, labelled ``model``, ``version``,
-  ``route`` (who answered: ``primary``, ``fallback`` or ``candidate``, the router's
-  ``served_by``), ``group``, ``income_band``, ``credit_band`` and ``approved``. Amounts
-  are summed over every decision, declines included (their limit is 0), as the
-  decision log's summary sums them.
+  ``route`` (who answered: ``primary``, ``fallback`` or ``candidate``, the gateway's
+  ``served_by``), ``group`` and ``stratum`` (the manifest's keys, see
+  :meth:`contracts.model.ModelManifest.group_of`) and ``decision`` (true or false).
+  Amounts are summed over every decision, declines included (their amount is 0), as
+  the decision log's summary sums them.
 * ``fairlane_router_shadow_scores_total`` (and its amounts): shadow scores, logged and
   never returned, on their own counters so no sum over live decisions can pick them
   up by accident; ``route`` is the side that answered the request live.
@@ -25,7 +26,7 @@ Counting must never cost an applicant their answer: a failure to count is logged
 swallowed. Each app has its own registry, so several routers can share a process.
 
 Cardinality is models x versions x 3 routes x groups x strata x 2, a few thousand
-series for the demo model; applicant ids and decision ids are never labels.
+series for a typical model; request ids and decision ids are never labels.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from router.outcomes import OutcomeRow
 
 log = structlog.get_logger(__name__)
 
-DECISION_LABELS = ("model", "version", "route", "group", "income_band", "credit_band", "approved")
+DECISION_LABELS = ("model", "version", "route", "group", "stratum", "decision")
 OUTCOME_LABELS = (*DECISION_LABELS, "outcome")
 
 DECISIONS = "fairlane_router_decisions_total"
@@ -86,9 +87,8 @@ def decision_labels(row: DecisionRow) -> Labels:
         row.version,
         row.served_by,
         row.group,
-        row.income_band,
-        row.credit_band,
-        _flag(row.approved),
+        row.stratum,
+        _flag(row.decision),
     )
 
 
@@ -104,16 +104,14 @@ class _CellCounters:
     ) -> None:
         count, amount, squares = names
         self.count = Counter(count, what, labels, registry=registry)
-        self.amount = Counter(
-            amount, f"sum of the credit limits of {what}", labels, registry=registry
-        )
+        self.amount = Counter(amount, f"sum of the amounts of {what}", labels, registry=registry)
         self.squares = Counter(
-            squares, f"sum of the squared credit limits of {what}", labels, registry=registry
+            squares, f"sum of the squared amounts of {what}", labels, registry=registry
         )
 
     def add(self, labels: Labels, count: int, amount: float, squares: float) -> None:
         self.count.labels(*labels).inc(count)
-        if amount < 0:  # a counter cannot go down; credit limits never do
+        if amount < 0:  # a counter cannot go down; amounts are never negative
             log.warning("negative amount not counted", labels=labels, amount=amount)
             return
         self.amount.labels(*labels).inc(amount)
@@ -175,8 +173,8 @@ class RouterMetrics:
     def tally(live: DecisionRow, shadows: Sequence[DecisionRow]) -> DecisionTally:
         """What :meth:`count_decision` will add; call it before the rows are committed."""
         return DecisionTally(
-            live=(decision_labels(live), live.credit_limit),
-            shadows=tuple((decision_labels(row), row.credit_limit) for row in shadows),
+            live=(decision_labels(live), live.amount),
+            shadows=tuple((decision_labels(row), row.amount) for row in shadows),
         )
 
     def count_decision(self, tally: DecisionTally) -> None:
@@ -220,12 +218,11 @@ def newly_recorded(
         col(DecisionRow.version),
         col(DecisionRow.served_by),
         col(DecisionRow.group),
-        col(DecisionRow.income_band),
-        col(DecisionRow.credit_band),
-        col(DecisionRow.approved),
+        col(DecisionRow.stratum),
+        col(DecisionRow.decision),
         col(OutcomeRow.good),
     )
-    amount = col(DecisionRow.credit_limit)
+    amount = col(DecisionRow.amount)
     sums: dict[tuple[Labels, bool], tuple[int, float, float]] = {}
     for chunk in _chunks(sorted(ids)):
         query = (
@@ -241,13 +238,13 @@ def newly_recorded(
         )
         for (
             *labels,
-            approved,
+            decision,
             good,
             count,
             amount_sum,
             amount_sumsq,
         ) in session.connection().execute(query):
-            key = ((*labels, _flag(approved)), bool(good))
+            key = ((*labels, _flag(decision)), bool(good))
             n, total, squares = sums.get(key, (0, 0.0, 0.0))
             sums[key] = (n + count, total + amount_sum, squares + amount_sumsq)
     session.rollback()  # end the read transaction

@@ -41,12 +41,12 @@ def name_ids(ids: Iterable[int]) -> str:
 class OutcomeRow(SQLModel, table=True):
     """The outcome of one live decision."""
 
-    __tablename__ = "router_outcome"
+    __tablename__ = "gateway_outcome"
 
     decision_id: int = Field(
         sa_column=Column(
             Integer,
-            ForeignKey("router_decision.id"),
+            ForeignKey("gateway_decision.id"),
             primary_key=True,
             autoincrement=False,
         )

@@ -1,8 +1,8 @@
 """A window of live decisions as sufficient statistics, aggregated by the database.
 
 A canary window can hold millions of decisions; the analysis needs only, per cell of
-(side, version, group, stratum, decision, outcome), a count, the sum of the credit
-limits and the sum of their squares. One ``GROUP BY`` over the ``(model, at)`` index
+(side, version, group, stratum, decision, outcome), a count, the sum of the amounts
+and the sum of their squares. One ``GROUP BY`` over the ``(model, at)`` index
 computes them where the rows are, and what crosses the wire grows with the number of
 cells, not with the traffic.
 """
@@ -32,12 +32,11 @@ def summarize_decisions(
         col(DecisionRow.served_by),
         col(DecisionRow.version),
         col(DecisionRow.group),
-        col(DecisionRow.income_band),
-        col(DecisionRow.credit_band),
-        col(DecisionRow.approved),
+        col(DecisionRow.stratum),
+        col(DecisionRow.decision),
         col(OutcomeRow.good),
     )
-    amount = col(DecisionRow.credit_limit)
+    amount = col(DecisionRow.amount)
     query = (
         select(*keys, func.count(), func.sum(amount), func.sum(amount * amount))
         .select_from(DecisionRow)
@@ -56,21 +55,19 @@ def summarize_decisions(
             served_by=Serving(served_by),
             version=version,
             group=group,
-            income_band=income_band,
-            credit_band=credit_band,
-            approved=approved,
+            stratum=stratum,
+            decision=decision,
             outcome=outcome,
             count=count,
-            credit_limit_sum=amount_sum,
-            credit_limit_sumsq=amount_sumsq,
+            amount_sum=amount_sum,
+            amount_sumsq=amount_sumsq,
         )
         for (
             served_by,
             version,
             group,
-            income_band,
-            credit_band,
-            approved,
+            stratum,
+            decision,
             outcome,
             count,
             amount_sum,
