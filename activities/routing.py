@@ -30,7 +30,7 @@ from contracts.steps import (
 )
 from contracts.targets import RoutedTo
 from router.client import RouterClient, RouterError, StaleRouteError
-from router.schemas import Applicant
+from router.schemas import DecisionRequest
 
 
 class RoutingActivities:
@@ -121,7 +121,14 @@ class RoutingActivities:
                     return f"{request.version} already deployed"
                 versions = {**deployment.versions, request.version: request.artifact}
                 digests = {request.version: request.sha256} if request.sha256 else None
-                await client.deploy(request.model, versions, deployment.primary_version, digests)
+                await client.deploy(
+                    request.model,
+                    versions,
+                    deployment.primary_version,
+                    digests,
+                    manifest=deployment.manifest,
+                    fallback=deployment.fallback,
+                )
             except RouterError as error:
                 raise _typed(error) from error
         return f"{request.version} deployed from {request.artifact}"
@@ -140,9 +147,9 @@ def unknown_target(error: UnknownTarget) -> ApplicationError:
     return ApplicationError(str(error), type="UnknownRoutingTarget", non_retryable=True)
 
 
-def _probe(target_id: str, body: dict[str, Any]) -> Applicant:
+def _probe(target_id: str, body: dict[str, Any]) -> DecisionRequest:
     try:
-        return Applicant.model_validate(body)
+        return DecisionRequest.model_validate(body)
     except ValidationError as error:
         raise ApplicationError(
             f"the probe declared for target {target_id!r} is not a valid request: "
