@@ -25,7 +25,16 @@ from api.tokens import Role, issue_token
 from config import Settings
 from config.logging import configure_logging
 from config.targets import GATEWAY
-from contracts.model import ModelManifest, ModelVersion, Outcomes, RouterRef
+from contracts.model import (
+    Bin,
+    FallbackRules,
+    Feature,
+    ModelManifest,
+    ModelVersion,
+    Outcomes,
+    RouterRef,
+    StratumBins,
+)
 from contracts.routing import RouteUpdate, Serving
 from demo.alerts import ALERTS_SENDER, alert_storm
 from demo.canary import (
@@ -35,12 +44,24 @@ from demo.canary import (
     live_traffic,
     write_demo_playbook,
 )
-from demo.credit_model import DemoModelFiles, prepare_demo_model
-from demo.dataset import read_dataset
+from demo.credit_model import (
+    CATEGORICAL_FEATURES,
+    NUMERIC_FEATURES,
+    DemoModelFiles,
+    prepare_demo_model,
+)
+from demo.dataset import (
+    CREDIT_BAND_EDGES,
+    CREDIT_BAND_LABELS,
+    GROUPS,
+    INCOME_BAND_EDGES,
+    INCOME_BAND_LABELS,
+    read_dataset,
+)
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from registry.service import load_manifest_file
 from router.client import RouterClient
-from router.schemas import Applicant, DecisionRecord
+from router.schemas import DecisionRecord, DecisionRequest
 from stack.supervisor import EmbeddedStack
 from store.artifacts import ArtifactStore
 
@@ -62,11 +83,36 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+FALLBACK_RULES = Path(__file__).with_name("credit-fallback.yaml")
+
+
+def bands(feature: str, edges: tuple[float, ...], labels: tuple[str, ...]) -> StratumBins:
+    """The dataset's bands of ``feature`` as manifest bins (``at_least <= value < below``)."""
+    bounds = [None, *edges, None]
+    return StratumBins(
+        feature=feature,
+        bins=[
+            Bin(label=label, at_least=low, below=high)
+            for label, low, high in zip(labels, bounds[:-1], bounds[1:], strict=True)
+        ],
+    )
+
+
+def install_fallback_rules(files: DemoModelFiles) -> str:
+    """Copy the demo's rules YAML into the artifacts directory; its name there."""
+    name = f"{files.model_id}/credit-fallback.yaml"
+    target = files.artifacts_dir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(FALLBACK_RULES.read_bytes())
+    return name
+
+
 def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
     """The demo model's manifest, written as a user would, then registered from the file.
 
     Its router is a target the operators declared (the reference router is `gateway`),
-    never a URL.
+    never a URL. Features, groups, strata bins and the fallback rules are declared here:
+    the gateway validates requests and keys its log by them.
     """
     manifest = ModelManifest(
         id=files.model_id,
@@ -82,8 +128,18 @@ def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
         primary_version=files.version,
         label="approved",
         outcomes=Outcomes(decision="approved", amount="credit_limit"),
+        features=[
+            *(Feature(name=name, type="numeric") for name in NUMERIC_FEATURES),
+            *(Feature(name=name, type="categorical") for name in CATEGORICAL_FEATURES),
+        ],
         protected_attributes=["group"],
+        groups={"group": list(GROUPS)},
         strata=["income_band", "credit_band"],
+        bins={
+            "income_band": bands("income", INCOME_BAND_EDGES, INCOME_BAND_LABELS),
+            "credit_band": bands("credit_history_years", CREDIT_BAND_EDGES, CREDIT_BAND_LABELS),
+        },
+        fallback=FallbackRules(rules=install_fallback_rules(files)),
         router=RouterRef(target=target),
     )
     path = files.training_csv.parent / "manifest.yaml"
@@ -121,14 +177,17 @@ class Api:
         await self._client.aclose()
 
 
-def applicant_from(row: Any, applicant_id: str | None = None) -> Applicant:
-    return Applicant(
-        applicant_id=applicant_id or str(row.applicant_id),
-        income=float(row.income),
-        credit_history_years=float(row.credit_history_years),
-        debt_ratio=float(row.debt_ratio),
-        zip_code=str(row.zip_code),
-        group=str(row.group),
+def applicant_from(row: Any, applicant_id: str | None = None) -> DecisionRequest:
+    """One applicant as a gateway request: the model's features, and the group apart."""
+    return DecisionRequest(
+        id=applicant_id or str(row.applicant_id),
+        features={
+            "income": float(row.income),
+            "credit_history_years": float(row.credit_history_years),
+            "debt_ratio": float(row.debt_ratio),
+            "zip_code": str(row.zip_code),
+        },
+        attributes={"group": str(row.group)},
     )
 
 
@@ -160,14 +219,14 @@ async def serve_primary(router: RouterClient, model: str) -> None:
 
 def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
     frame = pd.DataFrame([d.model_dump() for d in decisions])
-    approved = frame[frame["approved"]]
+    approved = frame[frame["decision"]]
     gap = conditional_disparity(
-        approved["credit_limit"],
+        approved["amount"],
         approved["group"],
-        combine_strata(approved["income_band"], approved["credit_band"]),
+        combine_strata(approved["stratum"]),
         min_count=5,
     )
-    dir_ = disparate_impact_ratio(frame["approved"], frame["group"])
+    dir_ = disparate_impact_ratio(frame["decision"], frame["group"])
     gap_pct = 100 * (gap.relative_gap or 0.0)
     finding = (
         f"group {gap.worst_group} gets {gap_pct:.1f}% lower limits"
@@ -384,12 +443,23 @@ async def _sign_assessment(api: Api, incident: str, state: dict[str, Any], *, fi
 
 
 async def deploy_and_register(api: Api, router: RouterClient, files: DemoModelFiles) -> None:
-    await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
-    await serve_primary(router, files.model_id)
+    """Register the model from its manifest, then deploy it through Fairlane (`fairlane model
+    deploy`): the gateway gets the version, the manifest's contract and the fallback rules."""
     manifest = write_manifest(files)
     body = load_manifest_file(manifest).model_dump(mode="json")
     registered = await api.ok("dana.ic", "POST", "/v1/models", json=body)
     say(f"Registered model {registered['id']} from {manifest} (rev {registered['revision']})")
+    deployed = await api.ok(
+        "dana.ic",
+        "POST",
+        f"/v1/models/{files.model_id}/deployments",
+        json={"version": files.version, "reason": "the demo puts the credit model in service"},
+    )
+    say(
+        f"Deployed {deployed['model']} {deployed['version']} at {deployed['target']} "
+        f"(fallback rules {deployed['rules_version']})"
+    )
+    await serve_primary(router, files.model_id)
 
 
 async def scenario(settings: Settings) -> None:
