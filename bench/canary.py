@@ -84,6 +84,7 @@ from demo.credit_model import (
     save_model,
 )
 from demo.dataset import generate_applicants, read_dataset
+from demo.gateway import deploy_credit
 from fairness.live import LiveThresholds, analyse_window
 from fairness.sequential import look_alpha
 from metrics.decision_log import DecisionLogProvider
@@ -439,7 +440,8 @@ async def rolled_back(router: RouterClient, model: str, timeout_s: float = 180) 
 async def inject_regression(router: RouterClient, models: Models) -> datetime:
     """Redeploy the same version names, the candidate's now pointing at the biased model."""
     files = models.files
-    await router.deploy(
+    await deploy_credit(
+        router,
         files.model_id,
         {files.version: files.artifact_name, CANDIDATE: models.regressed},
         files.version,
@@ -555,7 +557,9 @@ async def rollback_section(
         client = await connect(settings.model_copy(update={"temporal_address": address}))
         async with RouterClient(url, TOKEN) as router:
             files = models.files
-            await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
+            await deploy_credit(
+                router, files.model_id, {files.version: files.artifact_name}, files.version
+            )
             flip = await direct_flip_s(router, files.model_id, files.version)
             print(f"router flip (PUT route, GET until it shows) median {flip * 1000:.1f}ms")
             async with build_worker(client, settings.model_copy(update={"router_url": url}), trail):
@@ -874,7 +878,8 @@ async def analysis_section(
         with router_process(scratch, database) as url:
             files = models.files
             async with RouterClient(url, TOKEN) as router:
-                await router.deploy(
+                await deploy_credit(
+                    router,
                     files.model_id,
                     {files.version: files.artifact_name, CANDIDATE: models.fair},
                     files.version,

@@ -25,16 +25,7 @@ from api.tokens import Role, issue_token
 from config import Settings
 from config.logging import configure_logging
 from config.targets import GATEWAY
-from contracts.model import (
-    Bin,
-    FallbackRules,
-    Feature,
-    ModelManifest,
-    ModelVersion,
-    Outcomes,
-    RouterRef,
-    StratumBins,
-)
+from contracts.model import FallbackRules, ModelManifest
 from contracts.routing import RouteUpdate, Serving
 from demo.alerts import ALERTS_SENDER, alert_storm
 from demo.canary import (
@@ -44,20 +35,9 @@ from demo.canary import (
     live_traffic,
     write_demo_playbook,
 )
-from demo.credit_model import (
-    CATEGORICAL_FEATURES,
-    NUMERIC_FEATURES,
-    DemoModelFiles,
-    prepare_demo_model,
-)
-from demo.dataset import (
-    CREDIT_BAND_EDGES,
-    CREDIT_BAND_LABELS,
-    GROUPS,
-    INCOME_BAND_EDGES,
-    INCOME_BAND_LABELS,
-    read_dataset,
-)
+from demo.credit_model import DemoModelFiles, prepare_demo_model
+from demo.dataset import read_dataset
+from demo.gateway import FALLBACK_RULES, credit_manifest, credit_request
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from registry.service import load_manifest_file
 from router.client import RouterClient
@@ -83,19 +63,33 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-FALLBACK_RULES = Path(__file__).with_name("credit-fallback.yaml")
+def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
+    """The demo model's manifest, written as a user would, then registered from the file."""
+    manifest = demo_manifest(files, target)
+    path = files.training_csv.parent / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
+    return path
 
 
-def bands(feature: str, edges: tuple[float, ...], labels: tuple[str, ...]) -> StratumBins:
-    """The dataset's bands of ``feature`` as manifest bins (``at_least <= value < below``)."""
-    bounds = [None, *edges, None]
-    return StratumBins(
-        feature=feature,
-        bins=[
-            Bin(label=label, at_least=low, below=high)
-            for label, low, high in zip(labels, bounds[:-1], bounds[1:], strict=True)
-        ],
+def demo_manifest(files: DemoModelFiles, target: str = GATEWAY) -> ModelManifest:
+    """The demo model's manifest, its fallback rules installed in the artifacts directory.
+
+    Its router is a target the operators declared (the reference gateway is `gateway`),
+    never a URL.
+    """
+    manifest = credit_manifest(
+        files.model_id,
+        {files.version: files.artifact_name},
+        fallback=FallbackRules(rules=install_fallback_rules(files)),
+        target=target,
     )
+    version = manifest.versions[0].model_copy(
+        update={
+            "training_data": str(files.training_csv),
+            "validation_data": str(files.validation_csv),
+        }
+    )
+    return manifest.model_copy(update={"versions": [version]})
 
 
 def install_fallback_rules(files: DemoModelFiles) -> str:
@@ -105,46 +99,6 @@ def install_fallback_rules(files: DemoModelFiles) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(FALLBACK_RULES.read_bytes())
     return name
-
-
-def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
-    """The demo model's manifest, written as a user would, then registered from the file.
-
-    Its router is a target the operators declared (the reference router is `gateway`),
-    never a URL. Features, groups, strata bins and the fallback rules are declared here:
-    the gateway validates requests and keys its log by them.
-    """
-    manifest = ModelManifest(
-        id=files.model_id,
-        description="Credit-limit model: the reference case, ~30% lower limits for one group",
-        versions=[
-            ModelVersion(
-                version=files.version,
-                artifact=files.artifact_name,
-                training_data=str(files.training_csv),
-                validation_data=str(files.validation_csv),
-            )
-        ],
-        primary_version=files.version,
-        label="approved",
-        outcomes=Outcomes(decision="approved", amount="credit_limit"),
-        features=[
-            *(Feature(name=name, type="numeric") for name in NUMERIC_FEATURES),
-            *(Feature(name=name, type="categorical") for name in CATEGORICAL_FEATURES),
-        ],
-        protected_attributes=["group"],
-        groups={"group": list(GROUPS)},
-        strata=["income_band", "credit_band"],
-        bins={
-            "income_band": bands("income", INCOME_BAND_EDGES, INCOME_BAND_LABELS),
-            "credit_band": bands("credit_history_years", CREDIT_BAND_EDGES, CREDIT_BAND_LABELS),
-        },
-        fallback=FallbackRules(rules=install_fallback_rules(files)),
-        router=RouterRef(target=target),
-    )
-    path = files.training_csv.parent / "manifest.yaml"
-    path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
-    return path
 
 
 class Api:
@@ -178,16 +132,14 @@ class Api:
 
 
 def applicant_from(row: Any, applicant_id: str | None = None) -> DecisionRequest:
-    """One applicant as a gateway request: the model's features, and the group apart."""
-    return DecisionRequest(
-        id=applicant_id or str(row.applicant_id),
-        features={
-            "income": float(row.income),
-            "credit_history_years": float(row.credit_history_years),
-            "debt_ratio": float(row.debt_ratio),
-            "zip_code": str(row.zip_code),
-        },
-        attributes={"group": str(row.group)},
+    """One applicant of the dataset as a gateway request."""
+    return credit_request(
+        applicant_id or str(row.applicant_id),
+        income=row.income,
+        credit_history_years=row.credit_history_years,
+        debt_ratio=row.debt_ratio,
+        zip_code=row.zip_code,
+        group=row.group,
     )
 
 

@@ -146,7 +146,9 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
     model its first route."""
     if request.primary_version not in request.versions:
         raise _unprocessable(
-            ("primary_version",), f"{request.primary_version!r} is not in versions", "value_error"
+            ("primary_version",),
+            f"primary_version {request.primary_version!r} is not in versions",
+            "value_error",
         )
     if request.manifest.id != model:
         raise _unprocessable(

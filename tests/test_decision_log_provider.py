@@ -20,8 +20,8 @@ from metrics import decision_log
 from metrics.decision_log import DecisionLogProvider
 from metrics.provider import MetricsProvider, ProviderError
 from router.client import RouterClient
-from router.fallback import RULES_VERSION
 from tests import test_router as shared
+from tests.fixtures.gateway import RULES_VERSION
 from tests.test_router import MODEL, TOKEN, applicant, update
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
@@ -52,8 +52,8 @@ def row(served_by: str, version: str, **changes: Any) -> dict[str, Any]:
         "approved": True,
         "outcome": None,
         "count": 10,
-        "credit_limit_sum": 50_000.0,
-        "credit_limit_sumsq": 250_000_000.0,
+        "amount_sum": 50_000.0,
+        "amount_sumsq": 250_000_000.0,
     }
     return base | changes
 
@@ -82,7 +82,7 @@ def debug_logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]
 def cells_by_key(cells: list[DecisionCell]) -> dict[CellKey, tuple[int, float, float]]:
     keyed: dict[CellKey, tuple[int, float, float]] = {}
     for cell in cells:
-        key = (cell.side, cell.group, cell.stratum, cell.approved, cell.outcome)
+        key = (cell.side, cell.group, cell.stratum, cell.decision, cell.outcome)
         assert key not in keyed, f"cell {key} given twice"
         keyed[key] = (cell.count, cell.amount_sum, cell.amount_sumsq)
     return keyed
@@ -99,12 +99,12 @@ async def test_rows_become_cells_of_the_two_arms(
 ) -> None:
     rows = [
         row("primary", "v1"),
-        row("fallback", RULES_VERSION, count=5, credit_limit_sum=20_000.0,
-            credit_limit_sumsq=80_000_000.0),
+        row("fallback", RULES_VERSION, count=5, amount_sum=20_000.0,
+            amount_sumsq=80_000_000.0),
         row("fallback", RULES_VERSION, group="B", credit_band="<2y", approved=False,
-            outcome=False, count=3, credit_limit_sum=0.0, credit_limit_sumsq=0.0),
-        row("candidate", "v2", outcome=True, count=4, credit_limit_sum=22_000.0,
-            credit_limit_sumsq=121_000_000.0),
+            outcome=False, count=3, amount_sum=0.0, amount_sumsq=0.0),
+        row("candidate", "v2", outcome=True, count=4, amount_sum=22_000.0,
+            amount_sumsq=121_000_000.0),
         row("candidate", "v3", count=7),
         row("candidate", "v3", group="B", count=2),
     ]  # fmt: skip
@@ -202,7 +202,7 @@ async def test_a_window_from_a_real_router(app: FastAPI, deployed: RouterClient)
         await deployed.decide(MODEL, who)
     log = await deployed.decisions(MODEL, include_shadow=True, limit=100_000)
     live = [r for r in log if not r.shadow]
-    outcomes = {r.id: r.approved and r.id % 2 == 0 for r in live[::2]}
+    outcomes = {r.id: r.decision and r.id % 2 == 0 for r in live[::2]}
     await deployed.record_outcomes(MODEL, outcomes)
     end = datetime.now(UTC) + timedelta(seconds=1)
 
@@ -216,9 +216,9 @@ async def test_a_window_from_a_real_router(app: FastAPI, deployed: RouterClient)
         if r.served_by is Serving.CANDIDATE and r.version != "v2":
             continue
         side = Side.CANDIDATE if r.served_by is Serving.CANDIDATE else Side.STABLE
-        key = (side, r.group, f"{r.income_band}|{r.credit_band}", r.approved, outcomes.get(r.id))
+        key = (side, r.group, f"{r.income_band}|{r.credit_band}", r.decision, outcomes.get(r.id))
         count, total, squares = expected.get(key, (0, 0.0, 0.0))
-        expected[key] = (count + 1, total + r.credit_limit, squares + r.credit_limit**2)
+        expected[key] = (count + 1, total + r.amount, squares + r.amount**2)
     actual = cells_by_key(window.cells)
     assert actual.keys() == expected.keys()
     for key, (count, total, squares) in expected.items():

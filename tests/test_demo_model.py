@@ -37,8 +37,8 @@ from demo.dataset import (
     write_dataset,
 )
 from fairness.outcomes import ConditionalDisparity, combine_strata, conditional_disparity
-from router.fallback import rules_decision
 from store.artifacts import ArtifactStore
+from tests.fixtures.gateway import rules_decision
 
 
 @pytest.fixture(scope="module")

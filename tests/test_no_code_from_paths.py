@@ -42,6 +42,7 @@ from router.client import RouterClient, RouterError
 from store.artifacts import ArtifactError, ArtifactStore
 from store.db import create_tables, make_engine
 from store.paths import PathEscape, under
+from tests.fixtures.gateway import deploy_credit
 from tests.fixtures.services import free_port, serve
 
 ROUTER_TOKEN = "router-token-for-no-code-tests"
@@ -254,11 +255,11 @@ def test_a_file_swapped_after_registration_is_refused_by_every_loader(
     async def deploy_swap_restart() -> int:
         transport = httpx.ASGITransport(app=create_router_app(settings))
         async with RouterClient("http://router", ROUTER_TOKEN, transport=transport) as router:
-            await router.deploy("credit-limit", {"v1": name}, "v1")
+            await deploy_credit(router, "credit-limit", {"v1": name}, "v1")
         save_model(store, other, "m", "v1.skops")  # swapped
         async with RouterClient("http://router", ROUTER_TOKEN, transport=transport) as router:
             with pytest.raises(RouterError, match="changed after registration") as redeployed:
-                await router.deploy("credit-limit", {"v1": name}, "v1")  # would re-pin it
+                await deploy_credit(router, "credit-limit", {"v1": name}, "v1")  # would re-pin it
             assert redeployed.value.status_code == 422
         restarted = httpx.ASGITransport(app=create_router_app(settings))
         async with httpx.AsyncClient(transport=restarted, base_url="http://router") as raw:

@@ -34,6 +34,7 @@ from router.metrics import (
 )
 from router.schemas import DecisionRecord
 from tests import test_router as shared
+from tests.fixtures.gateway import deploy_credit
 from tests.test_router import MODEL, TOKEN, applicant, client_for, served
 from tests.test_router_outcomes import incident_traffic
 
@@ -91,10 +92,10 @@ def expected_decisions(records: Iterable[DecisionRecord], *, shadow: bool) -> di
             r.group,
             r.income_band,
             r.credit_band,
-            _flag(r.approved),
+            _flag(r.decision),
         )
         n, total, squares = cells.get(key, (0, 0.0, 0.0))
-        cells[key] = (n + 1, total + r.credit_limit, squares + r.credit_limit**2)
+        cells[key] = (n + 1, total + r.amount, squares + r.amount**2)
     return cells
 
 
@@ -112,11 +113,11 @@ def expected_outcomes(
             r.group,
             r.income_band,
             r.credit_band,
-            _flag(r.approved),
+            _flag(r.decision),
             "good" if outcomes[r.id] else "bad",
         )
         n, total, squares = cells.get(key, (0, 0.0, 0.0))
-        cells[key] = (n + 1, total + r.credit_limit, squares + r.credit_limit**2)
+        cells[key] = (n + 1, total + r.amount, squares + r.amount**2)
     return cells
 
 
@@ -194,7 +195,7 @@ async def test_concurrent_identical_batches_are_counted_once_on_postgres(
     pg_app = create_app(settings)
     with served(pg_app) as url:
         async with RouterClient(url, TOKEN) as client:
-            await client.deploy(model, artifacts, "v1")
+            await deploy_credit(client, model, artifacts, "v1")
             ids = await incident_traffic(client, model, n=10)
             outcomes = {i: i % 2 == 1 for i in ids[::2]}
             results = await asyncio.gather(
@@ -216,7 +217,7 @@ async def test_each_router_app_counts_only_its_own_decisions(
 ) -> None:
     other = create_app(Settings(data_dir=tmp_path / "other", router_token=SecretStr(TOKEN)))
     async with client_for(other) as client:
-        await client.deploy(MODEL, artifacts, "v1")
+        await deploy_credit(client, MODEL, artifacts, "v1")
         await client.decide(MODEL, applicant("only-here"))
     await deployed.decide(MODEL, applicant("elsewhere-1"))
     await deployed.decide(MODEL, applicant("elsewhere-2"))

@@ -24,7 +24,6 @@ from contracts.routing import Serving
 from router.app import create_app
 from router.client import OutcomeConflictError, RouterClient, RouterError
 from router.decision_log import DecisionRow
-from router.fallback import RULES_VERSION
 from router.schemas import (
     MAX_OUTCOMES_PER_REQUEST,
     Applicant,
@@ -32,6 +31,7 @@ from router.schemas import (
     DecisionSummaryRow,
 )
 from tests import test_router as shared
+from tests.fixtures.gateway import RULES_VERSION, deploy_credit
 from tests.test_router import MODEL, TOKEN, applicant, served, update
 
 # The router fixtures of test_router.py (pytest finds fixtures by name in a module).
@@ -80,11 +80,11 @@ def recompute(
             r.group,
             r.income_band,
             r.credit_band,
-            r.approved,
+            r.decision,
             outcomes.get(r.id),
         )
         count, total, squares = cells.get(key, (0, 0.0, 0.0))
-        cells[key] = (count + 1, total + r.credit_limit, squares + r.credit_limit**2)
+        cells[key] = (count + 1, total + r.amount, squares + r.amount**2)
     return cells
 
 
@@ -97,11 +97,11 @@ def by_key(rows: Iterable[DecisionSummaryRow]) -> dict[Key, Sums]:
             row.group,
             row.income_band,
             row.credit_band,
-            row.approved,
+            row.decision,
             row.outcome,
         )
         assert key not in cells, f"cell {key} reported twice"
-        cells[key] = (row.count, row.credit_limit_sum, row.credit_limit_sumsq)
+        cells[key] = (row.count, row.amount_sum, row.amount_sumsq)
     return cells
 
 
@@ -208,7 +208,7 @@ async def test_outcomes_must_name_live_decisions_of_the_model(
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
     live = (await deployed.decide(MODEL, applicant("u-1"))).decision_id
     shadow = next(r.id for r in await deployed.decisions(MODEL, include_shadow=True) if r.shadow)
-    await deployed.deploy("other-model", artifacts, "v1")
+    await deploy_credit(deployed, "other-model", artifacts, "v1")
     elsewhere = (await deployed.decide("other-model", applicant("u-2"))).decision_id
     unknown = elsewhere + 1_000
 
@@ -366,12 +366,12 @@ async def test_a_candidate_version_is_added_to_the_deployment_as_read(
     router: RouterClient,
     artifacts: dict[str, str],
 ) -> None:
-    deployed_v1 = await router.deploy(MODEL, {"v1": artifacts["v1"]}, "v1")
+    deployed_v1 = await deploy_credit(router, MODEL, {"v1": artifacts["v1"]}, "v1")
     assert await router.get_deployment(MODEL) == deployed_v1
 
     current = await router.get_deployment(MODEL)
-    widened = await router.deploy(
-        MODEL, {**current.versions, "v2": artifacts["v2"]}, current.primary_version
+    widened = await deploy_credit(
+        router, MODEL, {**current.versions, "v2": artifacts["v2"]}, current.primary_version
     )
     route = await router.set_route(MODEL, update(1, candidate_version="v2", canary_percent=1))
 
@@ -393,7 +393,7 @@ async def test_outcomes_and_summaries_hold_on_postgres(
     model = f"pgo-{tmp_path.name}"[:100]
     with served(create_app(settings)) as url:
         async with RouterClient(url, TOKEN) as router:
-            await router.deploy(model, artifacts, "v1")
+            await deploy_credit(router, model, artifacts, "v1")
             start = datetime.now(UTC)
             ids = await incident_traffic(router, model, n=10)
             outcomes = {i: i % 2 == 1 for i in ids[::2]}
