@@ -19,6 +19,7 @@ from api import (
     canary,
     codec,
     containment,
+    decisions,
     incidents,
     models,
     playbooks,
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine = engine
     app.state.temporal = temporal
     app.state.tokens = TokenStore(settings.resolved_tokens_file)
     app.state.registry = ModelRegistry(engine, settings.artifact_store())
@@ -106,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
         canary,
         codec,
         containment,
+        decisions,
         models,
         playbooks,
         reports,

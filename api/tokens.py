@@ -29,6 +29,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ALERT_SOURCE = "alert_source"
     TRAINING_PIPELINE = "training_pipeline"
+    DECISION_REPORTER = "decision_reporter"  # a service reporting its decisions and outcomes
     ADMIN = "admin"
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.databases import DecisionDatabase, validate_database_ids
 from config.targets import GATEWAY, RoutingTarget, TargetResolver, validate_target_ids
 from store.artifacts import ArtifactStore
 
@@ -149,6 +150,28 @@ class Settings(BaseSettings):
     # metrics and its own fairlane_* counters there, at /metrics.
     prometheus_url: str | None = None
     worker_metrics_address: str | None = None
+    # Prometheus servers a manifest's decision source may name (`decisions: {kind:
+    # prometheus, server: <id>}`), id -> base URL; `prometheus_url` is declared as `prometheus`.
+    prometheus_servers: dict[str, str] = Field(default_factory=dict)
+
+    # Decision sources. Databases a manifest may read decisions from (`decisions: {kind:
+    # sql, database: <id>}`), id -> {url, password | password_file}; a manifest names the
+    # id, never a URL, and the password never leaves the worker nor reaches a log. JSON, e.g.
+    # {"sales": {"url": "postgresql://reader@db/sales", "password_file": "/run/secrets/pg"}}.
+    decision_databases: dict[str, DecisionDatabase] = Field(default_factory=dict)
+    # Decisions reported to `POST /v1/models/{id}/decisions`: at most this many per batch.
+    decision_batch_max: int = Field(default=2000, ge=1, le=100_000)
+
+    @field_validator("decision_databases")
+    @classmethod
+    def _database_ids(cls, databases: dict[str, DecisionDatabase]) -> dict[str, DecisionDatabase]:
+        return validate_database_ids(databases)
+
+    @property
+    def declared_prometheus_servers(self) -> dict[str, str]:
+        """Every Prometheus server a decision source may name, `prometheus_url` included."""
+        default = {"prometheus": self.prometheus_url} if self.prometheus_url else {}
+        return {**default, **self.prometheus_servers}
 
     @field_validator("routing_targets")
     @classmethod

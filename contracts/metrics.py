@@ -49,6 +49,14 @@ class DecisionWindow(BaseModel):
     since: datetime
     until: datetime
     provider: str = Field(description="which metrics provider answered, for the evidence")
+    covered_since: datetime | None = Field(
+        default=None,
+        description="where the cells really start when the provider rounds the window's "
+        "edges (minute rollups count the minutes overlapping [since, until)); None: at since",
+    )
+    covered_until: datetime | None = Field(
+        default=None, description="where the cells really end; None: at until"
+    )
     cells: list[DecisionCell] = Field(default_factory=list)
 
     @property

@@ -15,6 +15,8 @@ from contracts.targets import TARGET_ID, RoutedTo, RouterRef
 from store.paths import PathEscape, relative_parts
 
 __all__ = [
+    "DECISION_FIELDS",
+    "METRIC_LABELS",
     "TARGET_ID",
     "Bin",
     "DecisionSource",
@@ -189,6 +191,25 @@ class FallbackRules(ManifestPart):
     sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
 
 
+DECISION_FIELDS = (
+    "decision_id",
+    "at",
+    "version",
+    "served_by",
+    "shadow",
+    "decision",
+    "amount",
+    "outcome",
+)
+"""Fields of a decision a ``sql`` source's ``columns`` may map, besides the manifest's
+protected attributes, column strata and binned features (docs/decision-sources.md)."""
+
+METRIC_LABELS = ("model", "version", "served_by", "group", "stratum", "decision", "outcome")
+"""The labels of the decision-metric convention (docs/decision-metrics.md)."""
+
+_PROMETHEUS_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class DecisionSource(ManifestPart):
     """Where the live analysis (canary looks, drift monitor) reads the model's decisions.
 
@@ -203,9 +224,16 @@ class DecisionSource(ManifestPart):
     kind: Literal["gateway", "sql", "prometheus", "ingest"] = "gateway"
     database: str | None = Field(default=None, pattern=TARGET_ID)
     table: str | None = Field(default=None, pattern=COLUMN)
-    columns: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, Annotated[str, Field(pattern=COLUMN)]] = Field(
+        default_factory=dict,
+        description="sql: Fairlane's field (see DECISION_FIELDS, or a protected attribute, "
+        "column stratum or binned feature of the manifest) -> the table's column",
+    )
     server: str | None = Field(default=None, pattern=TARGET_ID)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="prometheus: a label of the convention (METRIC_LABELS) -> the series' label",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> DecisionSource:
@@ -213,6 +241,11 @@ class DecisionSource(ManifestPart):
             raise ValueError("a `sql` decision source names its `database` and `table`")
         if self.kind == "prometheus" and self.server is None:
             raise ValueError("a `prometheus` decision source names its `server`")
+        for name, label in self.labels.items():
+            if name not in METRIC_LABELS:
+                raise ValueError(f"labels.{name}: not a label of the convention {METRIC_LABELS}")
+            if not _PROMETHEUS_LABEL.match(label):
+                raise ValueError(f"labels.{name}: {label!r} is not a Prometheus label name")
         return self
 
 
@@ -294,6 +327,18 @@ class ModelManifest(ManifestPart):
         }
         for name in sorted(outcomes & set(features)):
             raise ValueError(f"features: {name!r} is an outcome or the label, not an input")
+        mappable = {
+            *DECISION_FIELDS,
+            *self.protected_attributes,
+            *(s for s in self.strata if s not in self.bins),
+            *(b.feature for b in self.bins.values()),
+        }
+        for field in self.decisions.columns:
+            if field not in mappable:
+                raise ValueError(
+                    f"decisions.columns.{field}: not a field of a decision, a protected "
+                    "attribute, a column stratum or a binned feature"
+                )
 
     @property
     def feature_names(self) -> list[str]:

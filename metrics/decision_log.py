@@ -1,38 +1,30 @@
-"""The decision-log provider: a window of live decisions from the reference router's log.
+"""The decision-log provider: a window of live decisions from a Fairlane gateway's log.
 
-The router aggregates the window in SQL (``GET /v1/models/{model}/decisions/summary``)
-and this provider only relabels its rows as canary arms: the candidate version
-answering live is the CANDIDATE side, whatever the route serves (primary or the
-rules-based fallback) is the STABLE side. Rows a different candidate version answered
-(an earlier candidate still inside the window) belong to neither arm and are left out.
+The gateway answers ``GET /v1/models/{model}/decisions/summary`` (a
+:class:`~decisions.records.WindowQuery` as query parameters) with
+:func:`decisions.store.window` over its per-minute rollups, already relabelled as
+canary arms; this provider only fetches it with the declared target's credential and
+checks it is the window it asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 import httpx
-import structlog
+from pydantic import ValidationError
 
 from config.targets import TargetResolver
-from contracts.metrics import DecisionCell, DecisionWindow, Side
-from contracts.routing import Serving
+from contracts.metrics import DecisionWindow
 from contracts.targets import RouterRef
+from decisions.records import WINDOW_PATH, WindowQuery
 from metrics.provider import ProviderError
-from router.client import RouterClient, RouterError
-from router.schemas import DecisionSummaryRow
-
-log = structlog.get_logger(__name__)
-
-_STABLE_SERVING = frozenset({Serving.PRIMARY, Serving.FALLBACK})
-_CellKey = tuple[Side, str, str, bool, bool | None]
 
 
 class DecisionLogProvider:
-    """Reads windows from a reference router; implements ``MetricsProvider``.
+    """Reads windows from a Fairlane gateway; implements ``MetricsProvider``.
 
-    The router's URL and credential come from the worker's declared routing targets
+    The gateway's URL and credential come from the worker's declared routing targets
     (``targets``), never from the request: the token goes only to the URL it was
     declared with.
     """
@@ -61,90 +53,49 @@ class DecisionLogProvider:
         since: datetime,
         until: datetime,
     ) -> DecisionWindow:
-        """Live decisions of ``model`` with ``since <= at < until``, as canary cells.
+        """Live decisions of ``model`` in the minutes overlapping ``[since, until)``.
 
-        Raises :class:`~metrics.provider.ProviderError` with the router's reason when
-        the router cannot be reached or refuses, and :class:`~config.targets.UnknownTarget`
-        (before any request) when ``router`` names no declared target.
+        Raises :class:`~metrics.provider.ProviderError` with the gateway's reason when
+        it cannot be reached, refuses, or answers something else than the window asked
+        for, and :class:`~config.targets.UnknownTarget` (before any request) when
+        ``router`` names no declared target.
         """
         target = self._targets.resolve(router.target, router.url)
-        router_url = target.url
+        query = WindowQuery(candidate_version=candidate_version, since=since, until=until)
+        where = f"the gateway at {target.url}"
+        headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
         try:
-            async with RouterClient(
-                router_url, target.token or "", timeout=self._timeout, transport=self._transport
+            async with httpx.AsyncClient(
+                base_url=target.url,
+                headers=headers,
+                timeout=self._timeout,
+                transport=self._transport,
             ) as client:
-                rows = await client.decision_summary(model, since, until)
-        except RouterError as exc:
-            status = "" if exc.status_code is None else f" ({exc.status_code})"
+                response = await client.get(
+                    WINDOW_PATH.format(model=model), params=query.model_dump(mode="json")
+                )
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{where} is unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != httpx.codes.OK:
             raise ProviderError(
-                f"the router at {router_url} did not summarise model {model!r}{status}: "
-                f"{exc.reason}"
-            ) from exc
-        cells = to_cells(rows, model=model, candidate_version=candidate_version)
-        return DecisionWindow(
-            model=model,
-            candidate_version=candidate_version,
-            since=since,
-            until=until,
-            provider=self.name,
-            cells=cells,
-        )
+                f"{where} did not summarise model {model!r} ({response.status_code}): "
+                f"{_reason(response)}"
+            )
+        try:
+            answer = DecisionWindow.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ProviderError(f"{where} answered something else than a window: {exc}") from exc
+        asked = (model, candidate_version, since, until)
+        if (answer.model, answer.candidate_version, answer.since, answer.until) != asked:
+            raise ProviderError(f"{where} answered a window other than the one asked for")
+        return answer.model_copy(update={"provider": self.name})
 
 
-def _side(row: DecisionSummaryRow, candidate_version: str) -> Side | None:
-    if row.served_by in _STABLE_SERVING:
-        return Side.STABLE
-    if row.version == candidate_version:
-        return Side.CANDIDATE
-    return None
-
-
-def to_cells(
-    rows: Iterable[DecisionSummaryRow], *, model: str, candidate_version: str
-) -> list[DecisionCell]:
-    """The router's summary rows as cells of the two arms, versions of one side merged.
-
-    The stable side can hold more than one version in a window (the primary before a
-    flip to the fallback, the rules after it); its cells add up across them.
-    """
-    sums: dict[_CellKey, tuple[int, float, float]] = {}
-    left_out_rows = left_out_decisions = 0
-    other_versions: set[str] = set()
-    for row in rows:
-        side = _side(row, candidate_version)
-        if side is None:
-            left_out_rows += 1
-            left_out_decisions += row.count
-            other_versions.add(row.version)
-            continue
-        key = (side, row.group, row.stratum, row.decision, row.outcome)
-        count, amount_sum, amount_sumsq = sums.get(key, (0, 0.0, 0.0))
-        sums[key] = (
-            count + row.count,
-            amount_sum + row.amount_sum,
-            amount_sumsq + row.amount_sumsq,
-        )
-    if left_out_rows:
-        log.debug(
-            "decisions of other candidate versions left out of the window",
-            model=model,
-            candidate_version=candidate_version,
-            other_versions=sorted(other_versions),
-            rows=left_out_rows,
-            decisions=left_out_decisions,
-        )
-    return [
-        DecisionCell(
-            side=side,
-            group=group,
-            stratum=stratum,
-            approved=approved,
-            outcome=outcome,
-            count=count,
-            amount_sum=amount_sum,
-            amount_sumsq=amount_sumsq,
-        )
-        for (side, group, stratum, approved, outcome), (count, amount_sum, amount_sumsq) in (
-            sums.items()
-        )
-    ]
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:500]
+    return str(body)[:500]

@@ -1,7 +1,8 @@
-"""The Prometheus provider: a window of live decisions from the router's scraped counters.
+"""The Prometheus provider: a window of live decisions from scraped decision counters.
 
-The reference router counts every live decision, its credit limit and the limit's
-square per cell (:mod:`router.metrics`); Prometheus scrapes them; this provider asks
+A gateway (Fairlane's, or a team's own service) counts every live decision, its amount
+and the amount's square per cell in the convention of ``docs/decision-metrics.md``
+(:mod:`decisions.prometheus` writes it); Prometheus scrapes them; this provider asks
 Prometheus' HTTP API (``/api/v1/query`` at ``time=until``) how much each counter grew
 over the window, summed ``by`` cell across router replicas, and relabels the cells as
 canary arms exactly as the decision-log provider does (primary and fallback are the
@@ -38,8 +39,12 @@ What is approximate, honestly:
   land in a later window. A cell's outcomes are capped at its decisions (scaled down
   pro rata if more arrived), so the cell totals are always the window's decisions,
   and the decisions without a recorded outcome make the ``outcome=None`` cell.
-* ``router`` is not used: Prometheus names the router by its scrape target, and
-  replicas serving one model are summed, which is what a load-balanced router wants.
+* ``router`` is not used: Prometheus names the gateway by its scrape target, and
+  replicas serving one model are summed, which is what a load-balanced gateway wants.
+
+Label names are the convention's (``model``, ``version``, ``served_by``, ``group``,
+``stratum``, ``decision``, ``outcome``) unless the model's manifest maps them to the
+team's own (``decisions.labels``); metric names are the convention's.
 
 Cost: what crosses the wire grows with the cells, not the traffic, but Prometheus reads
 every sample of the model's series over the window for ``resets()``/``increase()`` (as
@@ -63,19 +68,13 @@ import structlog
 from contracts.metrics import DecisionCell, DecisionWindow, Side
 from contracts.routing import Serving
 from contracts.targets import RouterRef
+from decisions.prometheus import DECISION_COUNTERS, LABELS, OUTCOME_COUNTERS
 from metrics.provider import ProviderError
-from router.metrics import (
-    DECISION_AMOUNT,
-    DECISION_AMOUNT_SQUARES,
-    DECISIONS,
-    OUTCOME_AMOUNT,
-    OUTCOME_AMOUNT_SQUARES,
-    OUTCOMES,
-)
 
 log = structlog.get_logger(__name__)
 
-CELL_LABELS = ("version", "route", "group", "stratum", "decision")
+CELL_LABELS = tuple(name for name in LABELS if name != "model")
+"""The labels a cell is keyed by, in the convention's names (``model`` selects)."""
 _STABLE_ROUTES = frozenset({Serving.PRIMARY.value, Serving.FALLBACK.value})
 
 _Key = tuple[str, ...]  # CELL_LABELS values
@@ -102,30 +101,48 @@ def promql_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def growth_query(counter: str, model: str, window_ms: int, *, outcome: bool = False) -> str:
+class LabelNames:
+    """The convention's label names, or the team's where ``mapping`` renames them."""
+
+    def __init__(self, mapping: Mapping[str, str] | None = None) -> None:
+        self._mapping = dict(mapping or {})
+
+    def __call__(self, name: str) -> str:
+        return self._mapping.get(name, name)
+
+
+def growth_query(
+    counter: str,
+    model: str,
+    window_ms: int,
+    *,
+    outcome: bool = False,
+    labels: LabelNames | None = None,
+) -> str:
     """PromQL: how much ``counter`` grew per cell over the ``window_ms`` before the query time.
 
     Exact difference where the series is continuous, ``increase()`` where it reset or
     vanished (see the module docstring).
     """
-    series = f"{counter}{{model={promql_string(model)}}}"
+    named = labels or LabelNames()
+    series = f"{counter}{{{named('model')}={promql_string(model)}}}"
     window = f"{window_ms}ms"
     continuous = (
         f"({series} - ({series} offset {window} or {series} * 0))"
         f" unless resets({series}[{window}]) > 0"
     )
-    by = ", ".join((*CELL_LABELS, "outcome") if outcome else CELL_LABELS)
+    by = ", ".join(named(n) for n in ((*CELL_LABELS, "outcome") if outcome else CELL_LABELS))
     return f"sum by ({by}) (({continuous}) or increase({series}[{window}]))"
 
-
-_DECISION_COUNTERS = (DECISIONS, DECISION_AMOUNT, DECISION_AMOUNT_SQUARES)
-_OUTCOME_COUNTERS = (OUTCOMES, OUTCOME_AMOUNT, OUTCOME_AMOUNT_SQUARES)
 
 Sample = tuple[dict[str, str], float]
 
 
 class PrometheusProvider:
-    """Reads windows from the Prometheus server at ``base_url``; implements ``MetricsProvider``."""
+    """Reads windows from the Prometheus server at ``base_url``; implements ``MetricsProvider``.
+
+    ``labels`` maps the convention's label names to the ones the series carry.
+    """
 
     name = "prometheus"
 
@@ -133,10 +150,12 @@ class PrometheusProvider:
         self,
         base_url: str,
         *,
+        labels: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._labels = LabelNames(labels)
         self._timeout = timeout
         self._transport = transport
 
@@ -164,8 +183,8 @@ class PrometheusProvider:
                     *(
                         self._growth(client, counter, model, window_ms, until, outcome=outcome)
                         for counters, outcome in (
-                            (_DECISION_COUNTERS, False),
-                            (_OUTCOME_COUNTERS, True),
+                            (DECISION_COUNTERS, False),
+                            (OUTCOME_COUNTERS, True),
                         )
                         for counter in counters
                     )
@@ -206,8 +225,8 @@ class PrometheusProvider:
         outcome: bool,
     ) -> dict[_Key, float]:
         """Growth of ``counter`` per cell, keyed by CELL_LABELS values (+ ``outcome``)."""
-        names = (*CELL_LABELS, "outcome") if outcome else CELL_LABELS
-        query = growth_query(counter, model, window_ms, outcome=outcome)
+        names = [self._labels(n) for n in ((*CELL_LABELS, "outcome") if outcome else CELL_LABELS)]
+        query = growth_query(counter, model, window_ms, outcome=outcome, labels=self._labels)
         return {
             tuple(labels.get(name, "") for name in names): value
             for labels, value in await self._vector(client, query, until)
@@ -292,7 +311,7 @@ def to_cells(
 ) -> list[DecisionCell]:
     """Counter growth per label values as cells of the two arms, versions of a side merged.
 
-    ``outcomes`` is keyed by the decision's label values plus ``good``/``bad``.
+    ``outcomes`` is keyed by the decision's label values plus the outcome (``true``/``false``).
     """
     merged: dict[_CellKey, CellSums] = {}
     left_out: set[str] = set()
@@ -301,20 +320,21 @@ def to_cells(
         merged.setdefault(key, CellSums()).add(sums, scale)
 
     for labels, sums in decisions.items():
-        version, route, group, stratum, decision_label = labels
-        side = _side(route, version, candidate_version)
+        version, served_by, group, stratum, decision_label = labels
+        side = _side(served_by, version, candidate_version)
         if side is None:
             left_out.add(version)
             continue
         known = {
             verdict: outcomes[(*labels, name)]
-            for verdict, name in ((True, "good"), (False, "bad"))
+            for verdict, name in ((True, "true"), (False, "false"))
             if round(outcomes.get((*labels, name), CellSums()).count) >= 1
         }
         targets = _capped({v: round(s.count) for v, s in known.items()}, round(sums.count))
         unknown = CellSums()
         unknown.add(sums)
-        cell = (side, group, stratum, decision_label == "true")
+        # no binary decision ("none"): every decision is granted its amount
+        cell = (side, group, stratum, decision_label != "false")
         for verdict, outcome_sums in known.items():
             share = targets[verdict] / outcome_sums.count
             add((*cell, verdict), outcome_sums, share)

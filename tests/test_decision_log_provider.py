@@ -1,237 +1,165 @@
-"""The decision-log metrics provider: router summary rows relabelled as canary cells."""
+"""The decision-log metrics provider: a gateway's rollup window fetched over HTTP.
+
+The gateway route is played here by the few lines any Fairlane gateway runs: parse a
+:class:`WindowQuery`, answer :func:`decisions.store.window` over a real SQLite log.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import MutableMapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
-import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Header, HTTPException
+from sqlalchemy import Engine
+from sqlmodel import Session
 
-from config.targets import GATEWAY, TargetResolver
-from contracts.metrics import DecisionCell, DecisionWindow, Side
+from config.targets import GATEWAY, TargetResolver, UnknownTarget
+from contracts.metrics import DecisionWindow, Side
 from contracts.routing import Serving
 from contracts.targets import RouterRef
-from metrics import decision_log
+from decisions.records import WINDOW_PATH, DecisionRecord, WindowQuery
+from decisions.store import append, window
+from decisions.tables import create_decision_tables
 from metrics.decision_log import DecisionLogProvider
 from metrics.provider import MetricsProvider, ProviderError
-from router.client import RouterClient
-from tests import test_router as shared
-from tests.fixtures.gateway import RULES_VERSION
-from tests.test_router import MODEL, TOKEN, applicant, update
+from store.db import make_engine
 
-# The router fixtures of test_router.py (pytest finds fixtures by name in a module).
-app, artifacts, deployed, router, settings, store, _artifacts_dir = (
-    shared.app,
-    shared.artifacts,
-    shared.deployed,
-    shared.router,
-    shared.settings,
-    shared.store,
-    shared._artifacts_dir,  # autouse: this module's routers open the shared artifacts directory
-)
-
-ROUTER = "http://router"  # the declared `gateway` target
+TOKEN = "gateway-token"
+GATEWAY_URL = "http://gateway"
 GATEWAY_REF = RouterRef(target=GATEWAY)
-SINCE = datetime(2026, 3, 1, tzinfo=UTC)
-UNTIL = datetime(2026, 3, 8, tzinfo=UTC)
-CellKey = tuple[Side, str, str, bool, bool | None]
-
-
-def row(served_by: str, version: str, **changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "served_by": served_by,
-        "version": version,
-        "group": "A",
-        "income_band": "50-60k",
-        "credit_band": "5-10y",
-        "approved": True,
-        "outcome": None,
-        "count": 10,
-        "amount_sum": 50_000.0,
-        "amount_sumsq": 250_000_000.0,
-    }
-    return base | changes
-
-
-def answering(rows: list[dict[str, Any]], seen: list[httpx.Request]) -> httpx.MockTransport:
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json=rows)
-
-    return httpx.MockTransport(handler)
+MODEL = "hiring"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SINCE, UNTIL = T0, T0 + timedelta(hours=1)
 
 
 @pytest.fixture
-def debug_logs(monkeypatch: pytest.MonkeyPatch) -> list[MutableMapping[str, Any]]:
-    """The provider's log lines at every level, whatever the process configured."""
-    capture = structlog.testing.LogCapture()
-    logger = structlog.wrap_logger(
-        None,
-        processors=[capture],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-    )
-    monkeypatch.setattr(decision_log, "log", logger)
-    return capture.entries
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    create_decision_tables(engine)
+    yield engine
+    engine.dispose()
 
 
-def cells_by_key(cells: list[DecisionCell]) -> dict[CellKey, tuple[int, float, float]]:
-    keyed: dict[CellKey, tuple[int, float, float]] = {}
-    for cell in cells:
-        key = (cell.side, cell.group, cell.stratum, cell.decision, cell.outcome)
-        assert key not in keyed, f"cell {key} given twice"
-        keyed[key] = (cell.count, cell.amount_sum, cell.amount_sumsq)
-    return keyed
+def gateway(engine: Engine) -> FastAPI:
+    app = FastAPI()
+
+    @app.get(WINDOW_PATH)
+    def summary(
+        model: str,
+        query: Annotated[WindowQuery, Depends()],
+        authorization: Annotated[str, Header()] = "",
+    ) -> DecisionWindow:
+        if authorization != f"Bearer {TOKEN}":
+            raise HTTPException(401, "missing or wrong bearer token")
+        with Session(engine) as session:
+            return window(session, model, query.candidate_version, query.since, query.until)
+
+    return app
+
+
+def provider(transport: httpx.AsyncBaseTransport, token: str = TOKEN) -> DecisionLogProvider:
+    return DecisionLogProvider(TargetResolver.single(GATEWAY_URL, token), transport=transport)
+
+
+def decision(n: int, served_by: Serving, version: str, **changes: object) -> DecisionRecord:
+    values: dict[str, object] = {
+        "decision_id": f"{version}-{n}",
+        "model": MODEL,
+        "version": version,
+        "served_by": served_by,
+        "at": T0 + timedelta(seconds=n),
+        "group": "A" if n % 2 else "B",
+        "stratum": "senior",
+        "decision": True,
+        "amount": None,
+    }
+    return DecisionRecord.model_validate(values | changes)
 
 
 def test_it_is_a_metrics_provider() -> None:
-    provider: MetricsProvider = DecisionLogProvider(TargetResolver.single(ROUTER, TOKEN))
-    assert provider.name == "decision_log"
-    assert TOKEN not in repr(provider)
+    named: MetricsProvider = provider(httpx.MockTransport(lambda _r: httpx.Response(500)))
+    assert named.name == "decision_log"
+    assert TOKEN not in repr(named)
 
 
-async def test_rows_become_cells_of_the_two_arms(
-    debug_logs: list[MutableMapping[str, Any]],
-) -> None:
-    rows = [
-        row("primary", "v1"),
-        row("fallback", RULES_VERSION, count=5, amount_sum=20_000.0,
-            amount_sumsq=80_000_000.0),
-        row("fallback", RULES_VERSION, group="B", credit_band="<2y", approved=False,
-            outcome=False, count=3, amount_sum=0.0, amount_sumsq=0.0),
-        row("candidate", "v2", outcome=True, count=4, amount_sum=22_000.0,
-            amount_sumsq=121_000_000.0),
-        row("candidate", "v3", count=7),
-        row("candidate", "v3", group="B", count=2),
-    ]  # fmt: skip
-    seen: list[httpx.Request] = []
-    provider = DecisionLogProvider(
-        TargetResolver.single(ROUTER, TOKEN), transport=answering(rows, seen)
-    )
+async def test_a_window_from_the_gateways_rollups(engine: Engine) -> None:
+    with Session(engine) as session:
+        append(
+            session,
+            [
+                *(decision(n, Serving.PRIMARY, "v1") for n in range(10)),
+                *(decision(n, Serving.FALLBACK, "rules", rules_version="r1") for n in range(4)),
+                *(decision(n, Serving.CANDIDATE, "v2") for n in range(6)),
+                *(decision(n, Serving.CANDIDATE, "v3") for n in range(7)),  # earlier candidate
+                *(
+                    decision(n, Serving.CANDIDATE, "v2", shadow=True, decision_id=f"s{n}")
+                    for n in range(5)
+                ),
+            ],
+        )
+    transport = httpx.ASGITransport(app=gateway(engine))
 
-    window = await provider.window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
+    look = await provider(transport).window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
 
-    assert (window.model, window.candidate_version, window.provider) == (
-        MODEL,
-        "v2",
-        "decision_log",
-    )
-    assert (window.since, window.until) == (SINCE, UNTIL)
-    assert cells_by_key(window.cells) == {
-        # primary and fallback are one stable arm: their cells add up
-        (Side.STABLE, "A", "50-60k|5-10y", True, None): (15, 70_000.0, 330_000_000.0),
-        (Side.STABLE, "B", "50-60k|<2y", False, False): (3, 0.0, 0.0),
-        (Side.CANDIDATE, "A", "50-60k|5-10y", True, True): (4, 22_000.0, 121_000_000.0),
-    }
-    assert window.decisions == 22  # the 9 decisions of candidate v3 are left out
-
-    [request] = seen
-    assert request.url.path == f"/v1/models/{MODEL}/decisions/summary"
-    assert request.url.params["since"] == SINCE.isoformat()
-    assert request.url.params["until"] == UNTIL.isoformat()
-    assert request.headers["authorization"] == f"Bearer {TOKEN}"
-
-    [line] = [e for e in debug_logs if "left out" in e["event"]]
-    assert line["log_level"] == "debug"
-    assert (line["rows"], line["decisions"], line["other_versions"]) == (2, 9, ["v3"])
+    assert (look.model, look.candidate_version, look.provider) == (MODEL, "v2", "decision_log")
+    assert (look.since, look.until) == (SINCE, UNTIL)
+    by_side = {side: sum(c.count for c in look.cells if c.side is side) for side in Side}
+    assert by_side == {Side.STABLE: 14, Side.CANDIDATE: 6}  # v3 and shadow scores left out
+    assert look.covered_since == T0
 
 
-async def test_nothing_is_logged_when_nothing_is_left_out(
-    debug_logs: list[MutableMapping[str, Any]],
-) -> None:
-    provider = DecisionLogProvider(
-        TargetResolver.single(ROUTER, TOKEN), transport=answering([], [])
-    )
-    window = await provider.window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
-    assert window.cells == []
-    assert not debug_logs
+async def test_a_refusal_is_a_provider_error_with_the_gateways_reason(engine: Engine) -> None:
+    transport = httpx.ASGITransport(app=gateway(engine))
+    with pytest.raises(ProviderError, match=r"\(401\).*bearer token") as failed:
+        await provider(transport, token="not-the-token-xyz").window(
+            GATEWAY_REF, MODEL, "v2", SINCE, UNTIL
+        )
+    assert "http://gateway" in str(failed.value)
+    assert "not-the-token-xyz" not in str(failed.value)
 
 
-@pytest.mark.parametrize(
-    ("response", "expected"),
-    [
-        (httpx.Response(404, json={"detail": "model 'nope' is not deployed"}), r"\(404\)"),
-        (httpx.Response(401, json={"detail": "missing or wrong bearer token"}), "bearer token"),
-        (httpx.Response(503, text="overloaded"), "overloaded"),
-    ],
-)
-async def test_a_refusal_is_a_provider_error_with_the_routers_reason(
-    response: httpx.Response, expected: str
-) -> None:
-    provider = DecisionLogProvider(
-        TargetResolver.single(ROUTER, TOKEN), transport=httpx.MockTransport(lambda _r: response)
-    )
-    with pytest.raises(ProviderError, match=expected) as failed:
-        await provider.window(GATEWAY_REF, "nope", "v2", SINCE, UNTIL)
-    assert "http://router" in str(failed.value)
-
-
-async def test_an_unreachable_router_is_a_provider_error() -> None:
+async def test_an_unreachable_gateway_is_a_provider_error() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    provider = DecisionLogProvider(
-        TargetResolver.single(ROUTER, TOKEN), transport=httpx.MockTransport(refuse)
-    )
     with pytest.raises(ProviderError, match="unreachable"):
-        await provider.window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
+        await provider(httpx.MockTransport(refuse)).window(GATEWAY_REF, MODEL, "v2", SINCE, UNTIL)
 
 
-async def test_a_window_from_a_real_router(app: FastAPI, deployed: RouterClient) -> None:
-    """An earlier candidate (v1) is left out; primary and fallback are the stable arm."""
-    start = datetime.now(UTC)
-    await deployed.set_route(MODEL, update(1, candidate_version="v1", canary_percent=50))
-    for i in range(30):
-        await deployed.decide(MODEL, applicant(f"old-{i}", income=25_000.0 + 3_000 * i))
-    await deployed.set_route(
-        MODEL,
-        update(
-            2,
-            serving=Serving.FALLBACK,
-            shadow_versions=["v1"],
-            candidate_version="v2",
-            canary_percent=40,
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json=[{"served_by": "primary"}]),  # the old summary rows
+        httpx.Response(
+            200,
+            json=DecisionWindow(
+                model=MODEL, candidate_version="v9", since=SINCE, until=UNTIL, provider="x"
+            ).model_dump(mode="json"),
         ),
-    )
-    for i in range(60):
-        who = applicant(f"new-{i}", income=25_000.0 + 1_500 * i, group="AB"[i % 2])
-        await deployed.decide(MODEL, who)
-    log = await deployed.decisions(MODEL, include_shadow=True, limit=100_000)
-    live = [r for r in log if not r.shadow]
-    outcomes = {r.id: r.decision and r.id % 2 == 0 for r in live[::2]}
-    await deployed.record_outcomes(MODEL, outcomes)
-    end = datetime.now(UTC) + timedelta(seconds=1)
+    ],
+)
+async def test_an_answer_that_is_not_the_window_asked_for_is_refused(
+    answer: httpx.Response,
+) -> None:
+    with pytest.raises(ProviderError, match="window"):
+        await provider(httpx.MockTransport(lambda _r: answer)).window(
+            GATEWAY_REF, MODEL, "v2", SINCE, UNTIL
+        )
 
-    provider = DecisionLogProvider(
-        TargetResolver.single(ROUTER, TOKEN), transport=httpx.ASGITransport(app=app)
-    )
-    window = await provider.window(GATEWAY_REF, MODEL, "v2", start, end)
 
-    expected: dict[CellKey, tuple[int, float, float]] = {}
-    for r in live:
-        if r.served_by is Serving.CANDIDATE and r.version != "v2":
-            continue
-        side = Side.CANDIDATE if r.served_by is Serving.CANDIDATE else Side.STABLE
-        key = (side, r.group, f"{r.income_band}|{r.credit_band}", r.decision, outcomes.get(r.id))
-        count, total, squares = expected.get(key, (0, 0.0, 0.0))
-        expected[key] = (count + 1, total + r.amount, squares + r.amount**2)
-    actual = cells_by_key(window.cells)
-    assert actual.keys() == expected.keys()
-    for key, (count, total, squares) in expected.items():
-        assert actual[key][0] == count
-        assert actual[key][1:] == pytest.approx((total, squares), rel=1e-9)
-    left_out = sum(r.served_by is Serving.CANDIDATE and r.version == "v1" for r in live)
-    assert left_out > 0
-    assert window.decisions == len(live) - left_out
-    assert {cell.side for cell in window.cells} == {Side.STABLE, Side.CANDIDATE}
-    assert DecisionWindow.model_validate_json(window.model_dump_json()) == window
+async def test_an_undeclared_target_is_refused_before_any_request() -> None:
+    seen: list[httpx.Request] = []
 
-    wrong = DecisionLogProvider(
-        TargetResolver.single(ROUTER, "wrong"), transport=httpx.ASGITransport(app=app)
-    )
-    with pytest.raises(ProviderError, match="401"):
-        await wrong.window(GATEWAY_REF, MODEL, "v2", start, end)
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500)
+
+    with pytest.raises(UnknownTarget):
+        await provider(httpx.MockTransport(record)).window(
+            RouterRef(target="elsewhere"), MODEL, "v2", SINCE, UNTIL
+        )
+    assert seen == []

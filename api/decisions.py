@@ -1,0 +1,202 @@
+"""Decisions and outcomes a team's service reports, for models whose source is ``ingest``.
+
+``POST /v1/models/{id}/decisions`` takes a batch (at most ``decision_batch_max``),
+checks every record against the model's manifest (its versions, the groups of each
+protected attribute, the values its strata need, the outcomes it declares) and writes
+the batch all or nothing through :func:`decisions.store.append`: a bad batch gets a
+422 (or a 409 for a decision id already logged differently) naming the record's index
+and field, and nothing is written. Resending a batch changes nothing.
+
+The trail gets one event per batch (who reported how many, which were new, the batch
+digest), not one per decision: at thousands of decisions a second, per-decision events
+would outgrow the decisions themselves and serialise every report behind the trail's
+hash chain, while the decisions are kept in full in the decision log. The event id is
+the batch digest, so a batch resent after a lost answer is on the trail once.
+
+Only ``decision_reporter`` principals may report: a machine role that can do nothing
+else, so a service's token cannot open, steer or approve anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, NoReturn
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api.incidents import SLUG
+from api.security import require
+from api.tokens import Principal, Role
+from audit.trail import AuditTrail
+from config import Settings
+from contracts.audit import AuditEvent
+from contracts.model import ModelManifest
+from contracts.watch import watch_workflow_id
+from decisions.reports import BadRecord, DecisionBatch, OutcomeBatch, to_records
+from decisions.store import (
+    DecisionConflict,
+    DecisionStoreError,
+    OutcomeConflict,
+    UnknownDecision,
+    append,
+    record_outcomes,
+)
+from registry.service import ModelRegistry
+
+router = APIRouter(prefix="/v1/models", tags=["decisions"])
+log = structlog.get_logger(__name__)
+
+DECISIONS_REPORTED = "decisions.reported"
+OUTCOMES_REPORTED = "outcomes.reported"
+
+ModelId = Annotated[str, Path(pattern=SLUG)]
+Reporter = Annotated[Principal, Depends(require(Role.DECISION_REPORTER))]
+
+
+class DecisionsAccepted(BaseModel):
+    decisions: int
+    written: int
+    already_logged: int
+
+
+class OutcomesAccepted(BaseModel):
+    outcomes: int
+    recorded: int
+    already_recorded: int
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _ingesting(request: Request, model_id: str) -> ModelManifest:
+    """The manifest of a registered model whose decisions are reported to Fairlane."""
+    registry: ModelRegistry = request.app.state.registry
+    manifest = registry.get(model_id)
+    if manifest is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} is not registered")
+    if manifest.decisions.kind != "ingest":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"model {model_id!r} reads its decisions from {manifest.decisions.kind!r} "
+            "(manifest decisions.kind): reports are taken only for kind 'ingest', where "
+            "the live analysis reads them",
+        )
+    return manifest
+
+
+def _refuse(code: int, batch: str, error: BadRecord | DecisionStoreError) -> NoReturn:
+    loc: list[Any] = ["body", batch, error.index, *error.field.split(".")]
+    problem = {"loc": loc, "msg": f"{error.reason}; nothing was written", "type": "value_error"}
+    raise HTTPException(code, [problem])
+
+
+@router.post("/{model_id}/decisions", response_model=DecisionsAccepted)
+def report_decisions(
+    model_id: ModelId, batch: DecisionBatch, request: Request, principal: Reporter
+) -> DecisionsAccepted:
+    """Log a batch of the model's decisions, all or nothing, idempotent by decision id."""
+    settings: Settings = request.app.state.settings
+    if len(batch.decisions) > settings.decision_batch_max:
+        problem = {
+            "loc": ["body", "decisions"],
+            "msg": f"{len(batch.decisions)} decisions: at most {settings.decision_batch_max} "
+            "per batch (FAIRLANE_DECISION_BATCH_MAX)",
+            "type": "too_long",
+        }
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+    manifest = _ingesting(request, model_id)
+    try:
+        records = to_records(manifest, batch.decisions)
+    except BadRecord as error:
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, "decisions", error)
+    try:
+        with Session(_engine(request)) as session:
+            written = append(session, records)
+    except DecisionConflict as error:
+        _refuse(status.HTTP_409_CONFLICT, "decisions", error)
+    accepted = DecisionsAccepted(
+        decisions=len(records), written=written, already_logged=len(records) - written
+    )
+    _record(
+        request,
+        DECISIONS_REPORTED,
+        model_id,
+        principal,
+        batch.model_dump_json(),
+        {
+            **accepted.model_dump(),
+            "from": min(r.at for r in records).isoformat(),
+            "to": max(r.at for r in records).isoformat(),
+        },
+    )
+    return accepted
+
+
+@router.post("/{model_id}/outcomes", response_model=OutcomesAccepted)
+def report_outcomes(
+    model_id: ModelId, batch: OutcomeBatch, request: Request, principal: Reporter
+) -> OutcomesAccepted:
+    """Record the outcomes of logged decisions, all or nothing; an outcome is final."""
+    settings: Settings = request.app.state.settings
+    if len(batch.outcomes) > settings.decision_batch_max:
+        problem = {
+            "loc": ["body", "outcomes"],
+            "msg": f"{len(batch.outcomes)} outcomes: at most {settings.decision_batch_max} "
+            "per batch (FAIRLANE_DECISION_BATCH_MAX)",
+            "type": "too_long",
+        }
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+    _ingesting(request, model_id)
+    try:
+        with Session(_engine(request)) as session:
+            done = record_outcomes(session, model_id, batch.outcomes)
+    except UnknownDecision as error:
+        _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, "outcomes", error)
+    except OutcomeConflict as error:
+        _refuse(status.HTTP_409_CONFLICT, "outcomes", error)
+    accepted = OutcomesAccepted(
+        outcomes=len(batch.outcomes), recorded=done.recorded, already_recorded=done.unchanged
+    )
+    _record(
+        request,
+        OUTCOMES_REPORTED,
+        model_id,
+        principal,
+        batch.model_dump_json(),
+        accepted.model_dump(),
+    )
+    return accepted
+
+
+def _record(
+    request: Request,
+    kind: str,
+    model_id: str,
+    principal: Principal,
+    body: str,
+    detail: dict[str, Any],
+) -> None:
+    """One event per accepted batch on the model's trail, keyed by the batch's digest."""
+    digest = hashlib.sha256(f"{principal.name}\n{body}".encode()).hexdigest()
+    trail: AuditTrail = request.app.state.trail
+    trail.append(
+        AuditEvent(
+            event_id=f"{kind}:{model_id}:{digest[:32]}",
+            incident_id=watch_workflow_id(model_id),
+            kind=kind,
+            actor=principal.name,
+            inputs_digest=f"sha256:{digest}",
+            detail={
+                "model": model_id,
+                "roles": sorted(r.value for r in principal.roles),
+                **detail,
+            },
+        )
+    )
+    log.info(kind, model=model_id, actor=principal.name, **detail)
