@@ -41,7 +41,7 @@ from demo.gateway import FALLBACK_RULES, credit_manifest, credit_request
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from registry.service import load_manifest_file
 from router.client import RouterClient
-from router.schemas import DecisionRecord, DecisionRequest
+from router.schemas import DecisionRequest, LoggedDecision
 from stack.supervisor import EmbeddedStack
 from store.artifacts import ArtifactStore
 
@@ -169,7 +169,7 @@ async def serve_primary(router: RouterClient, model: str) -> None:
         )
 
 
-def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
+def describe_disparity(decisions: list[LoggedDecision], label: str) -> None:
     frame = pd.DataFrame([d.model_dump() for d in decisions])
     approved = frame[frame["decision"]]
     gap = conditional_disparity(

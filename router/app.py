@@ -6,8 +6,9 @@ declarative rules while a model is contained, and logs every decision keyed by t
 model manifest's protected attributes and strata.
 
 Views stay thin; the work lives in one module per job (route table, deployments,
-contract, dispatch, decision log, outcomes, summary). Views are plain ``def``: scoring and the
-short database transaction are blocking work that FastAPI runs in its thread pool,
+contract, dispatch, decision log, outcomes); the log, its rollups, windows and
+Prometheus counters are the shared :mod:`decisions` package's. Views are plain ``def``:
+scoring and the short database transaction are blocking work that FastAPI runs in its thread pool,
 off the event loop.
 Dependencies are ``async`` and views open their own session, so a request makes one
 trip to the thread pool, not one per dependency: each trip is a GIL hand-off that costs
@@ -33,7 +34,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from config.settings import Settings
+from contracts.metrics import DecisionWindow
 from contracts.routing import Route, RouteUpdate, Serving
+from decisions.prometheus import DecisionCounters
+from decisions.records import WINDOW_PATH, OutcomeRecord, WindowQuery
+from decisions.store import DecisionStoreError, OutcomeConflict, window
 from router.contract import ContractError, ModelContract, RequestError
 from router.database import create_router_engine
 from router.decision_log import query_decisions
@@ -45,8 +50,7 @@ from router.deployments import (
     save_pins,
 )
 from router.dispatch import Dispatcher
-from router.metrics import RouterMetrics
-from router.outcomes import OutcomeConflictError, UnknownDecisionsError, record_outcomes
+from router.outcomes import ShadowOutcomeError, record
 from router.route_table import (
     StaleUpdateError,
     UnknownModelError,
@@ -61,12 +65,11 @@ from router.schemas import (
     BatchDecisionRequest,
     BatchDecisions,
     Decision,
-    DecisionRecord,
     DecisionRequest,
-    DecisionSummaryRow,
     Deployment,
     DeploymentRequest,
     FallbackDocument,
+    LoggedDecision,
     OutcomesRecorded,
     OutcomesRequest,
 )
@@ -76,7 +79,6 @@ from router.serving import (
     VersionLoadError,
     load_versions,
 )
-from router.summary import summarize_decisions
 from store.artifacts import ArtifactError
 
 log = structlog.get_logger(__name__)
@@ -95,7 +97,7 @@ class RouterState:
     engine: Engine
     versions: LoadedVersions
     token: SecretStr
-    metrics: RouterMetrics
+    counters: DecisionCounters
 
 
 async def _state(request: Request) -> RouterState:
@@ -132,8 +134,9 @@ async def healthz() -> dict[str, str]:
 
 @health.get("/metrics", dependencies=[Depends(_require_token)], include_in_schema=False)
 def metrics(state: StateDep) -> Response:
-    """Prometheus text format (see router.metrics); scrapers present the router's token."""
-    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    """The documented decision metrics (``decisions.prometheus``) in Prometheus text format;
+    scrapers present the gateway's token."""
+    return Response(state.counters.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _unprocessable(loc: tuple[str | int, ...], message: str, kind: str) -> HTTPException:
@@ -293,7 +296,7 @@ def _dispatch(
     contract = state.versions.contract(deployment)
     contract.check(requests, at)
     dispatcher = Dispatcher(session, state.versions, model, deployment.versions, contract)
-    return dispatcher.decide(route, requests, datetime.now(UTC), state.metrics)
+    return dispatcher.decide(route, requests, datetime.now(UTC), state.counters)
 
 
 @models.post("/decisions")
@@ -325,7 +328,7 @@ def list_decisions(
     served_by: Serving | None = None,
     include_shadow: bool = False,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-) -> list[DecisionRecord]:
+) -> list[LoggedDecision]:
     """Logged decisions, oldest first, with ``since <= at < until``."""
     with Session(state.engine) as session:
         get_route(session, model)  # an unknown model is a 404, not an empty list
@@ -340,30 +343,51 @@ def list_decisions(
         )
 
 
-@models.get("/decisions/summary")
-def decision_summary(
-    model: ModelId, state: StateDep, since: AwareDatetime, until: AwareDatetime
-) -> list[DecisionSummaryRow]:
-    """Live decisions with ``since <= at < until``, as counts and sums per cell."""
-    if until < since:
+@health.get(WINDOW_PATH, dependencies=[Depends(_require_token)])
+def decision_window(
+    model: ModelId, query: Annotated[WindowQuery, Depends()], state: StateDep
+) -> DecisionWindow:
+    """Live decisions in the minutes overlapping ``[since, until)`` as canary cells, from
+    the per-minute rollups (``decisions.store.window``): cells x minutes, not rows."""
+    if query.until < query.since:
         raise HTTPException(
-            422, f"until ({until.isoformat()}) is before since ({since.isoformat()})"
+            422, f"until ({query.until.isoformat()}) is before since ({query.since.isoformat()})"
         )
     with Session(state.engine) as session:
         get_route(session, model)
-        return summarize_decisions(session, model, since, until)
+        return window(
+            session,
+            model,
+            query.candidate_version,
+            query.since,
+            query.until,
+            provider="decision_log",
+        )
 
 
 @models.post("/outcomes")
 def add_outcomes(model: ModelId, body: OutcomesRequest, state: StateDep) -> OutcomesRecorded:
     """Record outcomes of live decisions, all or nothing; resending one is a no-op."""
-    outcomes, now = body.by_decision(), datetime.now(UTC)
+    outcomes = [OutcomeRecord(decision_id=o.decision_id, outcome=o.good) for o in body.outcomes]
     with Session(state.engine) as session:
         get_route(session, model)
-        recorded = record_outcomes(session, model, outcomes, now)
-        if recorded.recorded:
-            state.metrics.count_outcomes(session, model, outcomes, now)
-        return recorded
+        try:
+            recorded = record(session, model, outcomes)
+        except ShadowOutcomeError as exc:
+            raise _unprocessable(
+                ("outcomes", exc.index, "decision_id"), str(exc), "shadow"
+            ) from exc
+        except DecisionStoreError as exc:
+            problem = [
+                {
+                    "loc": ["body", "outcomes", exc.index, exc.field],
+                    "msg": str(exc),
+                    "type": "outcome",
+                }
+            ]
+            raise HTTPException(409 if isinstance(exc, OutcomeConflict) else 422, problem) from exc
+    state.counters.count_outcomes(recorded.cells)
+    return OutcomesRecorded(recorded=recorded.recorded, unchanged=recorded.unchanged)
 
 
 def _reload_deployments(engine: Engine, versions: LoadedVersions) -> None:
@@ -413,7 +437,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Fairlane model gateway", lifespan=lifespan)
     app.state.router = RouterState(
-        engine=engine, versions=versions, token=token, metrics=RouterMetrics()
+        engine=engine, versions=versions, token=token, counters=DecisionCounters()
     )
     app.include_router(health)
     app.include_router(models)
@@ -425,14 +449,6 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(StaleUpdateError)
     async def stale_route(_request: Request, exc: StaleUpdateError) -> JSONResponse:
         return _error(409, exc.reason, current=exc.current.model_dump(mode="json"))
-
-    @app.exception_handler(UnknownDecisionsError)
-    async def unknown_decisions(_request: Request, exc: UnknownDecisionsError) -> JSONResponse:
-        return _error(422, exc.reason, decision_ids=exc.decision_ids)
-
-    @app.exception_handler(OutcomeConflictError)
-    async def outcome_conflict(_request: Request, exc: OutcomeConflictError) -> JSONResponse:
-        return _error(409, exc.reason, decision_ids=exc.decision_ids)
 
     @app.exception_handler(RequestError)
     async def bad_request(_request: Request, exc: RequestError) -> JSONResponse:

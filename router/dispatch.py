@@ -25,10 +25,11 @@ from sqlmodel import Session
 
 from analysis.scoring import Scores
 from contracts.routing import RouteSpec, Serving
+from decisions.prometheus import DecisionCounters
+from decisions.records import DecisionRecord
 from router.contract import ModelContract
-from router.decision_log import DecisionRow, log_decisions
+from router.decision_log import log_decisions, new_decision_id, shadow_id
 from router.deployments import get_pins
-from router.metrics import RouterMetrics
 from router.schemas import Decision, DecisionRequest
 from router.serving import LoadedVersions, ModelUnavailableError
 
@@ -105,12 +106,12 @@ class Dispatcher:
         route: RouteSpec,
         requests: Sequence[DecisionRequest],
         now: datetime,
-        metrics: RouterMetrics | None = None,
+        counters: DecisionCounters | None = None,
     ) -> list[Decision]:
         """Answer ``requests`` (already checked against the contract) and log them.
 
         A shadow version that fails to score is logged as a warning and skipped: shadow
-        work must never cost a request its answer. ``metrics`` counts the decisions once
+        work must never cost a request its answer. ``counters`` count the decisions once
         they are committed.
         """
         rows = self.contract.frame(requests)
@@ -118,7 +119,6 @@ class Dispatcher:
         count = len(requests)
         decisions = np.zeros(count, dtype=bool)
         amounts = np.zeros(count, dtype=float)
-        answered = [False] * count
         versions: list[str] = [""] * count
         rules_version: str | None = None
         for key in dict.fromkeys(sides):
@@ -132,32 +132,33 @@ class Dispatcher:
             self._fill(scores, index, decisions, amounts)
             for i in index:
                 versions[i] = version
-                answered[i] = True
         keys = [self.contract.keys(r) for r in requests]
+        ids = [new_decision_id() for _ in requests]
 
-        def logged(
+        def record(
             i: int, version: str, decision: bool, amount: float, *, shadow: bool
-        ) -> DecisionRow:
+        ) -> DecisionRecord:
             served_by = sides[i][0]
-            return DecisionRow(
-                at=now,
+            return DecisionRecord(
+                decision_id=shadow_id(ids[i], version) if shadow else ids[i],
                 model=self.model,
                 version=version,
-                served_by=served_by.value,
+                served_by=served_by,
                 shadow=shadow,
-                request_id=requests[i].id,
+                at=now,
                 group=keys[i][0],
                 stratum=keys[i][1],
-                decision=decision,
-                amount=amount,
-                rules_version=rules_version if served_by is Serving.FALLBACK else None,
+                decision=decision if self.contract.decides else None,
+                amount=amount if self.contract.grants else None,
+                rules_version=rules_version
+                if served_by is Serving.FALLBACK and not shadow
+                else None,
             )
 
-        live = [
-            logged(i, versions[i], bool(decisions[i]), float(amounts[i]), shadow=False)
+        logged = [
+            record(i, versions[i], bool(decisions[i]), float(amounts[i]), shadow=False)
             for i in range(count)
         ]
-        shadows: list[list[DecisionRow]] = [[] for _ in range(count)]
         for shadow_version in route.shadow_versions:
             try:
                 scores = self._score(shadow_version, rows)
@@ -169,25 +170,21 @@ class Dispatcher:
             shadow_decisions = np.zeros(count, dtype=bool)
             shadow_amounts = np.zeros(count, dtype=float)
             self._fill(scores, np.arange(count), shadow_decisions, shadow_amounts)
-            for i in range(count):
-                if versions[i] == shadow_version:
-                    continue  # it already answered live; a second row would say the same
-                shadows[i].append(
-                    logged(
-                        i,
-                        shadow_version,
-                        bool(shadow_decisions[i]),
-                        float(shadow_amounts[i]),
-                        shadow=True,
-                    )
+            logged += [
+                record(
+                    i,
+                    shadow_version,
+                    bool(shadow_decisions[i]),
+                    float(shadow_amounts[i]),
+                    shadow=True,
                 )
-        tallies = [
-            RouterMetrics.tally(row, rows_) for row, rows_ in zip(live, shadows, strict=True)
-        ]
-        ids = log_decisions(self.session, live, shadows)
-        if metrics is not None:
-            for tally in tallies:
-                metrics.count_decision(tally)
+                for i in range(count)
+                if versions[i] != shadow_version  # it answered live: a second row says the same
+            ]
+        log_decisions(self.session, logged)
+        if counters is not None:
+            for row in logged:
+                counters.count_decision(row)
         log.debug("decisions", model=self.model, count=count)
         return [
             Decision(

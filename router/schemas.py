@@ -7,7 +7,7 @@ construction. The route itself is :mod:`contracts.routing`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -17,7 +17,6 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    model_validator,
 )
 
 from contracts.model import SHA256_PATTERN, ArtifactName, ModelManifest
@@ -108,7 +107,7 @@ class BatchDecisionRequest(BaseModel):
 class Decision(BaseModel):
     """The live answer to one request; ``None`` for an outcome the model does not have."""
 
-    decision_id: int
+    decision_id: str
     id: str
     model: str
     served_by: Serving
@@ -121,30 +120,30 @@ class BatchDecisions(BaseModel):
     decisions: list[Decision]
 
 
-class DecisionRecord(BaseModel):
-    """One logged decision, live or shadow, as monitoring reads it.
+class LoggedDecision(BaseModel):
+    """One logged decision, live or shadow, as the gateway's listing shows it.
 
     ``served_by`` is the side that answered the request; a shadow row (``shadow=True``)
     carries the request's ``served_by``, its own ``version``, and in ``shadow_of`` the id
     of the live decision it shadowed. ``group`` and ``stratum`` are the keys of the
     manifest (:meth:`contracts.model.ModelManifest.group_of` and ``stratum_of``);
-    ``decision`` is True for a model that only grants an amount, ``amount`` 0 for one
-    that only decides; ``rules_version`` stamps every answer the fallback gave.
+    ``rules_version`` stamps every answer the fallback gave; ``outcome`` is the ground
+    truth once recorded.
     """
 
-    id: int
+    decision_id: str
     at: datetime
     model: str
     version: str
     served_by: Serving
     shadow: bool
-    shadow_of: int | None
-    request_id: str
+    shadow_of: str | None
     group: str
     stratum: str
-    decision: bool
-    amount: float
+    decision: bool | None
+    amount: float | None
     rules_version: str | None
+    outcome: bool | None
 
 
 MAX_OUTCOMES_PER_REQUEST = 10_000
@@ -153,7 +152,7 @@ MAX_OUTCOMES_PER_REQUEST = 10_000
 class Outcome(BaseModel):
     """The ground truth of one live decision, once known (``good``: e.g. the loan was repaid)."""
 
-    decision_id: int = Field(ge=1)
+    decision_id: str = Field(min_length=1, max_length=200)
     good: bool
 
 
@@ -162,45 +161,9 @@ class OutcomesRequest(BaseModel):
 
     outcomes: list[Outcome] = Field(min_length=1, max_length=MAX_OUTCOMES_PER_REQUEST)
 
-    @model_validator(mode="after")
-    def _one_outcome_per_decision(self) -> Self:
-        seen: dict[int, bool] = {}
-        contradicted: set[int] = set()
-        for outcome in self.outcomes:
-            if seen.setdefault(outcome.decision_id, outcome.good) != outcome.good:
-                contradicted.add(outcome.decision_id)
-        if contradicted:
-            raise ValueError(
-                f"decisions {sorted(contradicted)} are given both a good and a bad outcome"
-            )
-        return self
-
-    def by_decision(self) -> dict[int, bool]:
-        """The outcomes keyed by decision id (a repeated identical outcome counts once)."""
-        return {outcome.decision_id: outcome.good for outcome in self.outcomes}
-
 
 class OutcomesRecorded(BaseModel):
     """What recording did: outcomes new to the log, and outcomes it already held."""
 
     recorded: int = Field(ge=0)
     unchanged: int = Field(ge=0)
-
-
-class DecisionSummaryRow(BaseModel):
-    """Sufficient statistics of the live decisions of a window that share every field here.
-
-    ``outcome`` is the ground truth joined to the decisions (None while unknown);
-    ``amount_sum`` and ``amount_sumsq`` are the sum of the amounts and of their
-    squares, so means and variances follow without shipping the rows.
-    """
-
-    served_by: Serving
-    version: str
-    group: str
-    stratum: str
-    decision: bool
-    outcome: bool | None
-    count: int = Field(ge=1)
-    amount_sum: float
-    amount_sumsq: float

@@ -114,7 +114,6 @@ def applicant(applicant_id: str, **changes: Any) -> DecisionRequest:
     return credit_request(**(base | changes))
 
 
-
 def update(generation: int, **spec: Any) -> RouteUpdate:
     return RouteUpdate(
         generation=generation,
@@ -299,7 +298,7 @@ async def test_unknown_model_is_404_everywhere(router: RouterClient) -> None:
         router.decisions("nope"),
         router.get_deployment("nope"),
         router.record_outcomes("nope", {1: True}),
-        router.decision_summary("nope", datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)),
+        router.window("nope", "v2", datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)),
     ]
     for call in calls:
         with pytest.raises(RouterError, match="'nope'") as missing:
@@ -404,7 +403,10 @@ async def test_primary_decides_and_group_is_only_recorded(
     assert (as_b.decision, as_b.amount) == model_answer(models["v1"], applicant("g-1"))
     assert (as_a.decision, as_a.amount) == (as_b.decision, as_b.amount)
     logged = await deployed.decisions(MODEL)
-    assert [(r.request_id, r.group) for r in logged] == [("g-1", "B"), ("g-2", "A")]
+    assert [(r.decision_id, r.group) for r in logged] == [
+        (as_b.decision_id, "B"),
+        (as_a.decision_id, "A"),
+    ]
     assert logged[0].stratum == "50-60k|5-10y"
     assert logged[0].rules_version is None
 
@@ -433,7 +435,7 @@ async def test_fallback_rules_decide_and_the_model_scores_only_in_shadow(
     )
 
     live = await deployed.decisions(MODEL)
-    assert [r.id for r in live] == [a.decision_id for a in answers]
+    assert [r.decision_id for r in live] == [a.decision_id for a in answers]
     assert not any(r.shadow for r in live)
 
     everything = await deployed.decisions(MODEL, include_shadow=True)
@@ -443,7 +445,6 @@ async def test_fallback_rules_decide_and_the_model_scores_only_in_shadow(
         assert shadow.version == "v1"
         assert shadow.served_by is Serving.FALLBACK
         assert shadow.shadow_of == answer.decision_id
-        assert shadow.request_id == who.id
         assert shadow.group == who.attributes["group"]
         assert (shadow.decision, shadow.amount) == model_answer(models["v1"], who)
 
@@ -567,7 +568,7 @@ async def test_canary_over_the_fallback_over_http(
     assert 0.15 < share < 0.45
 
     logged = await deployed.decisions(MODEL, include_shadow=True, limit=10_000)
-    live = {r.id: r for r in logged if not r.shadow}
+    live = {r.decision_id: r for r in logged if not r.shadow}
     shadows = [r for r in logged if r.shadow]
     assert len(live) == 2 * len(people)
     # The contained model keeps scoring every application in shadow, whoever answered it.
@@ -595,16 +596,17 @@ async def test_canary_over_http_is_sticky_per_applicant(deployed: RouterClient) 
 
 async def test_decisions_can_be_filtered(deployed: RouterClient) -> None:
     start = datetime.now(UTC)
-    await deployed.decide(MODEL, applicant("q-1"))
+    q1 = (await deployed.decide(MODEL, applicant("q-1"))).decision_id
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
-    await deployed.decide(MODEL, applicant("q-2"))
+    q2 = (await deployed.decide(MODEL, applicant("q-2"))).decision_id
     middle = datetime.now(UTC)
-    await deployed.decide(MODEL, applicant("q-3"))
+    q3 = (await deployed.decide(MODEL, applicant("q-3"))).decision_id
 
     fallback = await deployed.decisions(MODEL, served_by=Serving.FALLBACK)
-    assert [r.request_id for r in fallback] == ["q-2", "q-3"]
-    assert [r.request_id for r in await deployed.decisions(MODEL, since=middle)] == ["q-3"]
-    assert [r.request_id for r in await deployed.decisions(MODEL, until=middle)] == ["q-1", "q-2"]
+    assert [r.decision_id for r in fallback] == [q2, q3]
+    assert {r.rules_version for r in fallback} == {RULES_VERSION}
+    assert [r.decision_id for r in await deployed.decisions(MODEL, since=middle)] == [q3]
+    assert [r.decision_id for r in await deployed.decisions(MODEL, until=middle)] == [q1, q2]
     assert await deployed.decisions(MODEL, until=start - timedelta(seconds=1)) == []
     assert len(await deployed.decisions(MODEL, include_shadow=True)) == 5
     assert len(await deployed.decisions(MODEL, include_shadow=True, limit=2)) == 2
@@ -710,17 +712,18 @@ async def test_the_contract_over_a_real_socket(app: FastAPI, artifacts: dict[str
         async with RouterClient(url, TOKEN) as router:
             assert await router.health()
             await deploy_credit(router, MODEL, artifacts, "v1")
-            assert (await router.decide(MODEL, applicant("net-1"))).served_by is Serving.PRIMARY
+            first = await router.decide(MODEL, applicant("net-1"))
+            assert first.served_by is Serving.PRIMARY
             flip = update(1, serving=Serving.FALLBACK, shadow_versions=["v1"])
             route: Route = await router.set_route(MODEL, flip)
             assert await router.set_route(MODEL, flip) == route
             answer = await router.decide(MODEL, applicant("net-2"))
             assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
             logged = await router.decisions(MODEL, include_shadow=True)
-            assert [(r.request_id, r.shadow) for r in logged] == [
-                ("net-1", False),
-                ("net-2", False),
-                ("net-2", True),
+            assert [(r.decision_id, r.shadow) for r in logged] == [
+                (first.decision_id, False),
+                (answer.decision_id, False),
+                (f"{answer.decision_id}/shadow/v1", True),
             ]
         async with RouterClient(url, "wrong") as intruder:
             with pytest.raises(RouterError) as refused:
@@ -748,7 +751,7 @@ async def test_an_in_memory_database_is_shared_across_threads(
     async with client_for(app) as router:
         await deploy_credit(router, MODEL, artifacts, "v1")
         answer = await router.decide(MODEL, applicant("mem-1"))
-        assert [r.id for r in await router.decisions(MODEL)] == [answer.decision_id]
+        assert [r.decision_id for r in await router.decisions(MODEL)] == [answer.decision_id]
     assert not (tmp_path / "router.db").exists()
 
 
