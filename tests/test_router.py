@@ -297,7 +297,7 @@ async def test_unknown_model_is_404_everywhere(router: RouterClient) -> None:
         router.decide("nope", applicant("a")),
         router.decisions("nope"),
         router.get_deployment("nope"),
-        router.record_outcomes("nope", {1: True}),
+        router.record_outcomes("nope", {"1": True}),
         router.window("nope", "v2", datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)),
     ]
     for call in calls:
