@@ -267,12 +267,14 @@ def test_a_file_swapped_after_registration_is_refused_by_every_loader(
                 "/v1/models/credit-limit/decisions",
                 headers={"Authorization": f"Bearer {ROUTER_TOKEN}"},
                 json={
-                    "applicant_id": "a-1",
-                    "income": 50_000.0,
-                    "credit_history_years": 5.0,
-                    "debt_ratio": 0.2,
-                    "zip_code": "Z01",
-                    "group": "A",
+                    "id": "a-1",
+                    "features": {
+                        "income": 50_000.0,
+                        "credit_history_years": 5.0,
+                        "debt_ratio": 0.2,
+                        "zip_code": "Z01",
+                    },
+                    "attributes": {"group": "A"},
                 },
             )
             assert "changed after registration" in answer.text, answer.text
