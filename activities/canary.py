@@ -11,12 +11,12 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import select_provider
+from activities.providers import select_provider, undeclared_source
 from activities.routing import unknown_target
 from config.targets import UnknownTarget
 from contracts.canary import CANARY_ANALYSIS, AnalysisRequest, CanaryAnalysis
 from fairness.live import analyse_window
-from metrics.provider import MetricsProvider
+from metrics.provider import MetricsProvider, UndeclaredSource
 
 
 class CanaryActivities:
@@ -36,6 +36,8 @@ class CanaryActivities:
             )
         except UnknownTarget as error:
             raise unknown_target(error) from None
+        except UndeclaredSource as error:
+            raise undeclared_source(error) from None
         analysis = analyse_window(window.cells, request.thresholds, alpha=request.alpha)
         return CanaryAnalysis(
             look=request.look,

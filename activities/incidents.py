@@ -12,7 +12,6 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from contracts.decisions import DecisionKey
-from contracts.incident import IncidentInput
 from contracts.model import ModelManifest
 from contracts.watch import (
     ARM_MONITOR,
@@ -21,17 +20,11 @@ from contracts.watch import (
     ArmMonitorInput,
     OpenIncidentRequest,
 )
-from incidents.start import start_incident
+from incidents.service import IncidentService, UnknownModelError
 from incidents.watch import signal_watch
-from playbooks.loader import PlaybookError, builtin_playbook, find_playbook
-from playbooks.schema import Playbook
 from registry.service import ModelRegistry
 
 log = structlog.get_logger(__name__)
-
-LAST_RESORT_PLAYBOOK = "drift-rollback"
-"""Opened when a policy names a playbook that cannot be loaded: an incident on a
-contained model must open whatever happens to its configuration."""
 
 
 class IncidentActivities:
@@ -50,30 +43,28 @@ class IncidentActivities:
         API's public decision key when an incident opens (the API may export it after this
         worker started)."""
         self._client = client
-        self._decision_key = decision_key
-        self._task_queue = task_queue
         self._watch_task_queue = watch_task_queue or task_queue
-        self._registry = registry
-        self._playbooks_dir = playbooks_dir
+        self._incidents = IncidentService(
+            self._connected, task_queue, registry, playbooks_dir, decision_key
+        )
 
     @activity.defn(name=OPEN_INCIDENT)
     async def open_incident(self, request: OpenIncidentRequest) -> str:
         """Start the incident; idempotent, so a retried attempt finds it already started."""
-        manifest = self._manifest(request.model)
-        playbook, summary = self._playbook(request.playbook, request.summary)
-        incident = IncidentInput(
-            incident_id=request.incident_id,
-            model=manifest,
-            playbook=playbook,
-            severity=request.severity,
-            summary=summary,
-            commander=request.commander,
-            opened_at=request.opened_at,
-            trigger=request.trigger,
-            decision_key=self._decision_key(),
-        )
         try:
-            await start_incident(self._client, self._task_queue, incident)
+            await self._incidents.open(
+                incident_id=request.incident_id,
+                model=request.model,
+                playbook=request.playbook,
+                severity=request.severity,
+                summary=request.summary,
+                commander=request.commander,
+                opened_at=request.opened_at,
+                trigger=request.trigger,
+                last_resort=True,
+            )
+        except UnknownModelError as error:
+            raise _unknown_model(error) from error
         except WorkflowAlreadyStartedError:
             log.info("incident already started", incident_id=request.incident_id)
         return request.incident_id
@@ -86,21 +77,15 @@ class IncidentActivities:
             self._client, self._watch_task_queue, manifest, SIGNAL_ARM_MONITOR, request.arm
         )
 
-    def _manifest(self, model: str) -> ModelManifest:
-        manifest = self._registry.get(model)
-        if manifest is None:
-            raise ApplicationError(
-                f"model {model!r} is not registered", type="UnknownModel", non_retryable=True
-            )
-        return manifest
+    async def _connected(self) -> Client:
+        return self._client
 
-    def _playbook(self, name: str, summary: str) -> tuple[Playbook, str]:
+    def _manifest(self, model: str) -> ModelManifest:
         try:
-            return find_playbook(name, self._playbooks_dir), summary
-        except PlaybookError as error:
-            log.error("policy playbook unusable", playbook=name, error=str(error))
-            note = (
-                f" [playbook {name!r} could not be loaded ({error}); "
-                f"opened on {LAST_RESORT_PLAYBOOK}]"
-            )
-            return builtin_playbook(LAST_RESORT_PLAYBOOK), (summary[: 4000 - len(note)] + note)
+            return self._incidents.manifest(model)
+        except UnknownModelError as error:
+            raise _unknown_model(error) from error
+
+
+def _unknown_model(error: UnknownModelError) -> ApplicationError:
+    return ApplicationError(str(error), type="UnknownModel", non_retryable=True)

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import select_provider
+from activities.providers import select_provider, undeclared_source
 from activities.routing import unknown_target
 from config.targets import UnknownTarget
 from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
 from contracts.watch import EVALUATE_WINDOW
 from fairness.drift import judge_monitor_window, reference_from
 from fairness.live import MetricVerdict
-from metrics.provider import MetricsProvider
+from metrics.provider import MetricsProvider, UndeclaredSource
 
 NO_CANDIDATE = ""
 """A monitored model has no canary: every live decision is on the stable side."""
@@ -38,6 +38,8 @@ class MonitorActivities:
             )
         except UnknownTarget as error:
             raise unknown_target(error) from None
+        except UndeclaredSource as error:
+            raise undeclared_source(error) from None
         fairness, drift, verdict = judge_monitor_window(window.cells, policy, request.reference)
         reference = request.reference
         if reference is None and _settled(fairness.samples, policy.min_drift_samples, verdict):

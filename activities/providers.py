@@ -1,5 +1,10 @@
 """The metrics providers a worker is configured with, looked up by the name a playbook or
-a monitoring policy gives."""
+a monitoring policy gives.
+
+``decision_log`` (the default everywhere) and ``manifest`` read each model from the
+decision source its manifest declares (:mod:`metrics.sources`); ``gateway``,
+``prometheus`` and ``ingest`` force one source whatever the manifest says.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Mapping
 
 from temporalio.exceptions import ApplicationError
 
-from metrics.provider import MetricsProvider
+from metrics.provider import MetricsProvider, UndeclaredSource
 
 
 def select_provider(providers: Mapping[str, MetricsProvider], name: str) -> MetricsProvider:
@@ -21,3 +26,8 @@ def select_provider(providers: Mapping[str, MetricsProvider], name: str) -> Metr
             non_retryable=True,
         )
     return provider
+
+
+def undeclared_source(error: UndeclaredSource) -> ApplicationError:
+    """No retry can declare a database or server: an operator has to act."""
+    return ApplicationError(str(error), type="UndeclaredDecisionSource", non_retryable=True)

@@ -28,6 +28,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -43,10 +44,11 @@ from alerts.mapping import InboundAlert, ModelAlerts, alerts_by_model
 from alerts.problems import AlertRejected, FieldProblem, parse_body
 from alerts.replay import AlertReplayed, ReplayCache
 from alerts.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from api.deps import AlertReplaysDep, RegistryDep, SettingsDep, TemporalDep
 from api.errors import ServiceUnavailable, temporal_unavailable
 from api.metrics import count_alert_received
 from api.security import require
-from api.temporal import temporal_client
+from api.temporal import TemporalConnection
 from api.tokens import Principal, Role
 from config import Settings
 from contracts.alerts import AlertDelivery, AlertEvent
@@ -99,15 +101,39 @@ def _documented_body(model: type[BaseModel]) -> dict[str, Any]:
 Sender = Annotated[Principal, Depends(require(Role.ALERT_SOURCE))]
 
 
+@dataclass(frozen=True)
+class _Services:
+    """What taking a delivery of alerts needs from the app."""
+
+    settings: Settings
+    registry: ModelRegistry
+    replays: ReplayCache
+    temporal: TemporalConnection
+
+
+def _services(
+    settings: SettingsDep,
+    registry: RegistryDep,
+    replays: AlertReplaysDep,
+    temporal: TemporalDep,
+) -> _Services:
+    return _Services(settings, registry, replays, temporal)
+
+
+AlertServices = Annotated[_Services, Depends(_services)]
+
+
 @router.post(
     "/alertmanager",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AlertsAccepted,
     openapi_extra=_documented_body(AlertmanagerPayload),
 )
-async def receive_alertmanager(request: Request, principal: Sender) -> AlertsAccepted:
+async def receive_alertmanager(
+    request: Request, services: AlertServices, principal: Sender
+) -> AlertsAccepted:
     """Prometheus Alertmanager's webhook (payload version 4), as Alertmanager sends it."""
-    async with _authentic_body(request) as body:
+    async with _authentic_body(request, services) as body:
         payload = _parse(body, AlertmanagerPayload)
         _refuse_oversized(payload.alerts)
         if payload.truncated_alerts:
@@ -116,7 +142,7 @@ async def receive_alertmanager(request: Request, principal: Sender) -> AlertsAcc
                 group_key=payload.group_key,
                 truncated_alerts=payload.truncated_alerts,
             )
-        return await _deliver(request, principal, payload.alerts)
+        return await _deliver(request, services, principal, payload.alerts)
 
 
 @router.post(
@@ -125,17 +151,14 @@ async def receive_alertmanager(request: Request, principal: Sender) -> AlertsAcc
     response_model=AlertsAccepted,
     openapi_extra=_documented_body(GenericPayload),
 )
-async def receive_alerts(request: Request, principal: Sender) -> AlertsAccepted:
+async def receive_alerts(
+    request: Request, services: AlertServices, principal: Sender
+) -> AlertsAccepted:
     """The generic JSON alert, for any other monitor (see README, "Alerts")."""
-    async with _authentic_body(request) as body:
+    async with _authentic_body(request, services) as body:
         payload = _parse(body, GenericPayload)
         _refuse_oversized(payload.alerts)
-        return await _deliver(request, principal, payload.alerts)
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+        return await _deliver(request, services, principal, payload.alerts)
 
 
 def _unprocessable(error: AlertRejected) -> HTTPException:
@@ -144,14 +167,14 @@ def _unprocessable(error: AlertRejected) -> HTTPException:
 
 
 @asynccontextmanager
-async def _authentic_body(request: Request) -> AsyncIterator[bytes]:
+async def _authentic_body(request: Request, services: _Services) -> AsyncIterator[bytes]:
     """The raw body, its signature checked (401) and claimed once (409) when HMAC is on.
 
     If the delivery is then not accepted (422, 503, anything raised) the claim is
     released, so the same signed request may be sent again while it is fresh.
     """
     body = await request.body()
-    settings = _settings(request)
+    settings = services.settings
     if settings.alert_hmac_secret is None:
         yield body
         return
@@ -169,7 +192,7 @@ async def _authentic_body(request: Request) -> AsyncIterator[bytes]:
     if checked is None:  # a legacy signature, allowed by settings: nothing to claim
         yield body
         return
-    replays: ReplayCache = request.app.state.alert_replays
+    replays = services.replays
     try:
         await asyncio.to_thread(replays.claim, checked.signature, checked.expires_at)
     except AlertReplayed as error:
@@ -205,18 +228,17 @@ def _refuse_oversized(alerts: Sequence[BaseModel]) -> None:
 
 
 async def _deliver(
-    request: Request, principal: Principal, alerts: Sequence[InboundAlert]
+    request: Request, services: _Services, principal: Principal, alerts: Sequence[InboundAlert]
 ) -> AlertsAccepted:
-    settings = _settings(request)
-    registry: ModelRegistry = request.app.state.registry
+    settings = services.settings
     try:
-        by_model = alerts_by_model(alerts, settings.alert_model_labels, registry.get)
+        by_model = alerts_by_model(alerts, settings.alert_model_labels, services.registry.get)
     except AlertRejected as error:
         raise _unprocessable(error) from error
 
     delivery_id = f"dlv-{uuid.uuid4().hex}"
     received_at = datetime.now(UTC)
-    client = await temporal_client(request)
+    client = await services.temporal.client()
     outcomes = await asyncio.gather(
         *(
             _signal_watch(client, settings, group, delivery_id, principal.name, received_at)

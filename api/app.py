@@ -24,6 +24,7 @@ from api import (
     models,
     playbooks,
     reports,
+    slack,
     trail,
     training,
     watch,
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         training,
         alerts,
         watch,
+        slack,
     ):
         app.include_router(module.router)
 

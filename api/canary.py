@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 
+from api.deps import SignerDep, TemporalDep
 from api.incidents import INCIDENT_ID, ReasonRequest, execute_update
 from api.security import require
 from api.tokens import Principal, Role
@@ -32,7 +33,8 @@ async def control_canary(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
     action: ControlAction,
     body: ReasonRequest,
-    request: Request,
+    temporal: TemporalDep,
+    signer: SignerDep,
     principal: Annotated[Principal, Depends(require(Role(CONTROLLER_ROLE)))],
 ) -> ControlReceipt:
     control = CanaryControl(
@@ -42,6 +44,12 @@ async def control_canary(
         reason=body.reason,
     )
     receipt: ControlReceipt = await execute_update(
-        request, incident_id, UPDATE_CANARY_CONTROL, CANARY_CONTROL, control, ControlReceipt
+        temporal,
+        signer,
+        incident_id,
+        UPDATE_CANARY_CONTROL,
+        CANARY_CONTROL,
+        control,
+        ControlReceipt,
     )
     return receipt

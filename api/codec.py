@@ -11,16 +11,14 @@ from the browser (CORS); the token must still be sent.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from google.protobuf import json_format
 from pydantic import BaseModel, Field
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import PayloadCodec
 
-from api.security import require
-from api.tokens import Principal, Role
+from api.deps import AuditorOrAdmin, PayloadCodecDep
 from stack.codec import PayloadKeyError
 
 router = APIRouter(prefix="/v1/codec", tags=["codec"])
@@ -32,12 +30,7 @@ class Payloads(BaseModel):
 
 
 @router.post("/decode", response_model=Payloads)
-async def decode(
-    body: Payloads,
-    request: Request,
-    _: Annotated[Principal, Depends(require(Role.AUDITOR, Role.ADMIN))],
-) -> Payloads:
-    codec: PayloadCodec | None = request.app.state.payload_codec
+async def decode(body: Payloads, codec: PayloadCodecDep, _: AuditorOrAdmin) -> Payloads:
     try:
         payloads = [json_format.ParseDict(p, Payload()) for p in body.payloads]
     except json_format.ParseError as error:

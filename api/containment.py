@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 
+from api.deps import SignerDep, TemporalDep
 from api.incidents import INCIDENT_ID, ReasonRequest, execute_update
 from api.security import require
 from api.tokens import Principal, Role
@@ -31,7 +32,8 @@ router = APIRouter(prefix="/v1/incidents", tags=["containment"])
 async def stand_down_containment(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
     body: ReasonRequest,
-    request: Request,
+    temporal: TemporalDep,
+    signer: SignerDep,
     principal: Annotated[Principal, Depends(require(Role(STAND_DOWN_ROLE)))],
 ) -> StandDownReceipt:
     order = StandDown(
@@ -40,6 +42,6 @@ async def stand_down_containment(
         reason=body.reason,
     )
     receipt: StandDownReceipt = await execute_update(
-        request, incident_id, UPDATE_STAND_DOWN, STAND_DOWN, order, StandDownReceipt
+        temporal, signer, incident_id, UPDATE_STAND_DOWN, STAND_DOWN, order, StandDownReceipt
     )
     return receipt

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.security import READERS, require
-from api.temporal import temporal_client
+from api.deps import Commander, IncidentsDep, Reader, SettingsDep, SignerDep, TemporalDep
+from api.security import require
+from api.temporal import TemporalConnection
 from api.tokens import APPROVER_ROLES, Principal, Role
 from config import Settings
 from contracts.canary import QUERY_CANARY_PROGRESS, RampStepProgress
@@ -25,7 +32,6 @@ from contracts.incident import (
     SA_SEVERITY,
     UPDATE_SIGNOFF,
     WORKFLOW_TYPE,
-    IncidentInput,
     IncidentState,
     Phase,
     SignoffDecision,
@@ -33,9 +39,9 @@ from contracts.incident import (
 )
 from contracts.severity import Severity
 from incidents.decisions import DecisionSigner
-from incidents.start import new_incident_id, start_incident
-from playbooks.loader import PlaybookError, find_playbook
-from registry.service import ModelRegistry
+from incidents.service import UnknownModelError
+from incidents.start import new_incident_id
+from playbooks.loader import PlaybookError
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
 T = TypeVar("T")
@@ -84,11 +90,6 @@ class SignoffRequest(BaseModel):
     )
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def ui_url(settings: Settings, incident_id: str) -> str:
     return (
         f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
@@ -98,31 +99,23 @@ def ui_url(settings: Settings, incident_id: str) -> str:
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=IncidentOpened)
 async def open_incident(
-    body: OpenIncident,
-    request: Request,
-    principal: Annotated[Principal, Depends(require(Role.INCIDENT_COMMANDER, Role.ADMIN))],
+    body: OpenIncident, settings: SettingsDep, incidents: IncidentsDep, principal: Commander
 ) -> IncidentOpened:
-    settings = _settings(request)
-    registry: ModelRegistry = request.app.state.registry
-    manifest = registry.get(body.model)
-    if manifest is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {body.model!r} is not registered")
+    now = datetime.now(UTC)
     try:
-        playbook = find_playbook(body.playbook, settings.playbooks_dir)
+        incident = await incidents.open(
+            incident_id=new_incident_id(now),
+            model=body.model,
+            playbook=body.playbook,
+            severity=body.severity,
+            summary=body.summary,
+            commander=principal.name,
+            opened_at=now,
+        )
+    except UnknownModelError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
     except PlaybookError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
-    now = datetime.now(UTC)
-    incident = IncidentInput(
-        incident_id=new_incident_id(now),
-        model=manifest,
-        playbook=playbook,
-        severity=body.severity,
-        summary=body.summary,
-        commander=principal.name,
-        opened_at=now,
-        decision_key=_signer(request).key,
-    )
-    await start_incident(await temporal_client(request), settings.task_queue, incident)
     incident_id = incident.incident_id
     return IncidentOpened(
         incident_id=incident_id,
@@ -133,8 +126,8 @@ async def open_incident(
 
 @router.get("", response_model=list[IncidentSummary])
 async def list_incidents(
-    request: Request,
-    _: Annotated[Principal, Depends(require(*READERS))],
+    temporal: TemporalDep,
+    _: Reader,
     model: Annotated[str | None, Query(pattern=SLUG)] = None,
     phase: Phase | None = None,
     severity: Severity | None = None,
@@ -152,7 +145,7 @@ async def list_incidents(
         if value is not None:
             clauses.append(f"{key.name} = '{value}'")
     found: list[IncidentSummary] = []
-    client = await temporal_client(request)
+    client = await temporal.client()
     async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
         attributes = execution.typed_search_attributes
         found.append(
@@ -171,17 +164,10 @@ async def list_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentState)
 async def show_incident(
-    incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
-    request: Request,
-    _: Annotated[Principal, Depends(require(*READERS))],
+    incident_id: Annotated[str, Path(pattern=INCIDENT_ID)], temporal: TemporalDep, _: Reader
 ) -> IncidentState:
-    client = await temporal_client(request)
-    handle = client.get_workflow_handle(incident_id)
-    try:
-        state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
-    except RPCError as error:
-        raise_not_found(error, incident_id)
-        raise
+    client = await temporal.client()
+    state = await query_state(client, incident_id)
     if state.canary is not None and state.canary.step_workflow_id is not None:
         state.canary.live = await _ramp_progress(client, state.canary.step_workflow_id)
     return state
@@ -206,7 +192,8 @@ async def _ramp_progress(client: Client, workflow_id: str) -> RampStepProgress |
 async def sign_off(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
     body: SignoffRequest,
-    request: Request,
+    temporal: TemporalDep,
+    signer: SignerDep,
     principal: Annotated[Principal, Depends(require(*APPROVER_ROLES))],
 ) -> SignoffReceipt:
     if body.role not in principal.roles:
@@ -223,18 +210,14 @@ async def sign_off(
         assessment_digest=body.assessment_digest,
     )
     receipt: SignoffReceipt = await execute_update(
-        request, incident_id, UPDATE_SIGNOFF, SIGNOFF, decision, SignoffReceipt
+        temporal, signer, incident_id, UPDATE_SIGNOFF, SIGNOFF, decision, SignoffReceipt
     )
     return receipt
 
 
-def _signer(request: Request) -> DecisionSigner:
-    signer: DecisionSigner = request.app.state.decision_signer
-    return signer
-
-
 async def execute_update(
-    request: Request,
+    temporal: TemporalConnection,
+    signer: DecisionSigner,
     incident_id: str,
     update: str,
     kind: DecisionKind,
@@ -243,16 +226,12 @@ async def execute_update(
 ) -> T:
     """A human decision, signed by the API for the incident's open step, delivered to the
     incident: refusals are 409 with the incident's reason."""
-    client = await temporal_client(request)
-    handle = client.get_workflow_handle(incident_id)
+    handle = (await temporal.client()).get_workflow_handle(incident_id)
     try:
-        state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
-    except RPCError as error:
-        raise_not_found(error, incident_id)
-        raise
+        state = await _state_of(handle)
     except WorkflowQueryFailedError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, f"incident {incident_id}: {error}") from error
-    argument = _signer(request).sign(kind, decision, incident_id, current_step(kind, state))
+    argument = signer.sign(kind, decision, incident_id, current_step(kind, state))
     try:
         result: T = await handle.execute_update(update, argument, result_type=result_type)
     except WorkflowUpdateFailedError as error:
@@ -260,20 +239,40 @@ async def execute_update(
         reason = cause.message if isinstance(cause, ApplicationError) else "refused by the incident"
         raise HTTPException(status.HTTP_409_CONFLICT, reason) from error
     except RPCError as error:
-        raise_not_found(error, incident_id)
+        await refuse_missing_or_closed(handle, error)
         raise
     return result
 
 
-def raise_not_found(error: RPCError, incident_id: str) -> None:
-    """404 for an incident Temporal does not know, 409 for one that is closed.
+async def query_state(client: Client, incident_id: str) -> IncidentState:
+    """The incident's state, as its workflow answers; 404 if there is no such incident."""
+    return await _state_of(client.get_workflow_handle(incident_id))
 
+
+async def _state_of(handle: WorkflowHandle[Any, Any]) -> IncidentState:
+    try:
+        state: IncidentState = await handle.query(QUERY_STATE, result_type=IncidentState)
+    except RPCError as error:
+        await refuse_missing_or_closed(handle, error)
+        raise
+    return state
+
+
+async def refuse_missing_or_closed(handle: WorkflowHandle[Any, Any], error: RPCError) -> None:
+    """404 for an incident Temporal does not know, 409 for one whose workflow has closed.
+
+    Temporal answers ``NOT_FOUND`` to both (an update or signal to a closed workflow is
+    "not found" too), so the workflow's own status decides, never the message's text.
     Any other error is the caller's to raise as it is: ``api/errors.py`` answers it
     (503 while Temporal is unavailable).
     """
-    if error.status == RPCStatusCode.NOT_FOUND:
-        if "completed" in error.message or "closed" in error.message:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"incident {incident_id} is closed"
-            ) from error
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}") from error
+    if error.status != RPCStatusCode.NOT_FOUND:
+        return
+    try:
+        described = await handle.describe()
+    except RPCError as lookup:
+        if lookup.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {handle.id!r}") from error
+    if described.status is not WorkflowExecutionStatus.RUNNING:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"incident {handle.id} is closed") from error

@@ -37,8 +37,8 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
+from api.deps import TemporalDep
 from api.security import require
-from api.temporal import TemporalConnection
 from api.tokens import Principal, Role
 from contracts.incident import SA_PHASE, WORKFLOW_TYPE, Phase
 
@@ -153,12 +153,12 @@ class _CountRequests:
 @router.get("/metrics", response_class=Response)
 async def metrics(
     request: Request,
+    temporal: TemporalDep,
     _principal: Annotated[Principal, Depends(require(Role.AUDITOR, Role.ADMIN))],
 ) -> Response:
     """Prometheus metrics of this API process (auditor or admin)."""
     state: ApiMetrics = request.app.state.metrics
-    connection: TemporalConnection | None = getattr(request.app.state, "temporal", None)
-    client = connection.connected if connection is not None else None
+    client = temporal.connected  # no connection is made for a scrape
     if client is not None:
         await state.refresh_open_incidents(client)
     return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)

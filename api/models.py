@@ -13,11 +13,12 @@ import uuid
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel
 
+from api.deps import Reader, RegistryDep, SettingsDep, TrailDep
 from api.incidents import SLUG
-from api.security import READERS, require
+from api.security import require
 from api.tokens import Principal, Role
 from audit.trail import AuditTrail
 from config import Settings
@@ -40,15 +41,12 @@ class Registered(BaseModel):
     revision: int
 
 
-def _registry(request: Request) -> ModelRegistry:
-    registry: ModelRegistry = request.app.state.registry
-    return registry
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Registered)
 def register_model(
     manifest: ModelManifest,
-    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    trail: TrailDep,
     principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.INCIDENT_COMMANDER))],
     reason: Annotated[
         str | None,
@@ -67,8 +65,7 @@ def register_model(
     admins; changing a registered model (its target or any other field) is an admin's
     act and needs a ``reason``. Either is recorded on the model's trail with the diff.
     """
-    _check_router(manifest, request.app.state.settings)
-    registry = _registry(request)
+    _check_router(manifest, settings)
     revision_seen = registry.revision(manifest.id)
     try:
         manifest = registry.pinned(manifest)  # judged, recorded and stored as it will be kept
@@ -97,7 +94,7 @@ def register_model(
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
     except ManifestRejected as error:
         raise _rejected(error) from error
-    _record(request, manifest, principal, revision, changes, reason)
+    _record(trail, manifest, principal, revision, changes, reason)
     return Registered(id=manifest.id, revision=revision)
 
 
@@ -138,7 +135,7 @@ def _check_router(manifest: ModelManifest, settings: Settings) -> None:
 
 
 def _record(
-    request: Request,
+    trail: AuditTrail,
     manifest: ModelManifest,
     principal: Principal,
     revision: int,
@@ -146,7 +143,6 @@ def _record(
     reason: str | None,
 ) -> None:
     """The registration or the change, on the model's own trail (its watch's records)."""
-    trail: AuditTrail = request.app.state.trail
     kind = MODEL_REGISTERED if changes is None else MODEL_CHANGED
     trail.append(
         AuditEvent(
@@ -173,10 +169,8 @@ def _digest(manifest: ModelManifest) -> str:
 
 
 @router.get("", response_model=list[ModelManifest])
-def list_models(
-    request: Request, response: Response, _: Annotated[Principal, Depends(require(*READERS))]
-) -> list[ModelManifest]:
-    readable, unreadable = _registry(request).manifests()
+def list_models(registry: RegistryDep, response: Response, _: Reader) -> list[ModelManifest]:
+    readable, unreadable = registry.manifests()
     if unreadable:
         for error in unreadable:
             log.error("unreadable stored manifest", model=error.model_id, error=str(error))
@@ -186,11 +180,9 @@ def list_models(
 
 @router.get("/{model_id}", response_model=ModelManifest)
 def show_model(
-    model_id: Annotated[str, Path(pattern=SLUG)],
-    request: Request,
-    _: Annotated[Principal, Depends(require(*READERS))],
+    model_id: Annotated[str, Path(pattern=SLUG)], registry: RegistryDep, _: Reader
 ) -> ModelManifest:
-    manifest = _registry(request).get(model_id)
+    manifest = registry.get(model_id)
     if manifest is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} is not registered")
     return manifest

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from fastapi import Request
 from temporalio.client import Client
 
 from api.errors import ServiceUnavailable
@@ -66,9 +65,3 @@ class TemporalConnection:
             raise ServiceUnavailable(
                 "temporal", "Temporal is unavailable (cannot connect); try again later"
             ) from error
-
-
-async def temporal_client(request: Request) -> Client:
-    """The app's Temporal client, for a route about to call Temporal."""
-    connection: TemporalConnection = request.app.state.temporal
-    return await connection.client()

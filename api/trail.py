@@ -5,36 +5,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 
+from api.deps import AuditorOrAdmin, TrailDep
 from api.incidents import INCIDENT_ID
 from api.security import require
 from api.tokens import Principal, Role
-from audit import AuditTrail, IncidentTrailExport, VerifyReport
+from audit import IncidentTrailExport, VerifyReport
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 TRAIL_READERS = (Role.AUDITOR, Role.INCIDENT_COMMANDER, Role.ADMIN)
 
 
-def _trail(request: Request) -> AuditTrail:
-    trail: AuditTrail = request.app.state.trail
-    return trail
-
-
 @router.get("/incidents/{incident_id}/trail", response_model=IncidentTrailExport)
 def incident_trail(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
-    request: Request,
+    trail: TrailDep,
     _: Annotated[Principal, Depends(require(*TRAIL_READERS))],
 ) -> Any:
-    export = _trail(request).export(incident_id, proof=True)
+    export = trail.export(incident_id, proof=True)
     if not export.records:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no audit records for {incident_id!r}")
     return export
 
 
 @router.get("/trail/verify", response_model=VerifyReport)
-def verify_trail(
-    request: Request, _: Annotated[Principal, Depends(require(Role.AUDITOR, Role.ADMIN))]
-) -> Any:
-    return _trail(request).verify()
+def verify_trail(trail: TrailDep, _: AuditorOrAdmin) -> Any:
+    return trail.verify()

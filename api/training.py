@@ -11,22 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.incidents import INCIDENT_ID, raise_not_found
+from api.deps import RegistryDep, TemporalDep, TrainingCallbacksDep
+from api.incidents import INCIDENT_ID, query_state
 from api.security import require
-from api.temporal import temporal_client
 from api.tokens import Principal, Role
 from contracts.analysis import Candidate, TrainingResult
-from contracts.incident import QUERY_STATE, IncidentState
 from contracts.model import Lineage, ModelVersion
 from incidents.training_callbacks import Binding, TrainingCallbacks
 from registry.limits import ManifestRejected
-from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/incidents", tags=["training"])
 CALLBACK = "/{incident_id}/training-callbacks/{token}"
@@ -37,9 +35,8 @@ class TrainingFailure(BaseModel):
     reason: str = Field(min_length=1, max_length=4000)
 
 
-def _bound(request: Request, token: str, incident_id: str) -> Binding:
+def _bound(callbacks: TrainingCallbacks, token: str, incident_id: str) -> Binding:
     """The job this token was issued for under this incident; 404 otherwise, 410 if answered."""
-    callbacks: TrainingCallbacks = request.app.state.training_callbacks
     binding = callbacks.redeem(token, incident_id)
     if binding is None:
         raise HTTPException(
@@ -51,29 +48,19 @@ def _bound(request: Request, token: str, incident_id: str) -> Binding:
     return binding
 
 
-async def _model_of(client: Client, incident_id: str) -> str:
-    try:
-        state: IncidentState = await client.get_workflow_handle(incident_id).query(
-            QUERY_STATE, result_type=IncidentState
-        )
-    except RPCError as error:
-        raise_not_found(error, incident_id)
-        raise
-    return state.model
-
-
 @router.post(CALLBACK, status_code=status.HTTP_202_ACCEPTED)
 async def training_succeeded(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
     token: Token,
     result: TrainingResult,
-    request: Request,
+    callbacks: TrainingCallbacksDep,
+    temporal: TemporalDep,
+    registry: RegistryDep,
     principal: Annotated[Principal, Depends(require(Role.TRAINING_PIPELINE))],
 ) -> dict[str, str]:
-    binding = _bound(request, token, incident_id)
-    client = await temporal_client(request)
-    registry: ModelRegistry = request.app.state.registry
-    model = await _model_of(client, incident_id)
+    binding = _bound(callbacks, token, incident_id)
+    client = await temporal.client()
+    model = (await query_state(client, incident_id)).model
     manifest = registry.get(model)
     assert manifest is not None, "an incident's model stays registered"
     version = ModelVersion(
@@ -106,7 +93,7 @@ async def training_succeeded(
         headline=f"{result.version} trained externally by {principal.name}: {result.summary}",
     )
     await _complete(client, binding.task_token, candidate)
-    request.app.state.training_callbacks.answered(token)
+    callbacks.answered(token)
     return {"status": "accepted", "version": result.version, "step": binding.step}
 
 
@@ -115,11 +102,12 @@ async def training_failed(
     incident_id: Annotated[str, Path(pattern=INCIDENT_ID)],
     token: Token,
     failure: TrainingFailure,
-    request: Request,
+    callbacks: TrainingCallbacksDep,
+    temporal: TemporalDep,
     principal: Annotated[Principal, Depends(require(Role.TRAINING_PIPELINE))],
 ) -> dict[str, str]:
-    binding = _bound(request, token, incident_id)
-    client = await temporal_client(request)
+    binding = _bound(callbacks, token, incident_id)
+    client = await temporal.client()
     handle = client.get_async_activity_handle(task_token=binding.task_token)
     try:
         await handle.fail(
@@ -132,7 +120,7 @@ async def training_failed(
     except RPCError as error:
         raise_gone(error)
         raise
-    request.app.state.training_callbacks.answered(token)
+    callbacks.answered(token)
     return {"status": "recorded", "step": binding.step}
 
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.deps import Commander, Reader, RegistryDep, SettingsDep, TemporalDep, TrailDep
 from api.incidents import SLUG
-from api.security import READERS, require
-from api.temporal import temporal_client
-from api.tokens import Principal, Role
+from api.security import require
+from api.temporal import TemporalConnection
+from api.tokens import Principal
 from api.trail import TRAIL_READERS
-from audit import AuditTrail, IncidentTrailExport
-from config import Settings
+from audit import IncidentTrailExport
 from contracts.model import ModelManifest
 from contracts.monitoring import MonitoringPolicy
 from contracts.watch import (
@@ -37,7 +37,6 @@ from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/models/{model_id}", tags=["monitoring"])
 ModelId = Annotated[str, Path(pattern=SLUG)]
-Operator = Annotated[Principal, Depends(require(Role.INCIDENT_COMMANDER, Role.ADMIN))]
 
 
 class ArmRequest(BaseModel):
@@ -56,16 +55,15 @@ class WatchReceipt(BaseModel):
     policy: MonitoringPolicy | None = None
 
 
-def _manifest(request: Request, model_id: str) -> ModelManifest:
-    registry: ModelRegistry = request.app.state.registry
+def _manifest(registry: ModelRegistry, model_id: str) -> ModelManifest:
     manifest = registry.get(model_id)
     if manifest is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} is not registered")
     return manifest
 
 
-async def _watch(request: Request, model_id: str) -> WorkflowHandle[Any, Any]:
-    client = await temporal_client(request)
+async def _watch(temporal: TemporalConnection, model_id: str) -> WorkflowHandle[Any, Any]:
+    client = await temporal.client()
     return client.get_workflow_handle(watch_workflow_id(model_id))
 
 
@@ -80,14 +78,18 @@ def _raise_no_watch(error: RPCError, model_id: str) -> None:
 
 @router.post("/monitor", status_code=status.HTTP_202_ACCEPTED, response_model=WatchReceipt)
 async def arm_monitor(
-    model_id: ModelId, body: ArmRequest, request: Request, principal: Operator
+    model_id: ModelId,
+    body: ArmRequest,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    temporal: TemporalDep,
+    principal: Commander,
 ) -> WatchReceipt:
     """Start (or re-configure) the model's drift monitor."""
-    manifest = _manifest(request, model_id)
+    manifest = _manifest(registry, model_id)
     policy = body.policy or manifest.monitoring
-    settings: Settings = request.app.state.settings
     arm = MonitorArm(actor=principal.name, reason=body.reason, policy=policy)
-    client = await temporal_client(request)
+    client = await temporal.client()
     watch = await signal_watch(
         client, settings.resolved_containment_task_queue, manifest, SIGNAL_ARM_MONITOR, arm
     )
@@ -96,10 +98,10 @@ async def arm_monitor(
 
 @router.post("/monitor/disarm", status_code=status.HTTP_202_ACCEPTED, response_model=WatchReceipt)
 async def disarm_monitor(
-    model_id: ModelId, body: DisarmRequest, request: Request, principal: Operator
+    model_id: ModelId, body: DisarmRequest, temporal: TemporalDep, principal: Commander
 ) -> WatchReceipt:
     """Stop the drift monitor; the watch stays, for alerts."""
-    handle = await _watch(request, model_id)
+    handle = await _watch(temporal, model_id)
     try:
         await handle.signal(
             SIGNAL_DISARM_MONITOR, MonitorDisarm(actor=principal.name, reason=body.reason)
@@ -111,11 +113,9 @@ async def disarm_monitor(
 
 
 @router.get("/watch", response_model=WatchState)
-async def show_watch(
-    model_id: ModelId, request: Request, _: Annotated[Principal, Depends(require(*READERS))]
-) -> WatchState:
+async def show_watch(model_id: ModelId, temporal: TemporalDep, _: Reader) -> WatchState:
     """The watch's state: monitor policy, recent evaluations, held alerts, incidents."""
-    handle = await _watch(request, model_id)
+    handle = await _watch(temporal, model_id)
     try:
         state: WatchState = await handle.query(QUERY_WATCH, result_type=WatchState)
     except RPCError as error:
@@ -127,12 +127,11 @@ async def show_watch(
 @router.get("/watch/trail", response_model=IncidentTrailExport)
 def watch_trail(
     model_id: ModelId,
-    request: Request,
+    trail: TrailDep,
     _: Annotated[Principal, Depends(require(*TRAIL_READERS))],
 ) -> Any:
     """The model's own records: its manifest's registration and changes, and its watch's
     arming, evaluations, containments and alerts with no incident."""
-    trail: AuditTrail = request.app.state.trail
     export = trail.export(watch_workflow_id(model_id))
     if not export.records:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no audit records for {model_id!r}'s watch")

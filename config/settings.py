@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.channels import ChannelResolver, DeclaredChannel, validate_channel_ids
 from config.databases import DecisionDatabase, validate_database_ids
 from config.targets import GATEWAY, RoutingTarget, TargetResolver, validate_target_ids
 from store.artifacts import ArtifactStore
@@ -97,6 +98,20 @@ class Settings(BaseSettings):
     notify_webhook_url: str | None = None
     # How long one webhook call may take before the attempt fails and Temporal retries it.
     notify_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Notification channels: the only places a worker sends a message credential. A
+    # playbook names one by kind and id (`{kind: email, id: legal-team}`), never an
+    # address. JSON, e.g. {"legal-team": {"kind": "email", "host": "smtp.internal",
+    # "username": "fairlane", "password": "…", "sender": "fairlane@corp", "to": [...]},
+    # "incident-room": {"kind": "slack", "webhook_url": "https://hooks.slack.com/…"},
+    # "oncall": {"kind": "pagerduty", "routing_key": "…"}} (config/channels.py).
+    notification_channels: dict[str, DeclaredChannel] = Field(default_factory=dict)
+    # The web console's public base URL: every message links into it (the incident's page,
+    # or its sign-off page). Unset: the API's URL, which serves the console.
+    console_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Slack's signing secret: every request Slack posts back (button clicks) must carry
+    # its v0 HMAC-SHA256 signature, with a timestamp within the tolerance of now.
+    slack_signing_secret: SecretStr | None = None
+    slack_signature_tolerance_s: int = Field(default=300, ge=1, le=3600)
 
     # External alerts: the labels that name an alert's model (first present wins), and
     # an optional HMAC secret every alert POST must then sign, with a timestamp, over
@@ -177,6 +192,18 @@ class Settings(BaseSettings):
     @classmethod
     def _target_ids(cls, targets: dict[str, RoutingTarget]) -> dict[str, RoutingTarget]:
         return validate_target_ids(targets)
+
+    @field_validator("notification_channels")
+    @classmethod
+    def _channel_ids(cls, channels: dict[str, DeclaredChannel]) -> dict[str, DeclaredChannel]:
+        return validate_channel_ids(channels)
+
+    def channel_resolver(self) -> ChannelResolver:
+        return ChannelResolver(self.notification_channels)
+
+    @property
+    def resolved_console_url(self) -> str:
+        return (self.console_url or self.api_url).rstrip("/")
 
     @property
     def declared_routing_targets(self) -> dict[str, RoutingTarget]:

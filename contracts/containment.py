@@ -14,6 +14,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from contracts.decisions import DecisionProof
+from contracts.routing import Route
+from contracts.targets import RoutedTo
 
 UPDATE_STAND_DOWN = "stand_down_containment"
 STAND_DOWN_ROLE = "incident_commander"
@@ -59,3 +61,22 @@ class StandDownReceipt(BaseModel):
     accepted: bool
     step: str
     failing_since: datetime | None
+
+
+CONTAIN_ROUTE = "contain_route"
+"""The watch's containment in one activity: read, set the fallback if needed, verify."""
+
+
+class ContainRouteInput(RoutedTo):
+    """Put ``model`` on its fallback, its model in shadow, as ``updated_by`` because ``reason``."""
+
+    model: str
+    updated_by: str
+    reason: str = Field(max_length=2000)
+
+
+class ContainedRoute(BaseModel):
+    """The route before containment (what a false alarm restores) and as the target confirmed it."""
+
+    before: Route
+    after: Route

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from contracts.channels import ChannelRef, NotificationEvent
 from contracts.routing import Route, RouteSpec, RouteUpdate, Serving
 from contracts.targets import RoutedTo
 
@@ -48,10 +49,15 @@ class Notification(BaseModel):
     severity: str
     subject: str = Field(min_length=1)
     message: str = Field(min_length=1)
+    to: ChannelRef | None = Field(
+        default=None,
+        description="a declared channel; None: the legacy webhook (or the log sink)",
+    )
+    event: NotificationEvent = "message"
 
 
 class NotificationReceipt(BaseModel):
-    delivered_to: str  # "webhook" or "log"
+    delivered_to: str  # "webhook", "log", or the channel ("email:legal-team")
     status_code: int | None = None
     idempotency_key: str | None = None
 

@@ -23,7 +23,8 @@ DECISION_ID = Annotated[
         description="caller-given, unique per model: the idempotency key of the decision",
     ),
 ]
-KEY = Annotated[str, Field(max_length=200)]
+KEY_LENGTH = 200
+KEY = Annotated[str, Field(max_length=KEY_LENGTH)]
 
 WINDOW_PATH = "/v1/models/{model}/decisions/summary"
 """The gateway route a :class:`WindowQuery` asks (query parameters) and that answers with

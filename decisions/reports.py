@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.model import ModelManifest
 from contracts.routing import Serving
-from decisions.records import DECISION_ID, DecisionRecord, OutcomeRecord
+from decisions.records import DECISION_ID, KEY_LENGTH, DecisionRecord, OutcomeRecord
 
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
 """How far ahead of Fairlane's clock a decision's time may be (clocks drift; the future
@@ -123,15 +123,22 @@ def _record(
             raise BadRecord(
                 index, f"values.{column}", f"must be a finite number (stratum {name!r} bins it)"
             )
-    return DecisionRecord(
+    group, stratum = manifest.group_of(values), manifest.stratum_of(values)
+    for field, key in (("group", group), ("stratum", stratum)):
+        if len(key) > KEY_LENGTH:
+            raise BadRecord(index, "values", f"the {field} key is over {KEY_LENGTH} characters")
+    # Every field is checked: the reported ones by ReportedDecision, the keys just above,
+    # the model id by the manifest. Validating a thousand records again would cost more
+    # than writing them.
+    return DecisionRecord.model_construct(
         decision_id=item.decision_id,
         model=manifest.id,
         version=item.version,
         served_by=item.served_by,
         shadow=item.shadow,
         at=item.at,
-        group=manifest.group_of(values),
-        stratum=manifest.stratum_of(values),
+        group=group,
+        stratum=stratum,
         decision=item.decision,
         amount=item.amount,
         rules_version=item.rules_version,

@@ -21,17 +21,19 @@ covered (``covered_since`` / ``covered_until``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from contracts.metrics import DecisionCell, DecisionWindow, Side
 from contracts.routing import Serving
+from decisions.bulk import executemany
 from decisions.records import DecisionRecord, OutcomeRecord, epoch_minute
 from decisions.tables import DECISIONS, ROLLUP_KEY, ROLLUPS, flag, unflag
 
@@ -208,22 +210,30 @@ def _rollup_increments(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _rollup_upsert(dialect: str) -> Callable[[], Any]:
+    """The rollup upsert for ``dialect``: add the increments to the cells, creating them."""
+
+    def build() -> Any:
+        statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(ROLLUPS)
+        excluded = statement.excluded
+        table = ROLLUPS.c
+        return statement.on_conflict_do_update(
+            index_elements=list(ROLLUP_KEY),
+            set_={
+                "count": table.count + excluded.count,
+                "amount_sum": table.amount_sum + excluded.amount_sum,
+                "amount_sumsq": table.amount_sumsq + excluded.amount_sumsq,
+            },
+        )
+
+    return build
+
+
 def _add_to_rollups(connection: Connection, increments: list[dict[str, Any]]) -> None:
     """Upsert ``increments`` (which may be negative) into the rollup cells."""
-    if not increments:
-        return
-    statement = _insert(connection, ROLLUPS)
-    excluded = statement.excluded
-    table = ROLLUPS.c
-    statement = statement.on_conflict_do_update(
-        index_elements=list(ROLLUP_KEY),
-        set_={
-            "count": table.count + excluded.count,
-            "amount_sum": table.amount_sum + excluded.amount_sum,
-            "amount_sumsq": table.amount_sumsq + excluded.amount_sumsq,
-        },
-    )
-    connection.execute(statement, increments)
+    dialect = connection.dialect.name
+    _insert(connection, ROLLUPS)  # refuses a dialect without ON CONFLICT
+    executemany(connection, "rollup-upsert", _rollup_upsert(dialect), ROLLUPS, increments)
 
 
 def append(session: Session, records: Sequence[DecisionRecord]) -> int:
@@ -232,56 +242,61 @@ def append(session: Session, records: Sequence[DecisionRecord]) -> int:
     Idempotent by ``(model, decision_id)``: records already logged identically are
     skipped. All or nothing: a :class:`DecisionConflict` (naming the record's index
     and the first field that differs) rolls the whole batch back. Commits on success.
+
+    Two writers racing with the same new ids: the loser's insert breaks the unique key,
+    and it starts over once, finding the winner's rows logged.
     """
     rows = _unique(records)
     if not rows:
         return 0
-    try:
-        connection = session.connection()
-        table = DECISIONS
-        statement = (
-            _insert(connection, table)
-            .on_conflict_do_nothing(index_elements=["model", "decision_id"])
-            .returning(table.c.model, table.c.decision_id)
-        )
-        inserted = {
-            (model, decision_id)
-            for model, decision_id in connection.execute(statement, [row for _, row in rows])
-        }
-        resent = [(i, row) for i, row in rows if (row["model"], row["decision_id"]) not in inserted]
-        if resent:
-            _check_resent(connection, resent)
-        _add_to_rollups(
-            connection,
-            _rollup_increments(
-                row for _, row in rows if (row["model"], row["decision_id"]) in inserted
-            ),
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return len(inserted)
+    for attempt in (1, 2):
+        try:
+            written = _append(session.connection(), rows)
+            session.commit()
+            return written
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise
+        except BaseException:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_resent(connection: Connection, resent: list[tuple[int, dict[str, Any]]]) -> None:
-    """Refuse the batch if a record under a known id differs from the one logged."""
-    by_key = {(row["model"], row["decision_id"]): (i, row) for i, row in resent}
+def _append(connection: Connection, rows: list[tuple[int, dict[str, Any]]]) -> int:
+    logged = _logged(connection, rows)
+    new = [row for _, row in rows if (row["model"], row["decision_id"]) not in logged]
+    executemany(connection, "decision-insert", lambda: insert(DECISIONS), DECISIONS, new)
+    _add_to_rollups(connection, _rollup_increments(new))
+    return len(new)
+
+
+def _logged(connection: Connection, rows: list[tuple[int, dict[str, Any]]]) -> set[tuple[str, str]]:
+    """Which rows are logged already; a :class:`DecisionConflict` if one differs."""
+    by_model: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {}
+    for index, row in rows:
+        by_model.setdefault(row["model"], {})[row["decision_id"]] = (index, row)
     table = DECISIONS.c
-    for chunk in _chunks(list(by_key)):
-        query = select(*(table[name] for name in ("model", "decision_id", *_COMPARED))).where(
-            tuple_(table.model, table.decision_id).in_(chunk)
-        )
-        for old in connection.execute(query):
-            index, row = by_key[(old.model, old.decision_id)]
-            field = _differs(row, old._mapping)
-            if field is not None:
-                raise DecisionConflict(
-                    index,
-                    field,
-                    f"decision {row['decision_id']!r} is already logged with a different "
-                    f"{field} ({getattr(old, field)!r}, not {row[field]!r}); nothing was written",
-                )
+    logged: set[tuple[str, str]] = set()
+    for model, wanted in by_model.items():
+        for chunk in _chunks(list(wanted)):
+            query = select(*(table[name] for name in ("decision_id", *_COMPARED))).where(
+                table.model == model, table.decision_id.in_(chunk)
+            )
+            for old in connection.execute(query):
+                index, row = wanted[old.decision_id]
+                field = _differs(row, old._mapping)
+                if field is not None:
+                    raise DecisionConflict(
+                        index,
+                        field,
+                        f"decision {row['decision_id']!r} is already logged with a different "
+                        f"{field} ({old._mapping[field]!r}, not {row[field]!r}); nothing was "
+                        "written",
+                    )
+                logged.add((model, old.decision_id))
+    return logged
 
 
 def record_outcomes(

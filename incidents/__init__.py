@@ -1,2 +1,3 @@
-"""Starting incident workflows: shared by the API (a commander opens one) and the model
-watch (an alert or a monitor breach opens one)."""
+"""Incidents as a domain: opening one (``service``: the API's commander and the model
+watch's alert or breach both come here), starting its workflow (``start``), signing
+humans' decisions for it (``decisions``), and what reaches it from outside."""

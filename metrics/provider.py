@@ -37,3 +37,9 @@ class MetricsProvider(Protocol):
         raises :class:`config.targets.UnknownTarget` for one that is not declared.
         """
         ...
+
+
+class UndeclaredSource(LookupError):
+    """A manifest's decision source names a database or server no operator declared.
+
+    Not worth retrying: an operator has to declare it (or the manifest to change)."""

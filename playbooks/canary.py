@@ -62,7 +62,9 @@ class CanaryStep(StepBase):
         description="the false-rollback rate allowed over the whole ramp",
     )
     metrics: LiveThresholds = Field(default_factory=LiveThresholds)
-    metrics_provider: Literal["decision_log", "prometheus"] = "decision_log"
+    metrics_provider: Literal["decision_log", "manifest", "gateway", "prometheus", "ingest"] = (
+        "decision_log"  # the model's declared decision source (activities/providers.py)
+    )
     rollback_to: Literal["fallback", "stable"] = Field(
         default="fallback",
         description="on breach or abort: the rules-based fallback, or the route before the ramp",

@@ -11,8 +11,9 @@ import re
 
 from pydantic import Field, model_validator
 
+from contracts.channels import ChannelRef
 from playbooks.base import FailureAction, StepBase, Strict
-from playbooks.steps import RouteStep, Step
+from playbooks.steps import NotifyStep, RouteStep, SignoffStep, Step
 
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -22,6 +23,13 @@ class Playbook(Strict):
     version: str = Field(min_length=1)
     description: str = ""
     escalation_channel: str = "escalation"
+    escalate_to: list[ChannelRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="declared channels told of escalations (containment failing, a step "
+        "escalating, an overdue sign-off), of containment confirmed and of the incident "
+        "closing: e.g. PagerDuty triggers, acknowledges, then resolves",
+    )
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -80,6 +88,21 @@ class Playbook(Strict):
             f"{', '.join(before)} run(s) before the containment step steps[{first}]: a "
             "failure there can end the incident before the model is contained"
         ]
+
+    def channel_refs(self) -> list[tuple[str, ChannelRef]]:
+        """Every channel the playbook names, with its YAML path, so a worker or an API can
+        say which one is not declared where it is named."""
+        refs = [(f"escalate_to[{i}]", ref) for i, ref in enumerate(self.escalate_to)]
+        for index, step in enumerate(self.steps):
+            path = f"steps[{index}]"
+            if isinstance(step, NotifyStep):
+                refs += [(f"{path}.to[{i}]", ref) for i, ref in enumerate(step.to)]
+            if isinstance(step, SignoffStep):
+                for r, role in enumerate(step.roles):
+                    refs += [
+                        (f"{path}.roles[{r}].notify[{i}]", ref) for i, ref in enumerate(role.notify)
+                    ]
+        return refs
 
     def index_of(self, name: str) -> int:
         for index, step in enumerate(self.steps):

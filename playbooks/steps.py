@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from contracts.channels import ChannelRef
 from contracts.monitoring import MonitoringPolicy
 from contracts.routing import Serving
 from playbooks.base import KEEP_TRYING_EVERY, StepBase, Strict, TimeoutSpec, long_computation
@@ -47,7 +48,8 @@ class RouteStep(StepBase):
 
 
 class NotifyStep(StepBase):
-    """Tell people: a webhook when one is configured, a log sink otherwise."""
+    """Tell people: on each channel in ``to`` (declared by the operator), or else the
+    webhook when one is configured, a log sink otherwise."""
 
     kind: Literal["notify"]
     timeouts: TimeoutSpec = Field(
@@ -56,6 +58,12 @@ class NotifyStep(StepBase):
     )
     channel: str = "incident"
     message: str = Field(min_length=1, description="may use the MESSAGE_FIELDS placeholders")
+    to: list[ChannelRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="declared channels, e.g. [{kind: slack, id: incident-room}]; each gets "
+        "the message as its own activity",
+    )
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> NotifyStep:
@@ -71,6 +79,12 @@ class NotifyStep(StepBase):
 class SignoffRole(Strict):
     role: str = Field(min_length=1)
     quorum: int = Field(default=1, ge=1, le=50)
+    notify: list[ChannelRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="where this role's approvers are told: the request and each reminder "
+        "while the role is pending",
+    )
 
 
 class SignoffStep(StepBase):

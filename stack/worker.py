@@ -24,6 +24,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 
+from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -31,6 +32,7 @@ from activities.analysis import AnalysisActivities
 from activities.audit_events import AuditActivities
 from activities.audit_interceptor import AuditInterceptor
 from activities.canary import CanaryActivities
+from activities.containment import ContainmentActivities
 from activities.external_training import ExternalTrainingActivities
 from activities.incidents import IncidentActivities
 from activities.monitor import MonitorActivities
@@ -38,11 +40,15 @@ from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
+from config.targets import TargetResolver
 from incidents.decisions import decision_key
 from incidents.training_callbacks import TrainingCallbacks
+from metrics.databases import DecisionDatabases
 from metrics.decision_log import DecisionLogProvider
+from metrics.ingested import IngestedDecisionsProvider
 from metrics.prometheus import PrometheusProvider
 from metrics.provider import MetricsProvider
+from metrics.sources import DeclaredSourceProvider
 from registry.service import ModelRegistry
 from stack.queues import Queues
 from workflows.canary_step import CanaryStepWorkflow
@@ -106,6 +112,34 @@ class FairlaneWorkers:
         await self._stack.__aexit__(exc_type, exc, traceback)
 
 
+def metrics_providers(
+    settings: Settings, targets: TargetResolver, registry: ModelRegistry, engine: Engine
+) -> dict[str, MetricsProvider]:
+    """Every provider a playbook or monitoring policy may name (activities/providers.py).
+
+    ``decision_log`` (the default name) reads each model from the source its manifest
+    declares; reported decisions are in Fairlane's own database (``engine``).
+    """
+    gateway = DecisionLogProvider(targets)
+    ingest = IngestedDecisionsProvider(engine)
+    declared = DeclaredSourceProvider(
+        registry.get,
+        gateway=gateway,
+        ingest=ingest,
+        databases=DecisionDatabases(settings.decision_databases),
+        prometheus_servers=settings.declared_prometheus_servers,
+    )
+    providers: dict[str, MetricsProvider] = {
+        "decision_log": declared,
+        declared.name: declared,
+        "gateway": gateway,
+        ingest.name: ingest,
+    }
+    if settings.prometheus_url:
+        providers["prometheus"] = PrometheusProvider(settings.prometheus_url)
+    return providers
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -119,15 +153,13 @@ def build_worker(
     # only name a target, so a credential never goes to a URL a manifest chose.
     targets = settings.target_resolver()
     routing = RoutingActivities(targets)
-    if providers is None:
-        configured: list[MetricsProvider] = [DecisionLogProvider(targets)]
-        if settings.prometheus_url:
-            configured.append(PrometheusProvider(settings.prometheus_url))
-        providers = {provider.name: provider for provider in configured}
-    canary = CanaryActivities(providers)
-    monitor = MonitorActivities(providers)
+    containment_activities = ContainmentActivities(routing)
     artifacts = settings.artifact_store()
     registry = ModelRegistry(trail.engine, artifacts)
+    if providers is None:
+        providers = metrics_providers(settings, targets, registry, trail.engine)
+    canary = CanaryActivities(providers)
+    monitor = MonitorActivities(providers)
     incidents = IncidentActivities(
         client,
         settings.task_queue,
@@ -136,7 +168,12 @@ def build_worker(
         watch_task_queue=settings.resolved_containment_task_queue,
         decision_key=lambda: decision_key(settings),  # the API's public key, never its private key
     )
-    notify = NotifyActivities(settings.notify_webhook_url, settings.notify_timeout_s)
+    notify = NotifyActivities(
+        settings.notify_webhook_url,
+        settings.notify_timeout_s,
+        channels=settings.channel_resolver(),
+        console_url=settings.resolved_console_url,
+    )
     audit = AuditActivities(trail)
     analysis = AnalysisActivities(settings.data_dir.resolve(), registry, artifacts)
     external = ExternalTrainingActivities(settings.api_url, TrainingCallbacks(trail.engine))
@@ -150,6 +187,7 @@ def build_worker(
             routing.read_route,
             routing.set_route,
             routing.verify_route,
+            containment_activities.contain_route,
             incidents.open_incident,
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
@@ -167,6 +205,7 @@ def build_worker(
             routing.read_route,
             routing.set_route,
             routing.verify_route,
+            containment_activities.contain_route,  # watches of runs before the own queue
             routing.deploy_version,
             canary.canary_analysis,
             monitor.evaluate_monitor_window,

@@ -102,6 +102,8 @@ async def test_roles_are_enforced_on_every_route(api: Api) -> None:
         ("alerts", "POST", "/v1/models/credit-limit/monitor/disarm"),
         ("alerts", "GET", "/v1/models/credit-limit/watch"),
         ("legal1", "GET", "/v1/models/credit-limit/watch/trail"),
+        ("ic", "POST", "/v1/models/credit-limit/decisions"),
+        ("admin", "POST", "/v1/models/credit-limit/outcomes"),
     ]
     async with api.client() as client:
         for who, method, path in forbidden:

@@ -256,3 +256,18 @@ def test_outcomes_are_recorded_once_and_final(api: Served) -> None:
     known = {c.outcome: c.count for c in look.cells if c.outcome is not None}
     assert sum(known.values()) == 2  # app-3 was not recorded: all or nothing
     assert len(api.events(OUTCOMES_REPORTED)) == 1
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"decisions": []}', b'{"decisions": 3}'])
+def test_a_body_that_is_no_batch_is_a_422(api: Served, body: bytes) -> None:
+    answer = api.client.post(
+        DECISIONS_URL,
+        content=body,
+        headers={
+            "Authorization": f"Bearer {api.tokens['scorer']}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][0] == "body"
+    assert api.stored() == (0, 0)

@@ -189,3 +189,40 @@ def test_amount_only_decisions_count_as_granted(engine: Engine) -> None:
         append(session, [record(1, decision=None, amount=5.0)])
         look = window(session, "hiring", "v2", T0, T0 + timedelta(minutes=1))
     assert [(c.approved, c.amount_sum) for c in look.cells] == [(True, 5.0)]
+
+
+async def test_two_writers_racing_on_the_same_new_ids_log_them_once(postgres_url: str) -> None:
+    """The loser's insert waits on the winner's unique key, then starts over and finds them."""
+    import asyncio
+
+    from decisions.store import _append, _unique
+
+    engine = make_engine(postgres_url)
+    create_decision_tables(engine)
+    with engine.begin() as connection:
+        connection.execute(ROLLUPS.delete())
+        connection.execute(DECISIONS.delete())
+    records = [record(n) for n in range(5)]
+    with Session(engine) as winner:
+        assert _append(winner.connection(), _unique(records)) == 5  # not committed yet
+        with Session(engine) as loser:
+            racing = asyncio.create_task(asyncio.to_thread(append, loser, records))
+            await asyncio.sleep(0.5)  # the loser is now waiting on the winner's rows
+            winner.commit()
+            assert await racing == 0
+    assert counts(engine) == (5, 5)
+    engine.dispose()
+
+
+def test_times_are_stored_as_sqlalchemy_compares_them(engine: Engine) -> None:
+    """A decision at a whole second is found by a query on ``at`` starting there (the bulk
+    writer applies the dialect's own processor: SQLite compares times as text)."""
+    with Session(engine) as session:
+        append(session, [record(0, at=T0), record(1, at=T0 + timedelta(microseconds=1))])
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(func.count()).select_from(DECISIONS).where(DECISIONS.c.at >= T0)
+        ).scalar_one()
+        exact = connection.execute(select(DECISIONS.c.at).where(DECISIONS.c.decision_id == "d0"))
+    assert found == 2
+    assert exact.scalar_one() == T0

@@ -47,7 +47,11 @@ async def test_delivers_the_notification_to_the_webhook(
         NotifyActivities(f"{url}/hook/204").send_notification, NOTE
     )
     assert receipt.delivered_to == "webhook" and receipt.status_code == 204
-    assert received[-1] == {**NOTE.model_dump(), "idempotency_key": receipt.idempotency_key}
+    assert received[-1] == {
+        **NOTE.model_dump(),
+        "idempotency_key": receipt.idempotency_key,
+        "link": "http://127.0.0.1:8200/console/incidents/inc-1",  # every message links in
+    }
 
 
 async def test_a_refusal_is_not_retried_and_a_server_error_is(

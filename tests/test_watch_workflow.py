@@ -442,12 +442,21 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
                 queues.setdefault(scheduled.activity_type.name, set()).add(
                     scheduled.task_queue.name
                 )
-        assert queues == {
-            "read_route": {containment_queue},
-            "set_route": {containment_queue},
-            "verify_route": {containment_queue},  # "contained" on the target's own answer
-            "open_incident": {containment_queue},
-        }
+        # Containment ran as a local activity, in the workflow task that received the
+        # alert: no route activity waited in any queue, and the fallback was confirmed
+        # (read, set, verified at the target) before that task completed.
+        assert queues == {"open_incident": {containment_queue}}
+        kinds = [event.WhichOneof("attributes") for event in history.events]
+        signalled = kinds.index("workflow_execution_signaled_event_attributes")
+        contained_at = next(
+            i
+            for i, event in enumerate(history.events)
+            if event.HasField("marker_recorded_event_attributes")
+            and b"contain_route" in event.marker_recorded_event_attributes.SerializeToString()
+        )
+        between = kinds[signalled:contained_at]
+        assert between.count("workflow_task_completed_event_attributes") == 1
+        await record_history(watch.handle, "watch-contains-in-its-task")
         assert (await watch.handle.describe()).task_queue == containment_queue
         incident = env.client.get_workflow_handle(incident_id)
         assert (await incident.describe()).task_queue == watch.queue

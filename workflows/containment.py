@@ -51,7 +51,8 @@ REFUSED_BACKOFF_CAP = timedelta(minutes=5)
 FIRST_REFUSED_BACKOFF = timedelta(seconds=1)
 
 T = TypeVar("T")
-Notify = Callable[[str, str, str], Awaitable[Any]]
+Notify = Callable[..., Awaitable[Any]]
+"""(channel, subject, message, *, event=...): the incident's notify."""
 
 
 class ContainmentStoodDown(Exception):
@@ -190,6 +191,7 @@ class Containment:
             f"Incident {self._state.incident_id}: the model could not be put on its fallback "
             f"within the step's retry budget ({error}). Fairlane keeps trying; an incident "
             "commander can stand containment down with a reason.",
+            event="containment_failing",
         )
 
     async def _confirmed_after_failing(
@@ -214,6 +216,7 @@ class Containment:
             f"Incident {self._state.incident_id}: the router now serves {route.serving.value} "
             f"(generation {route.generation}), after failing for "
             f"{failing_for.total_seconds():.0f}s.",
+            event="containment_confirmed",
         )
 
 

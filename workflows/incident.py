@@ -1,6 +1,7 @@
 """The generic incident workflow: it interprets the playbook it was started with.
 
-Each step is run by the handler for its kind; a step that fails follows its
+Each step is run by the module for its kind (``workflows/steps/``, chosen by an
+exhaustive match in ``workflows/steps/dispatch.py``); a step that fails follows its
 ``on_failure`` policy (retry it, go back to an earlier step a bounded number of
 times, roll the route back to what it was before the incident, escalate, or fail).
 Humans reach the workflow through the ``decide_signoff`` update, whose validator
@@ -11,6 +12,7 @@ activity; every other activity is audited by the worker's interceptor.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import UPDATE_CANARY_CONTROL, CanaryControl, ControlReceipt
+    from contracts.channels import ChannelRef, NotificationEvent
     from contracts.containment import UPDATE_STAND_DOWN, StandDown, StandDownReceipt
     from contracts.decisions import (
         CANARY_CONTROL,
@@ -42,50 +45,29 @@ with workflow.unsafe.imports_passed_through():
         SignoffReceipt,
         StepRecord,
     )
-    from contracts.routing import Route, RouteSpec
     from contracts.steps import NotificationReceipt
     from contracts.watch import (
-        ARM_MONITOR,
         RECENT_LIMIT,
         SIGNAL_ALERTS_ATTACHED,
         SIGNAL_INCIDENT_CLOSED,
         AlertsAttached,
-        ArmMonitorInput,
         IncidentClosed,
-        MonitorArm,
     )
     from playbooks.base import FailureAction, RetrySpec
-    from playbooks.canary import CanaryStep
-    from playbooks.durations import format_duration
     from playbooks.schema import Playbook
-    from playbooks.steps import (
-        AttributionAuditStep,
-        MonitorStep,
-        NotifyStep,
-        ParallelAuditsStep,
-        ProvenanceAuditStep,
-        RemediateStep,
-        RouteStep,
-        SandboxValidateStep,
-        SignoffStep,
-        Step,
-    )
+    from playbooks.steps import NotifyStep, Step
     from workflows import signoff as signoffs
-    from workflows.analysis import AnalysisSteps, GateFailure
     from workflows.bookkeeping import Bookkeeping
     from workflows.canary import CanaryFailed, CanaryRamp
     from workflows.containment import Containment, ContainmentStoodDown
     from workflows.failures import failure_text
     from workflows.options import activity_options, notify_options, step_options
     from workflows.ports import IncidentPorts
-    from workflows.routing import desired_route
+    from workflows.steps.base import StepContext, StepFailed
+    from workflows.steps.dispatch import run_step
 
 # Restoring the route after a rejection must get through a router hiccup.
 ROLLBACK_RETRY = RetrySpec(maximum_attempts=20, maximum_interval=timedelta(seconds=30))
-
-
-class StepFailed(Exception):
-    """A step did not achieve its purpose; the playbook's on_failure decides what follows."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -107,15 +89,24 @@ class IncidentWorkflow:
         )
         self._books = Bookkeeping(incident.incident_id)
         self._ports = IncidentPorts(incident, self._state, self._books)
-        self._commander_may_approve = False
         # Signatures of the human decisions taken: each signed decision counts once.
         self._delivered: set[str] = set()
-        self._analysis = AnalysisSteps(incident, self._state.findings, self._activity_id)
         self._containment = Containment(
             self._state, self._books, self._ports, self._notify, self._playbook.escalation_channel
         )
         self._canary = CanaryRamp(
             incident, self._state, self._books, self._ports, self._containment, self._notify
+        )
+        self._steps = StepContext(
+            incident=incident,
+            state=self._state,
+            books=self._books,
+            ports=self._ports,
+            containment=self._containment,
+            canary=self._canary,
+            notify=self._notify,
+            audit=self._audit,
+            set_phase=self._set_phase,
         )
         if incident.trigger is not None:
             # The watch contained the model before opening the incident: a rollback
@@ -158,7 +149,10 @@ class IncidentWorkflow:
     @decide_signoff.validator
     def _validate_signoff(self, decision: SignoffDecision) -> None:
         reason = self._forged(SIGNOFF, decision) or signoffs.refusal(
-            self._state.signoff, decision, self._incident.commander, self._commander_may_approve
+            self._state.signoff,
+            decision,
+            self._incident.commander,
+            self._steps.commander_may_approve,
         )
         if reason is not None:
             raise ApplicationError(reason, type="SignoffRefused", non_retryable=True)
@@ -255,7 +249,10 @@ class IncidentWorkflow:
                     return await self._finish(Phase.ROLLED_BACK, reason)
                 if policy.action is FailureAction.ESCALATE:
                     await self._notify(
-                        self._playbook.escalation_channel, f"Escalated: {step.name}", reason
+                        self._playbook.escalation_channel,
+                        f"Escalated: {step.name}",
+                        reason,
+                        event="escalated",
                     )
                     return await self._finish(Phase.ESCALATED, reason)
                 return await self._finish(Phase.FAILED, reason)
@@ -270,159 +267,23 @@ class IncidentWorkflow:
         self._state.current_step = step.name
         await self._audit("step.started", step=step.name, detail={"kind": step.kind})
         try:
-            record.detail = await self._dispatch(step)
+            record.detail = (await run_step(self._steps, step)).detail
         except ActivityError as error:
             failure = StepFailed(failure_text(error))
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise failure from error
-        except (StepFailed, GateFailure, CanaryFailed, ContainmentStoodDown) as failure:
+        except (StepFailed, CanaryFailed, ContainmentStoodDown) as failure:
             self._close_step(record, "failed", str(failure))
             await self._audit("step.failed", step=step.name, detail={"reason": str(failure)})
             raise StepFailed(str(failure)) from failure
         self._close_step(record, "succeeded", record.detail)
         await self._audit("step.succeeded", step=step.name, detail={"result": record.detail})
 
-    async def _dispatch(self, step: Step) -> str:
-        analysis = self._analysis
-        if isinstance(step, RouteStep):
-            return await self._route(step)
-        if isinstance(step, NotifyStep):
-            return await self._notify_step(step)
-        if isinstance(step, SignoffStep):
-            return await self._signoff(step)
-        if isinstance(step, ProvenanceAuditStep):
-            return await analysis.provenance(step)
-        if isinstance(step, AttributionAuditStep):
-            return await analysis.attribution(step)
-        if isinstance(step, ParallelAuditsStep):
-            return await analysis.parallel(step)
-        if isinstance(step, RemediateStep):
-            return await analysis.remediate(step)
-        if isinstance(step, SandboxValidateStep):
-            return await analysis.validate(step)
-        if isinstance(step, CanaryStep):
-            return await self._canary.run(step)
-        if isinstance(step, MonitorStep):
-            return await self._arm_monitor(step)
-        return await analysis.assess(step)
-
     def _close_step(self, record: StepRecord, status: Any, detail: str) -> None:
         record.status = status
         record.detail = detail
         record.finished_at = workflow.now()
-
-    # ---- step kinds --------------------------------------------------------------------
-
-    async def _route(self, step: RouteStep) -> str:
-        def wanted(current: Route) -> RouteSpec:
-            if self._state.route_before is None:  # what a rollback restores, kept first
-                self._state.route_before = current
-            return desired_route(step, current)
-
-        options = step_options(step)
-        reason = f"{self._playbook.name}/{step.name}"
-        if step.contains:
-            change = await self._containment.ensure(
-                step.name, options, wanted, reason, step.keep_trying_every
-            )
-        else:
-            change = await self._ports.ensure(step.name, options, wanted, reason)
-        route = change.after
-        if not change.changed:
-            return f"route already {route.serving.value} at generation {route.generation}"
-        return (
-            f"serving {route.serving.value}, shadow {route.shadow_versions}, "
-            f"generation {route.generation}"
-        )
-
-    async def _notify_step(self, step: NotifyStep) -> str:
-        message = step.message.format(**self._message_fields())
-        receipt = await self._notify(
-            step.channel, f"{self._playbook.name}: {step.name}", message, step
-        )
-        return f"notified {step.channel} via {receipt.delivered_to}"
-
-    async def _signoff(self, step: SignoffStep) -> str:
-        assessment = self._state.findings.assessment
-        digest = assessment.digest if assessment else None
-        if step.bind_to_assessment and digest is None:
-            raise StepFailed("this sign-off binds to an impact assessment, and none was written")
-        status = signoffs.open_signoff(step, workflow.now(), digest)
-        self._state.signoff = status
-        self._commander_may_approve = step.commander_may_approve
-        await self._set_phase(Phase.AWAITING_SIGNOFF)
-        roles = ", ".join(f"{r.role} ({r.quorum})" for r in step.roles)
-        await self._notify(
-            "signoff",
-            f"Sign-off requested: {step.subject}",
-            f"Incident {self._incident.incident_id} needs sign-off from {roles} "
-            f"by {status.deadline.isoformat()}.",
-            step,
-        )
-        next_reminder = workflow.now() + step.reminder_every if step.reminder_every else None
-        while status.outcome == "pending":
-            wakes = [t for t in (next_reminder, None if status.escalated else status.deadline) if t]
-            timeout = min(wakes) - workflow.now() if wakes else None
-            try:
-                await workflow.wait_condition(lambda: status.outcome != "pending", timeout=timeout)
-            except TimeoutError:
-                now = workflow.now()
-                if next_reminder is not None and step.reminder_every and now >= next_reminder:
-                    next_reminder += step.reminder_every
-                    # No reminder at the very moment the deadline expires it.
-                    if status.escalated or now < status.deadline:
-                        status.reminders_sent += 1
-                        await self._notify(
-                            "signoff", f"Reminder: {step.subject}", self._pending_text(), step
-                        )
-                if now >= status.deadline and not status.escalated:
-                    await self._expire(step)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._set_phase(Phase.RUNNING)
-        if status.outcome != "approved":
-            raise StepFailed(f"sign-off {status.outcome}: {self._decision_text()}")
-        return f"approved: {self._decision_text()}"
-
-    async def _arm_monitor(self, step: MonitorStep) -> str:
-        policy = step.policy or self._incident.model.monitoring
-        watch: str = await workflow.execute_activity(
-            ARM_MONITOR,
-            ArmMonitorInput(
-                model=self._incident.model.id,
-                arm=MonitorArm(
-                    actor=f"fairlane:{self._incident.incident_id}",
-                    reason=f"{self._playbook.name}/{step.name}",
-                    policy=policy,
-                ),
-            ),
-            result_type=str,
-            activity_id=self._activity_id(step.name),
-            **step_options(step),
-        )
-        return (
-            f"drift monitor armed on {watch}: every {format_duration(policy.interval)} over "
-            f"{format_duration(policy.window)}, "
-            f"acting after {policy.consecutive_breaches} breaching evaluations"
-        )
-
-    async def _expire(self, step: SignoffStep) -> None:
-        """The deadline passed: a rejection, or an escalation that keeps waiting."""
-        status = self._state.signoff
-        assert status is not None
-        if step.on_expiry == "reject":
-            status.outcome = "expired"
-            return
-        status.escalated = True
-        await self._audit(
-            "signoff.escalated", step=step.name, detail={"deadline": status.deadline.isoformat()}
-        )
-        await self._notify(
-            self._playbook.escalation_channel,
-            f"Sign-off overdue: {step.subject}",
-            self._pending_text(),
-            step,
-        )
 
     # ---- failure policies ----------------------------------------------------------------
 
@@ -439,8 +300,29 @@ class IncidentWorkflow:
         self._state.current_step = None
         await self._set_phase(phase)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._announce_closed(phase, outcome)
         await self._tell_watch(phase, outcome)
         return self._state
+
+    async def _announce_closed(self, phase: Phase, outcome: str) -> None:
+        """Tell the escalation channels the incident closed (PagerDuty resolves it).
+
+        Only an incident that ended resolved or rolled back: one that escalated or failed
+        still needs people, so its page stays open. Only playbooks that name
+        ``escalate_to`` channels do this, so incidents recorded before channels existed
+        replay unchanged. A channel that cannot be told does not keep the incident open:
+        the failure is on the trail as the activity's."""
+        if not self._playbook.escalate_to or phase not in (Phase.RESOLVED, Phase.ROLLED_BACK):
+            return
+        try:
+            await self._notify(
+                self._playbook.escalation_channel,
+                f"Incident closed ({phase.value}): {self._incident.model.id}",
+                f"Incident {self._incident.incident_id} closed as {phase.value}: {outcome}",
+                event="incident_closed",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("the close could not be announced: %s", error)
 
     async def _tell_watch(self, phase: Phase, outcome: str) -> None:
         """Let the watch that opened this incident know it closed, so the model's next
@@ -460,20 +342,39 @@ class IncidentWorkflow:
     # ---- activities --------------------------------------------------------------------
 
     async def _notify(
-        self, channel: str, subject: str, message: str, step: Step | None = None
-    ) -> NotificationReceipt:
+        self,
+        channel: str,
+        subject: str,
+        message: str,
+        step: Step | None = None,
+        *,
+        to: list[ChannelRef] | None = None,
+        event: NotificationEvent = "message",
+    ) -> list[NotificationReceipt]:
+        """Send a message: one activity per declared channel it goes to, in parallel, or
+        one to the legacy webhook when it names none. Escalation-channel messages go to
+        the playbook's ``escalate_to`` channels."""
         options = (
             step_options(step)
             if isinstance(step, NotifyStep)
             else notify_options(step.retry if step is not None else None)
         )
-        return await self._ports.notify(
-            channel,
-            subject,
-            message,
-            self._activity_id(step.name if step is not None else "escalation"),
-            options,
-        )
+        if to is None and channel == self._playbook.escalation_channel:
+            to = self._playbook.escalate_to
+        name = step.name if step is not None else "escalation"
+        if not to:
+            return [
+                await self._ports.notify(
+                    channel, subject, message, self._activity_id(name), options, event=event
+                )
+            ]
+        sends = [
+            self._ports.notify(
+                channel, subject, message, self._activity_id(name), options, ref, event
+            )
+            for ref in to
+        ]
+        return list(await asyncio.gather(*sends))
 
     async def _audit(
         self,
@@ -493,42 +394,6 @@ class IncidentWorkflow:
 
     def _activity_id(self, step_name: str) -> str:
         return self._books.activity_id(step_name)
-
-    # ---- text ----------------------------------------------------------------------------
-
-    def _message_fields(self) -> dict[str, str]:
-        return {
-            "incident_id": self._incident.incident_id,
-            "model": self._incident.model.id,
-            "severity": self._incident.severity.value,
-            "summary": self._incident.summary,
-            "playbook": self._playbook.name,
-        }
-
-    def _pending_text(self) -> str:
-        status = self._state.signoff
-        assert status is not None
-        pending = [
-            f"{r.role} ({sum(v.decision == 'approve' for v in r.votes)}/{r.quorum})"
-            for r in status.roles
-            if r.outcome == "pending"
-        ]
-        return (
-            f"Incident {self._incident.incident_id}: still waiting for {', '.join(pending)}; "
-            f"deadline {status.deadline.isoformat()}."
-        )
-
-    def _decision_text(self) -> str:
-        status = self._state.signoff
-        assert status is not None
-        return "; ".join(
-            f"{r.role} {r.outcome}"
-            + "".join(
-                f" [{v.principal}: {v.decision}{' — ' + v.comment if v.comment else ''}]"
-                for v in r.votes
-            )
-            for r in status.roles
-        )
 
 
 def _signed_by(decision: SignableDecision) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.channels import ChannelRef, NotificationEvent
     from contracts.incident import IncidentInput, IncidentState
     from contracts.model import RouterRef
     from contracts.routing import Route, RouteSpec, Serving
@@ -91,20 +92,30 @@ class RouterPort:
         spec = want if isinstance(want, RouteSpec) else want(current)
         if current.spec().same_routing(spec):
             return RouteChange(before=current, after=await self.verify(step_name, options, current))
-        update = next_update(current, spec, self._updated_by, reason)
+        route = await self.write(step_name, options, current, spec, reason)
+        return RouteChange(before=current, after=await self.verify(step_name, options, route))
+
+    async def write(
+        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
+    ) -> Route:
+        """Set ``spec`` as the generation after ``current`` (a retry resends the same one).
+
+        Only for a caller that has just read ``current`` and decided on its own terms that
+        the route must change (the shadow retirement); everyone else calls :meth:`ensure`.
+        """
         route: Route = await workflow.execute_activity(
             SET_ROUTE,
             SetRouteInput(
                 target=self._router.target,
                 router_url=self._router.url,
                 model=self._model,
-                update=update,
+                update=next_update(current, spec, self._updated_by, reason),
             ),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
             **options,
         )
-        return RouteChange(before=current, after=await self.verify(step_name, options, route))
+        return route
 
     async def verify(self, step_name: str, options: dict[str, Any], route: Route) -> Route:
         """``route``, once the target confirms it: for a route serving the fallback, the
@@ -171,7 +182,14 @@ class IncidentPorts:
         self._state.contained = route.serving.value == "fallback"
 
     async def notify(
-        self, channel: str, subject: str, message: str, activity_id: str, options: dict[str, Any]
+        self,
+        channel: str,
+        subject: str,
+        message: str,
+        activity_id: str,
+        options: dict[str, Any],
+        to: ChannelRef | None = None,
+        event: NotificationEvent = "message",
     ) -> NotificationReceipt:
         return await send_notification(
             Notification(
@@ -180,6 +198,8 @@ class IncidentPorts:
                 severity=self._incident.severity.value,
                 subject=subject,
                 message=message,
+                to=to,
+                event=event,
             ),
             activity_id,
             options,

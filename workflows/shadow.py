@@ -15,12 +15,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.canary import RETIRE_SHADOW_WORKFLOW, RetireShadowInput
-    from contracts.routing import Route
-    from contracts.steps import READ_ROUTE, SET_ROUTE, ReadRouteInput, SetRouteInput
+    from contracts.targets import RouterRef
     from playbooks.base import RetrySpec
     from workflows.bookkeeping import Bookkeeping
     from workflows.options import activity_options
-    from workflows.routing import next_update
+    from workflows.ports import RouterPort
 
 RETRY = activity_options(RetrySpec(maximum_attempts=20, maximum_interval=timedelta(minutes=5)))
 STEP = "retire-shadow"
@@ -32,13 +31,13 @@ class RetireShadowWorkflow:
     async def run(self, retire: RetireShadowInput) -> str:
         books = Bookkeeping(retire.incident_id)
         await workflow.sleep(retire.after)
-        current: Route = await workflow.execute_activity(
-            READ_ROUTE,
-            ReadRouteInput(target=retire.target, router_url=retire.router_url, model=retire.model),
-            result_type=Route,
-            activity_id=books.activity_id(STEP),
-            **RETRY,
+        router = RouterPort(
+            RouterRef(target=retire.target, url=retire.router_url),
+            retire.model,
+            f"fairlane:{retire.incident_id}",
+            books,
         )
+        current = await router.read(STEP, RETRY)
         if retire.version not in current.shadow_versions:
             outcome = f"{retire.version} is no longer in shadow; nothing to retire"
         elif current.primary_version != retire.primary_version:
@@ -52,23 +51,10 @@ class RetireShadowWorkflow:
                     "shadow_versions": [v for v in current.shadow_versions if v != retire.version]
                 }
             )
-            update = next_update(
-                current,
-                spec,
-                f"fairlane:{retire.incident_id}",
-                f"shadow period of {retire.version} over",
-            )
-            await workflow.execute_activity(
-                SET_ROUTE,
-                SetRouteInput(
-                    target=retire.target,
-                    router_url=retire.router_url,
-                    model=retire.model,
-                    update=update,
-                ),
-                result_type=Route,
-                activity_id=books.activity_id(STEP),
-                **RETRY,
+            # Not RouterPort.ensure: the read decides whether to write at all, and the
+            # route left is not a containment, so there is nothing to verify.
+            await router.write(
+                STEP, RETRY, current, spec, f"shadow period of {retire.version} over"
             )
             outcome = f"{retire.version} retired from shadow"
         await books.audit("canary.shadow_retired", step=STEP, detail={"outcome": outcome})

@@ -32,6 +32,7 @@ from temporalio.exceptions import ActivityError, FailureError
 with workflow.unsafe.imports_passed_through():
     from contracts.alerts import AlertDelivery, AlertSource
     from contracts.audit import AuditEvent
+    from contracts.containment import CONTAIN_ROUTE, ContainedRoute, ContainRouteInput
     from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
     from contracts.routing import Route, RouteSpec, Serving
     from contracts.steps import Notification
@@ -64,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.bookkeeping import Bookkeeping
     from workflows.failures import failure_text
     from workflows.options import notify_options
-    from workflows.ports import RouterPort, send_notification
+    from workflows.ports import RouteChange, RouterPort, send_notification
     from workflows.routing import contained_route
 
 CONTAIN_OPTIONS: dict[str, Any] = {
@@ -74,6 +75,15 @@ CONTAIN_OPTIONS: dict[str, Any] = {
     "schedule_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=10)),
 }
+CONTAIN_LOCALLY: dict[str, Any] = {
+    **CONTAIN_OPTIONS,
+    # A router that hangs must not hold the workflow task: past this a retry is a timer.
+    "local_retry_threshold": timedelta(seconds=5),
+}
+WATCH_CONTAINS_IN_ITS_TASK = "watch-contains-in-its-task"
+"""Patch id: before it, the watch contained through three activities (read, set, verify),
+each a round trip and a workflow task; since, through one local activity run inside the
+workflow task that received the alert (:mod:`activities.containment`)."""
 WATCH_TELLS_WHEN_CONTAINMENT_FAILS = "watch-tells-when-containment-fails"
 """Patch id: before it, a watch that could not contain told nobody."""
 ESCALATION_CHANNEL = "escalation"
@@ -424,9 +434,12 @@ class ModelWatchWorkflow:
             return contained_route(current)
 
         try:
-            change = await self._router.ensure(
-                "contain", CONTAIN_OPTIONS, contained, f"contain: {reason}"[:2000]
-            )
+            if workflow.patched(WATCH_CONTAINS_IN_ITS_TASK):
+                change = await self._contain_in_this_task(f"contain: {reason}"[:2000])
+            else:
+                change = await self._router.ensure(
+                    "contain", CONTAIN_OPTIONS, contained, f"contain: {reason}"[:2000]
+                )
         except ActivityError as error:
             failure = failure_text(error)
             await self._books.audit(
@@ -449,6 +462,24 @@ class ModelWatchWorkflow:
             },
         )
         return current, after
+
+    async def _contain_in_this_task(self, reason: str) -> RouteChange:
+        """Containment as one local activity: the fallback serves before this task ends."""
+        router = self._watch.router_ref()
+        contained: ContainedRoute = await workflow.execute_local_activity(
+            CONTAIN_ROUTE,
+            ContainRouteInput(
+                target=router.target,
+                router_url=router.url,
+                model=self._watch.model,
+                updated_by=f"fairlane:{self._id}",
+                reason=reason,
+            ),
+            result_type=ContainedRoute,
+            activity_id=self._books.activity_id("contain"),
+            **CONTAIN_LOCALLY,
+        )
+        return RouteChange(before=contained.before, after=contained.after)
 
     async def _tell_containment_failed(self, reason: str, failure: str) -> None:
         policy = self._memory.monitor

@@ -1,0 +1,82 @@
+"""What the API's routes are given: typed ``Annotated`` dependencies, in one place.
+
+``api/app.py`` puts the app's services on ``app.state`` once; this module reads them
+back, so a route declares ``registry: RegistryDep`` instead of reading an untyped
+attribute and annotating it by hand. Two readers stay where the thing is made:
+``api/metrics.py`` (its own ``app.state.metrics``) and ``api/security.py`` (the token
+store, behind authentication). The principal aliases here only name ``require`` calls
+that several routes share; every route still declares its role check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from temporalio.converter import PayloadCodec
+
+from alerts.replay import ReplayCache
+from api.security import READERS, require
+from api.temporal import TemporalConnection
+from api.tokens import Principal, Role
+from audit import AuditTrail
+from config import Settings
+from incidents.decisions import DecisionSigner
+from incidents.service import IncidentService
+from incidents.training_callbacks import TrainingCallbacks
+from registry.service import ModelRegistry
+
+T = TypeVar("T")
+
+
+def _on_app(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency answering ``app.state.<name>``, which ``api/app.py`` set to a ``kind``."""
+
+    def read(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
+
+    read.__name__ = f"app_{name}"
+    return read
+
+
+def _payload_codec(request: Request) -> PayloadCodec | None:
+    codec: PayloadCodec | None = request.app.state.payload_codec  # None: encryption off
+    return codec
+
+
+SettingsDep = Annotated[Settings, Depends(_on_app("settings", Settings))]
+RegistryDep = Annotated[ModelRegistry, Depends(_on_app("registry", ModelRegistry))]
+TrailDep = Annotated[AuditTrail, Depends(_on_app("trail", AuditTrail))]
+TemporalDep = Annotated[TemporalConnection, Depends(_on_app("temporal", TemporalConnection))]
+"""The connection, not the client: a route connects (``await temporal.client()``) only
+once it has checked its input, so bad input is a 4xx even while Temporal is down."""
+SignerDep = Annotated[DecisionSigner, Depends(_on_app("decision_signer", DecisionSigner))]
+TrainingCallbacksDep = Annotated[
+    TrainingCallbacks, Depends(_on_app("training_callbacks", TrainingCallbacks))
+]
+AlertReplaysDep = Annotated[ReplayCache, Depends(_on_app("alert_replays", ReplayCache))]
+PayloadCodecDep = Annotated[PayloadCodec | None, Depends(_payload_codec)]
+
+
+def _incidents(
+    settings: SettingsDep, temporal: TemporalDep, registry: RegistryDep, signer: SignerDep
+) -> IncidentService:
+    return IncidentService(
+        temporal.client,
+        settings.task_queue,
+        registry,
+        settings.playbooks_dir,
+        lambda: signer.key,
+        settings.channel_resolver(),
+    )
+
+
+IncidentsDep = Annotated[IncidentService, Depends(_incidents)]
+"""Opens incidents (``incidents/service.py``), signed for with the API's decision key."""
+
+Reader = Annotated[Principal, Depends(require(*READERS))]
+"""Any role that may read incidents (auditors included: read-only routes only)."""
+Commander = Annotated[Principal, Depends(require(Role.INCIDENT_COMMANDER, Role.ADMIN))]
+AuditorOrAdmin = Annotated[Principal, Depends(require(Role.AUDITOR, Role.ADMIN))]
