@@ -42,7 +42,7 @@ from router.client import RouterClient, RouterError
 from store.artifacts import ArtifactError, ArtifactStore
 from store.db import create_tables, make_engine
 from store.paths import PathEscape, under
-from tests.fixtures.gateway import deploy_credit
+from tests.fixtures.gateway import credit_manifest, deploy_credit
 from tests.fixtures.services import free_port, serve
 
 ROUTER_TOKEN = "router-token-for-no-code-tests"
@@ -208,7 +208,13 @@ def test_the_router_refuses_a_path_and_a_pickle_even_with_its_token(
                 await raw.put(
                     "/v1/models/credit-limit/deployment",
                     headers={"Authorization": f"Bearer {ROUTER_TOKEN}"},
-                    json={"versions": versions, "primary_version": "v1"},
+                    json={
+                        "versions": versions,
+                        "primary_version": "v1",
+                        "manifest": credit_manifest("credit-limit", versions).model_dump(
+                            mode="json"
+                        ),
+                    },
                 )
                 for versions in ({"v1": str(payload)}, {"v1": "credit-limit/evil3.joblib"})
             ]
