@@ -192,15 +192,16 @@ def show_model(
 async def deploy_model(
     model_id: Annotated[str, Path(pattern=SLUG)],
     body: DeployRequest,
-    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    trail: TrailDep,
     principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.INCIDENT_COMMANDER))],
 ) -> Deployed:
     """Deploy a registered version at the model's routing target, with its manifest contract
     and fallback rules from the registry; recorded on the model's trail with who and why."""
-    settings: Settings = request.app.state.settings
     try:
         deployed = await deploy_registered(
-            _registry(request),
+            registry,
             settings.artifact_store(),
             settings.target_resolver(),
             model_id,
@@ -209,7 +210,6 @@ async def deploy_model(
     except DeployRefused as error:
         detail = [{"loc": list(error.loc), "msg": error.message, "type": "deploy_refused"}]
         raise HTTPException(error.status, detail) from error
-    trail: AuditTrail = request.app.state.trail
     trail.append(
         AuditEvent(
             event_id=f"model:{model_id}:deploy:{uuid.uuid4().hex}",  # each deploy is an act
