@@ -3,14 +3,14 @@
 A team writes its fallback as data, not code, so an auditor can read exactly what
 answered during an incident and the gateway never runs a caller's program::
 
-    version: credit-rules-v1
+    version: claims-rules-v3
     rules:                      # ordered; the first rule whose conditions all hold wins
-      - when: {debt_ratio: {gt: 0.45}}
+      - when: {claim_amount: {gt: 20000}}
         decision: false
         amount: 0
-      - when: {income: {ge: 150000}, tenure: {ge: 10}}
+      - when: {tenure_years: {ge: 2}, region: {in: [north, south]}}
         decision: true
-        amount: 24000
+        amount: 1500
     otherwise: {decision: false, amount: 0}   # required: every request gets an answer
 
 A condition names a declared feature and one or more comparisons (``lt le gt ge eq ne

@@ -84,7 +84,7 @@ def _reason(response: httpx.Response) -> str:
 
 
 class RouterClient:
-    """``async with RouterClient(url, token) as router: await router.get_route("credit-limit")``."""
+    """``async with RouterClient(url, token) as gateway: await gateway.get_route("claims")``."""
 
     def __init__(
         self,
