@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11, pip and apt:
 #   make demo   — the embedded stack and a real bias incident, end to end
-#   make test   — lint, type-check and the whole test suite
+#   make test   — lint, type-check, check the layers and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 test: $(STAMP) lint
 	./scripts/ensure-test-programs.sh

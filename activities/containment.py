@@ -8,7 +8,9 @@ its fallback. The watch instead runs this as a *local* activity, inside the very
 workflow task that received the alert: one task from alert to contained. It is the same
 read-compare-set, made of the same three routing activities, so the generation check
 keeps every retry idempotent: a retried attempt reads the route it already set, finds
-it contained, and only verifies.
+it contained, and only verifies. The write names the revision read, so a flag-file
+target refuses it if the flag changed in between (any kind of target works here: the
+routing activities drive them all through one interface).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ class ContainmentActivities:
         route = current
         if not current.spec().same_routing(spec):
             update = next_update(current, spec, request.updated_by, request.reason)
-            route = await self._routing.set_route(SetRouteInput(**at, update=update))
+            route = await self._routing.set_route(
+                SetRouteInput(**at, update=update, expected_revision=current.revision)
+            )
         verified = await self._routing.verify_route(
             VerifyRouteInput(**at, expected=route.spec(), generation=route.generation)
         )

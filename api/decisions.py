@@ -20,16 +20,18 @@ else, so a service's token cannot open, steer or approve anything.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.deps import EngineDep, RegistryDep, SettingsDep, TrailDep
 from api.incidents import SLUG
 from api.security import require
 from api.tokens import Principal, Role
@@ -66,20 +68,28 @@ class DecisionsAccepted(BaseModel):
     already_logged: int
 
 
+class Logged(DecisionsAccepted):
+    """What the trail records of a batch besides the answer: the span of its decisions."""
+
+    first_at: datetime = Field(exclude=True)
+    last_at: datetime = Field(exclude=True)
+
+    def trail_detail(self) -> dict[str, Any]:
+        return {
+            **self.model_dump(),
+            "from": self.first_at.isoformat(),
+            "to": self.last_at.isoformat(),
+        }
+
+
 class OutcomesAccepted(BaseModel):
     outcomes: int
     recorded: int
     already_recorded: int
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def _ingesting(request: Request, model_id: str) -> ModelManifest:
+def _ingesting(registry: ModelRegistry, model_id: str) -> ModelManifest:
     """The manifest of a registered model whose decisions are reported to Fairlane."""
-    registry: ModelRegistry = request.app.state.registry
     manifest = registry.get(model_id)
     if manifest is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} is not registered")
@@ -143,7 +153,13 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     openapi_extra=_schema(DecisionBatch),
 )
 async def report_decisions(
-    model_id: ModelId, request: Request, principal: Reporter
+    model_id: ModelId,
+    request: Request,
+    principal: Reporter,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    engine: EngineDep,
+    trail: TrailDep,
 ) -> DecisionsAccepted:
     """Log a batch of the model's decisions, all or nothing, idempotent by decision id.
 
@@ -151,76 +167,75 @@ async def report_decisions(
     values its manifest names (protected attributes, strata or their features)."""
     raw = await request.body()
     batch = _body(DecisionBatch, raw)
-    _within_limit(request.app.state.settings, "decisions", len(batch.decisions))
-    return await run_in_threadpool(_log_decisions, request, model_id, principal, batch, raw)
+    _within_limit(settings, "decisions", len(batch.decisions))
+    manifest = await run_in_threadpool(_ingesting, registry, model_id)
+    accepted = await run_in_threadpool(_log_decisions, engine, manifest, batch)
+    await run_in_threadpool(
+        _record, trail, DECISIONS_REPORTED, model_id, principal, raw, accepted.trail_detail()
+    )
+    return accepted
 
 
-def _log_decisions(
-    request: Request, model_id: str, principal: Principal, batch: DecisionBatch, raw: bytes
-) -> DecisionsAccepted:
-    manifest = _ingesting(request, model_id)
+def _log_decisions(engine: Engine, manifest: ModelManifest, batch: DecisionBatch) -> Logged:
     try:
         records = to_records(manifest, batch.decisions)
     except BadRecord as error:
         _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, "decisions", error)
     try:
-        with Session(_engine(request)) as session:
+        with Session(engine) as session:
             written = append(session, records)
     except DecisionConflict as error:
         _refuse(status.HTTP_409_CONFLICT, "decisions", error)
-    accepted = DecisionsAccepted(
-        decisions=len(records), written=written, already_logged=len(records) - written
+    return Logged(
+        decisions=len(records),
+        written=written,
+        already_logged=len(records) - written,
+        first_at=min(r.at for r in records),
+        last_at=max(r.at for r in records),
     )
-    _record(
-        request,
-        DECISIONS_REPORTED,
-        model_id,
-        principal,
-        raw,
-        {
-            **accepted.model_dump(),
-            "from": min(r.at for r in records).isoformat(),
-            "to": max(r.at for r in records).isoformat(),
-        },
-    )
-    return accepted
 
 
 @router.post(
     "/{model_id}/outcomes", response_model=OutcomesAccepted, openapi_extra=_schema(OutcomeBatch)
 )
 async def report_outcomes(
-    model_id: ModelId, request: Request, principal: Reporter
+    model_id: ModelId,
+    request: Request,
+    principal: Reporter,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    engine: EngineDep,
+    trail: TrailDep,
 ) -> OutcomesAccepted:
     """Record the outcomes of logged decisions, all or nothing; an outcome is final.
 
     The body is an ``OutcomeBatch``: ``{"outcomes": [{"decision_id", "outcome"}, ...]}``."""
     raw = await request.body()
     batch = _body(OutcomeBatch, raw)
-    _within_limit(request.app.state.settings, "outcomes", len(batch.outcomes))
-    return await run_in_threadpool(_record_outcomes, request, model_id, principal, batch, raw)
+    _within_limit(settings, "outcomes", len(batch.outcomes))
+    await run_in_threadpool(_ingesting, registry, model_id)
+    accepted = await run_in_threadpool(_record_outcomes, engine, model_id, batch)
+    await run_in_threadpool(
+        _record, trail, OUTCOMES_REPORTED, model_id, principal, raw, accepted.model_dump()
+    )
+    return accepted
 
 
-def _record_outcomes(
-    request: Request, model_id: str, principal: Principal, batch: OutcomeBatch, raw: bytes
-) -> OutcomesAccepted:
-    _ingesting(request, model_id)
+def _record_outcomes(engine: Engine, model_id: str, batch: OutcomeBatch) -> OutcomesAccepted:
     try:
-        with Session(_engine(request)) as session:
+        with Session(engine) as session:
             done = record_outcomes(session, model_id, batch.outcomes)
     except UnknownDecision as error:
         _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, "outcomes", error)
     except OutcomeConflict as error:
         _refuse(status.HTTP_409_CONFLICT, "outcomes", error)
-    accepted = OutcomesAccepted(
+    return OutcomesAccepted(
         outcomes=len(batch.outcomes), recorded=done.recorded, already_recorded=done.unchanged
     )
-    _record(request, OUTCOMES_REPORTED, model_id, principal, raw, accepted.model_dump())
-    return accepted
 
 
 def _record(
-    request: Request,
+    trail: AuditTrail,
     kind: str,
     model_id: str,
     principal: Principal,
@@ -229,7 +244,6 @@ def _record(
 ) -> None:
     """One event per accepted batch on the model's trail, keyed by the batch's digest."""
     digest = hashlib.sha256(principal.name.encode() + b"\n" + body).hexdigest()
-    trail: AuditTrail = request.app.state.trail
     trail.append(
         AuditEvent(
             event_id=f"{kind}:{model_id}:{digest[:32]}",

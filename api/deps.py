@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
 from temporalio.converter import PayloadCodec
 
 from alerts.replay import ReplayCache
@@ -58,6 +59,8 @@ TrainingCallbacksDep = Annotated[
 ]
 AlertReplaysDep = Annotated[ReplayCache, Depends(_on_app("alert_replays", ReplayCache))]
 PayloadCodecDep = Annotated[PayloadCodec | None, Depends(_payload_codec)]
+EngineDep = Annotated[Engine, Depends(_on_app("engine", Engine))]
+"""Fairlane's own database, for routes that write tables of their own (reported decisions)."""
 
 
 def _incidents(

@@ -16,7 +16,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.channels import ChannelResolver, DeclaredChannel, validate_channel_ids
 from config.databases import DecisionDatabase, validate_database_ids
-from config.targets import GATEWAY, RoutingTarget, TargetResolver, validate_target_ids
+from config.targets import (
+    GATEWAY,
+    DeclaredTarget,
+    FlagdFileTarget,
+    RoutingTarget,
+    TargetResolver,
+    validate_target_ids,
+)
 from store.artifacts import ArtifactStore
 
 
@@ -88,8 +95,9 @@ class Settings(BaseSettings):
     # names one by id (`router: {target: …}`), never a URL. JSON, e.g.
     # {"prod-gw": {"url": "https://gw.internal", "token_file": "/run/secrets/gw"}}.
     # `gateway` (the reference router above, with `router_token`) is always declared
-    # unless this map declares it itself.
-    routing_targets: dict[str, RoutingTarget] = Field(default_factory=dict)
+    # unless this map declares it itself. A flagd flag file is a target too:
+    # {"flags": {"kind": "flagd-file", "path": "/etc/flagd/routes.flagd.json"}}.
+    routing_targets: dict[str, DeclaredTarget] = Field(default_factory=dict)
 
     # A folder of the team's own playbooks (<name>.yaml), besides the shipped ones.
     playbooks_dir: Path | None = None
@@ -190,7 +198,9 @@ class Settings(BaseSettings):
 
     @field_validator("routing_targets")
     @classmethod
-    def _target_ids(cls, targets: dict[str, RoutingTarget]) -> dict[str, RoutingTarget]:
+    def _target_ids(
+        cls, targets: dict[str, RoutingTarget | FlagdFileTarget]
+    ) -> dict[str, RoutingTarget | FlagdFileTarget]:
         return validate_target_ids(targets)
 
     @field_validator("notification_channels")
@@ -206,7 +216,7 @@ class Settings(BaseSettings):
         return (self.console_url or self.api_url).rstrip("/")
 
     @property
-    def declared_routing_targets(self) -> dict[str, RoutingTarget]:
+    def declared_routing_targets(self) -> dict[str, RoutingTarget | FlagdFileTarget]:
         """Every declared target, the default `gateway` (the reference router) included."""
         gateway = RoutingTarget(url=self.router_url, token=self.router_token)
         return {GATEWAY: gateway, **self.routing_targets}

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contracts.model import SHA256_PATTERN, ArtifactName, ModelManifest, VersionName
-from playbooks.steps import (
+from contracts.playbook.steps import (
     AttributionAuditStep,
     Gates,
     ImpactAssessmentStep,

@@ -15,10 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contracts.decisions import DecisionKey, DecisionProof
+from contracts.fairness import LiveThresholds, MetricVerdict, WindowAnalysis
+from contracts.playbook.canary import CanaryStep
 from contracts.routing import RouteSpec
 from contracts.targets import RoutedTo
-from fairness.live import LiveThresholds, MetricVerdict, WindowAnalysis
-from playbooks.canary import CanaryStep
 
 CANARY_STEP_WORKFLOW = "CanaryStepWorkflow"
 RETIRE_SHADOW_WORKFLOW = "RetireShadowWorkflow"

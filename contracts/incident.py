@@ -14,10 +14,10 @@ from contracts.canary import CanaryStatus
 from contracts.containment import ContainmentStatus
 from contracts.decisions import DecisionKey, DecisionProof
 from contracts.model import ModelManifest
+from contracts.playbook.schema import Playbook
 from contracts.routing import Route
 from contracts.severity import Severity
 from contracts.watch import AlertCounts, ClassifiedAlert, IncidentTrigger
-from playbooks.schema import Playbook
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 QUERY_STATE = "state"

@@ -11,8 +11,8 @@ from pydantic import AfterValidator, Field, model_validator
 
 from contracts.known_keys import ManifestPart
 from contracts.monitoring import MonitoringPolicy
+from contracts.names import PathEscape, relative_parts
 from contracts.targets import TARGET_ID, RoutedTo, RouterRef
-from store.paths import PathEscape, relative_parts
 
 __all__ = [
     "DECISION_FIELDS",

@@ -16,10 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.durations import Duration
+from contracts.fairness import LiveThresholds, MetricVerdict, WindowAnalysis
 from contracts.severity import Severity
 from contracts.targets import RoutedTo
-from fairness.live import LiveThresholds, MetricVerdict, WindowAnalysis
-from playbooks.durations import Duration
 
 MONITOR_THRESHOLDS = LiveThresholds(max_approval_rate_shift=None, max_error_rate_increase=None)
 """The canary's thresholds without its guards: a monitored model has no stable side to

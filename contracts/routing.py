@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -60,3 +61,21 @@ class Route(RouteSpec):
 
     def spec(self) -> RouteSpec:
         return RouteSpec.model_validate(self.model_dump(include=set(RouteSpec.model_fields)))
+
+
+class RouteError(BaseModel):
+    """Why a routing layer refused a request (401, 404, 422): its reason, for people.
+
+    ``detail`` is a sentence, or (a body that failed validation) the list of problems,
+    each naming the field it is about."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class StaleRouteRefusal(BaseModel):
+    """A 409 to a ``PUT``: the generation is not newer than the routing layer's and the
+    update is not a retry of the current one. Nothing changed; ``current`` is the route
+    the writer lost to, so it can re-read and decide."""
+
+    detail: str
+    current: Route

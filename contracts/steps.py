@@ -13,9 +13,27 @@ class ReadRouteInput(RoutedTo):
     model: str
 
 
+class TargetRoute(Route):
+    """A route as a routing target answered a read, with the target's revision of it.
+
+    ``revision`` is an opaque token of the content read (a flag-file target: the sha256
+    of the model's flag definition). A write names it back (``expected_revision``) so
+    the target refuses to overwrite a route someone else changed since it was read, even
+    by hand and without a new generation. Targets with generations alone (the gateway)
+    leave it ``None``.
+    """
+
+    revision: str | None = None
+
+
 class SetRouteInput(RoutedTo):
     model: str
     update: RouteUpdate
+    expected_revision: str | None = Field(
+        default=None,
+        description="the revision the route was read at; a target with revisions refuses "
+        "the write (StaleRoute) if its route is no longer at it",
+    )
 
 
 class VerifyRouteInput(RoutedTo):

@@ -22,6 +22,8 @@ class RouterRef(ManifestPart):
     credential only goes where it was declared to go. ``url`` is the pre-target form,
     kept only so incidents and histories recorded with it still read; registration
     refuses it, and a worker honours it only if it is exactly a declared target's URL.
+    Any other key (a flag file ``path``, a token) is refused at registration, by its
+    path: those are the operator's.
     """
 
     target: str | None = Field(

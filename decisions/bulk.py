@@ -55,13 +55,14 @@ def executemany(
     build: Callable[[], Executable],
     table: Table,
     rows: Sequence[dict[str, Any]],
-) -> None:
+) -> int:
     """Run the statement ``build()`` makes (cached under ``key``) once per row of ``rows``.
 
-    Every row has the same keys: the columns of ``table`` the statement binds.
+    Every row has the same keys: the columns of ``table`` the statement binds. Returns
+    the rows the driver says it changed in all (-1 where it cannot tell).
     """
     if not rows:
-        return
+        return 0
     compiled = _compiled(connection, key, build, table, list(rows[0]))
     # Column by column: a processor is looked up once per column, not once per value.
     columns: list[Sequence[Any]] = []
@@ -71,4 +72,5 @@ def executemany(
     params: list[Any] = list(zip(*columns, strict=True))
     if not compiled.positional:
         params = [dict(zip(compiled.names, values, strict=True)) for values in params]
-    connection.exec_driver_sql(compiled.sql, params)
+    rowcount: int = connection.exec_driver_sql(compiled.sql, params).rowcount
+    return rowcount

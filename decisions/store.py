@@ -249,6 +249,14 @@ def append(session: Session, records: Sequence[DecisionRecord]) -> int:
     rows = _unique(records)
     if not rows:
         return 0
+    try:
+        if _append_all_new(session.connection(), rows):
+            session.commit()
+            return len(rows)
+    except BaseException:
+        session.rollback()
+        raise
+    session.rollback()  # some were logged already (or the driver cannot tell): look first
     for attempt in (1, 2):
         try:
             written = _append(session.connection(), rows)
@@ -262,6 +270,30 @@ def append(session: Session, records: Sequence[DecisionRecord]) -> int:
             session.rollback()
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _append_all_new(connection: Connection, rows: list[tuple[int, dict[str, Any]]]) -> bool:
+    """The common case, a batch of decisions never seen: insert them all, skipping none.
+
+    Known ids are skipped by the insert (``ON CONFLICT DO NOTHING``); if the driver
+    counts fewer rows than were sent, False, and the caller rolls back and looks first.
+    """
+    new = [row for _, row in rows]
+    dialect = connection.dialect.name
+    _insert(connection, DECISIONS)  # refuses a dialect without ON CONFLICT
+    inserted = executemany(connection, "decision-insert-new", _insert_new(dialect), DECISIONS, new)
+    if inserted != len(new):
+        return False
+    _add_to_rollups(connection, _rollup_increments(new))
+    return True
+
+
+def _insert_new(dialect: str) -> Callable[[], Any]:
+    def build() -> Any:
+        statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(DECISIONS)
+        return statement.on_conflict_do_nothing(index_elements=["model", "decision_id"])
+
+    return build
 
 
 def _append(connection: Connection, rows: list[tuple[int, dict[str, Any]]]) -> int:

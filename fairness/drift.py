@@ -28,6 +28,7 @@ from datetime import datetime
 
 from scipy.stats import chi2
 
+from contracts.fairness import MetricVerdict, WindowAnalysis
 from contracts.metrics import DecisionCell, Side
 from contracts.monitoring import (
     DriftKind,
@@ -36,7 +37,7 @@ from contracts.monitoring import (
     MonitoringPolicy,
 )
 from fairness.intervals import corrected_alpha
-from fairness.live import MetricVerdict, WindowAnalysis, analyse_window
+from fairness.live import analyse_window
 
 PSEUDO_COUNT = 0.5
 

@@ -39,51 +39,17 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, model_validator
 from scipy.special import ndtri
 from scipy.stats import bootstrap
 from scipy.stats import t as t_dist
+
+# The type lives in contracts (no numpy there); the maths that builds it, here.
+from contracts.fairness import Interval as Interval
 
 FloatArray = npt.NDArray[np.float64]
 BatchStatistic = Callable[[FloatArray], FloatArray]
 """Maps a batch of resampled values, shape (resamples, rows[, columns]), to one value per
 resample (scalar statistics) or one row of values per resample (vector statistics)."""
-
-
-class Interval(BaseModel):
-    """A point estimate and its two-sided confidence interval.
-
-    ``upper`` may be infinite (a ratio whose denominator group had no successes), so
-    JSON keeps infinities as the ``Infinity`` constant rather than losing them as null.
-    """
-
-    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")
-
-    estimate: float
-    lower: float
-    upper: float
-    confidence: float
-    method: str
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Interval:
-        if not self.lower <= self.estimate <= self.upper:
-            raise ValueError(
-                f"interval must satisfy lower <= estimate <= upper, got "
-                f"{self.lower} <= {self.estimate} <= {self.upper}"
-            )
-        if not 0.0 < self.confidence < 1.0:
-            raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
-        return self
-
-    def contains(self, value: float) -> bool:
-        return self.lower <= value <= self.upper
-
-    def clipped(self, low: float, high: float) -> Interval:
-        """The same interval cut to a statistic's natural range (a gap lies in [0, 1])."""
-        lower = min(max(self.lower, low), high)
-        upper = max(min(self.upper, high), low)
-        return self.model_copy(update={"lower": lower, "upper": upper})
 
 
 def corrected_alpha(alpha: float, comparisons: int) -> float:

@@ -1,1 +1,6 @@
-"""Runbooks as YAML, and the pydantic schema that validates them."""
+"""Runbooks as YAML (the shipped ones) and the loader that validates them.
+
+The schema they are validated against is in :mod:`contracts.playbook` (a playbook is
+workflow input); ``playbooks.schema``, ``playbooks.steps`` and the other old module
+names re-export it.
+"""

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from playbooks.schema import Playbook
-from playbooks.steps import STEP_KINDS
+from contracts.playbook.schema import Playbook
+from contracts.playbook.steps import STEP_KINDS
 
 BUILTIN_PLAYBOOKS = ("drift-rollback", "ethical-audit")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -26,6 +26,7 @@ import structlog
 from pydantic import SecretStr
 
 from config import Settings
+from config.targets import RoutingTarget
 from stack.queues import Queues
 from stack.temporal import connect, dev_server_search_attribute_args, ensure_search_attributes
 from store.files import PRIVATE_UMASK, private_dir, private_file, tighten_sqlite, write_private
@@ -103,59 +104,81 @@ def child_environment(settings: Settings) -> dict[str, str]:
 def routing_targets_json(settings: Settings) -> str:
     """The declared targets as FAIRLANE_ROUTING_TARGETS, credentials included: only for
     the children's environment, never for a log."""
-    return json.dumps(
-        {
-            target_id: {
-                "url": target.url,
-                "token": target.token.get_secret_value() if target.token else None,
-                "token_file": str(target.token_file) if target.token_file else None,
-                "probes": target.probes,
-            }
-            for target_id, target in settings.routing_targets.items()
-        }
-    )
+    declared: dict[str, dict[str, object]] = {}
+    for target_id, target in settings.routing_targets.items():
+        declaration = target.model_dump(mode="json", exclude_none=True)
+        if isinstance(target, RoutingTarget) and target.token is not None:
+            declaration["token"] = target.token.get_secret_value()
+        declared[target_id] = declaration
+    return json.dumps(declared)
+
+
+SERVICES = ("temporal", "router", "containment-worker", "worker", "api")
+"""What `fairlane up` starts, in this order (and stops in the reverse one)."""
+NEEDS_TEMPORAL = frozenset({"containment-worker", "worker", "api"})
 
 
 @dataclass
 class EmbeddedStack:
+    """The stack `fairlane up` runs; ``async with`` starts it and stops it.
+
+    ``services`` picks some of :data:`SERVICES` (a benchmark of the router alone starts
+    only ``router``), each started exactly as the whole stack starts it. Temporal is
+    started only when it is embedded and selected.
+    """
+
     settings: Settings
+    services: frozenset[str] = frozenset(SERVICES)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     commands: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
     """How each service was started (command, environment, nice), so :meth:`restart`
     starts it the same way."""
 
+    async def __aenter__(self) -> EmbeddedStack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
     async def start(self) -> None:
+        unknown = self.services - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; known: {list(SERVICES)}")
         self.settings = ensure_router_token(self.settings)
         s = self.settings
         self.make_data_private()
         env = child_environment(s)
         try:
-            if s.temporal_embedded:
+            if s.temporal_embedded and "temporal" in self.services:
                 self._spawn("temporal", self._temporal_command(), env)
                 await _wait_tcp(s.temporal_address, "Temporal dev server", 60)
-            client = await connect(s)
-            added = await ensure_search_attributes(client, s.temporal_namespace)
-            if added:
-                log.info("search attributes registered", added=added)
-            self._spawn("router", [fairlane_binary(), "router"], env)
+            if self.services & NEEDS_TEMPORAL:
+                client = await connect(s)
+                added = await ensure_search_attributes(client, s.temporal_namespace)
+                if added:
+                    log.info("search attributes registered", added=added)
+            self._spawn_selected("router", [fairlane_binary(), "router"], env)
             # Containment in a process of its own: its event loop and interpreter lock are
             # not shared with the incidents' workflow tasks and activities, and the
             # incidents' worker yields the CPU to it (and to Temporal and the router) when
             # a storm makes them compete.
-            self._spawn(
+            self._spawn_selected(
                 "containment-worker",
                 [fairlane_binary(), "worker", "--queue", Queues.CONTAINMENT.value],
                 env,
             )
-            self._spawn(
+            self._spawn_selected(
                 "worker",
                 [fairlane_binary(), "worker", "--queue", Queues.MAIN.value],
                 env,
                 nice=BOOKKEEPING_NICE,
             )
-            self._spawn("api", [fairlane_binary(), "api"], env)
-            await _wait_http(f"{s.router_url}/healthz", "router", 60, self.check_alive)
-            await _wait_http(f"{s.api_url}/healthz", "API", 60, self.check_alive)
+            self._spawn_selected("api", [fairlane_binary(), "api"], env)
+            if "router" in self.services:
+                await _wait_http(f"{s.router_url}/healthz", "router", 60, self.check_alive)
+            if "api" in self.services:
+                await _wait_http(f"{s.api_url}/healthz", "API", 60, self.check_alive)
         except BaseException:
             self.stop()
             raise
@@ -206,6 +229,12 @@ class EmbeddedStack:
             port=s.temporal_ui_port,
         )
         return ["--ui-port", str(s.temporal_ui_port), "--ui-disable-news-fetch"]
+
+    def _spawn_selected(
+        self, name: str, command: list[str], env: dict[str, str], nice: int = 0
+    ) -> None:
+        if name in self.services:
+            self._spawn(name, command, env, nice)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str], nice: int = 0) -> None:
         logs = private_dir(self.settings.data_dir / "logs")

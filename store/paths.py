@@ -11,42 +11,18 @@ the data directory can lead out of it.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-"""A path component: letters, digits, ``.``, ``_``, ``-``; never starting with a dot."""
-_SLUG = re.compile(SLUG_PATTERN)
+# The name checks are contracts (a manifest is checked where it is accepted); the paths, here.
+from contracts.names import (
+    SLUG_PATTERN,
+    PathEscape,
+    check_slug,
+    is_slug,
+    relative_parts,
+)
 
-
-class PathEscape(ValueError):
-    """A name that is not a slug, or a path that would lead outside its root."""
-
-
-def is_slug(value: str) -> bool:
-    """One safe path component: no separator, no ``..``, no leading dot, at most 128 chars."""
-    return bool(_SLUG.match(value)) and ".." not in value
-
-
-def check_slug(value: str, what: str = "name") -> str:
-    if not is_slug(value):
-        raise PathEscape(
-            f"{what} {value!r} must be a slug (letters, digits, '.', '_', '-'; "
-            "not starting with '.', no '..')"
-        )
-    return value
-
-
-def relative_parts(name: str, what: str = "name") -> tuple[str, ...]:
-    """The components of a relative name like ``credit-limit/v1.skops``, each a slug."""
-    if not name or name.startswith("/") or "\\" in name:
-        raise PathEscape(f"{what} {name!r} must be a relative name, not a path")
-    parts = PurePosixPath(name).parts
-    if not parts or len(parts) > 8:
-        raise PathEscape(f"{what} {name!r} must have between 1 and 8 parts")
-    for part in parts:
-        check_slug(part, what)
-    return parts
+__all__ = ["SLUG_PATTERN", "PathEscape", "check_slug", "is_slug", "relative_parts", "under"]
 
 
 def under(root: Path, *parts: str) -> Path:

@@ -226,3 +226,26 @@ def test_times_are_stored_as_sqlalchemy_compares_them(engine: Engine) -> None:
         exact = connection.execute(select(DECISIONS.c.at).where(DECISIONS.c.decision_id == "d0"))
     assert found == 2
     assert exact.scalar_one() == T0
+
+
+def test_a_batch_of_new_decisions_is_written_without_looking_first(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's row count tells that nothing was skipped (SQLite and psycopg sum it
+    over executemany); only a batch with known ids pays for looking them up."""
+    import decisions.store as store
+
+    careful: list[int] = []
+    original = store._append
+
+    def counted(connection: object, rows: list[tuple[int, dict[str, object]]]) -> int:
+        careful.append(len(rows))
+        return original(connection, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_append", counted)
+    with Session(engine) as session:
+        assert append(session, [record(n) for n in range(30)]) == 30
+        assert careful == []
+        assert append(session, [record(n) for n in range(25, 40)]) == 10
+    assert careful == [15]
+    assert counts(engine) == (40, 40)

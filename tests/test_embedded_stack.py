@@ -111,3 +111,23 @@ async def test_an_incident_survives_a_restart_of_everything(tmp_path: Path) -> N
     async with httpx.AsyncClient(timeout=2) as probe:
         with pytest.raises(httpx.ConnectError):  # stopping stopped what it started
             await probe.get(f"{settings.api_url}/healthz")
+
+
+async def test_a_selection_of_services_starts_only_those(tmp_path: Path) -> None:
+    """What a benchmark of the router alone starts: the router, exactly as `fairlane up`
+    starts it (its log, its token), and no Temporal, worker or API beside it."""
+    settings = settings_on_free_ports(tmp_path)
+    with pytest.raises(ValueError, match="unknown services"):
+        await EmbeddedStack(settings, services=frozenset({"router", "scheduler"})).start()
+
+    async with EmbeddedStack(settings, services=frozenset({"router"})) as stack:
+        assert [name for name, _ in stack.processes] == ["router"]
+        assert stack.settings.router_token is not None
+        async with httpx.AsyncClient(timeout=5) as probe:
+            assert (await probe.get(f"{settings.router_url}/healthz")).status_code == 200
+            with pytest.raises(httpx.ConnectError):
+                await probe.get(f"{settings.api_url}/healthz")
+        assert (tmp_path / "logs" / "router.log").is_file()
+        assert not (tmp_path / "temporal.db").exists()
+        router = stack.process("router")
+    assert router.poll() is not None  # leaving the block stopped it

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ReadRouteInput,
         RouteVerification,
         SetRouteInput,
+        TargetRoute,
         VerifyRouteInput,
     )
     from workflows.bookkeeping import Bookkeeping
@@ -67,13 +68,14 @@ class RouterPort:
         self._updated_by = updated_by
         self._books = books
 
-    async def read(self, step_name: str, options: dict[str, Any]) -> Route:
-        route: Route = await workflow.execute_activity(
+    async def read(self, step_name: str, options: dict[str, Any]) -> TargetRoute:
+        """The route as the target holds it, with the target's revision of it (if any)."""
+        route: TargetRoute = await workflow.execute_activity(
             READ_ROUTE,
             ReadRouteInput(
                 target=self._router.target, router_url=self._router.url, model=self._model
             ),
-            result_type=Route,
+            result_type=TargetRoute,
             activity_id=self._books.activity_id(step_name),
             **options,
         )
@@ -85,7 +87,9 @@ class RouterPort:
         """Read the route, then set what is wanted unless the router already has it.
 
         The read comes first and is kept (``before``): it is what a rollback restores.
-        A route that should now serve the fallback is only returned once the target has
+        The write names the revision read, so a target with revisions (a flag file)
+        refuses it if anyone changed the route in between (``StaleRoute``). A route
+        that should now serve the fallback is only returned once the target has
         confirmed it in its own answer (:meth:`verify`).
         """
         current = await self.read(step_name, options)
@@ -96,9 +100,15 @@ class RouterPort:
         return RouteChange(before=current, after=await self.verify(step_name, options, route))
 
     async def write(
-        self, step_name: str, options: dict[str, Any], current: Route, spec: RouteSpec, reason: str
+        self,
+        step_name: str,
+        options: dict[str, Any],
+        current: TargetRoute,
+        spec: RouteSpec,
+        reason: str,
     ) -> Route:
-        """Set ``spec`` as the generation after ``current`` (a retry resends the same one).
+        """Set ``spec`` as the generation after ``current`` (a retry resends the same one),
+        naming the revision ``current`` was read at (a flag file refuses a changed flag).
 
         Only for a caller that has just read ``current`` and decided on its own terms that
         the route must change (the shadow retirement); everyone else calls :meth:`ensure`.
@@ -110,6 +120,7 @@ class RouterPort:
                 router_url=self._router.url,
                 model=self._model,
                 update=next_update(current, spec, self._updated_by, reason),
+                expected_revision=current.revision,
             ),
             result_type=Route,
             activity_id=self._books.activity_id(step_name),
