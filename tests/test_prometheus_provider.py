@@ -50,7 +50,7 @@ TEAM_LABELS = {"model": "app", "served_by": "route", "group": "cohort", "decisio
 def cells_by_key(cells: list[DecisionCell]) -> dict[CellKey, tuple[int, float, float]]:
     keyed: dict[CellKey, tuple[int, float, float]] = {}
     for cell in cells:
-        key = (cell.side, cell.group, cell.stratum, cell.decision, cell.outcome)
+        key = (cell.side, cell.group, cell.stratum, cell.approved, cell.outcome)
         assert key not in keyed, f"cell {key} given twice"
         keyed[key] = (cell.count, cell.amount_sum, cell.amount_sumsq)
     return keyed
