@@ -32,7 +32,7 @@ from contracts.steps import (
 )
 from contracts.targets import RoutedTo
 from router.client import RouterError
-from router.schemas import Applicant
+from router.schemas import DecisionRequest
 from targets.flag_file import FlagFileTarget
 from targets.gateway import GatewayTarget, gateway_error
 from targets.open import open_target
@@ -120,7 +120,14 @@ class RoutingActivities:
                     return f"{request.version} already deployed"
                 versions = {**deployment.versions, request.version: request.artifact}
                 digests = {request.version: request.sha256} if request.sha256 else None
-                await client.deploy(request.model, versions, deployment.primary_version, digests)
+                await client.deploy(
+                    request.model,
+                    versions,
+                    deployment.primary_version,
+                    digests,
+                    manifest=deployment.manifest,
+                    fallback=deployment.fallback,
+                )
             except RouterError as error:
                 raise typed(gateway_error(error)) from None
         return f"{request.version} deployed from {request.artifact}"
@@ -178,9 +185,9 @@ def typed(error: TargetError) -> ApplicationError:
     return ApplicationError(error.message, type=error.type, non_retryable=not error.retryable)
 
 
-def _probe(target_id: str, body: dict[str, Any]) -> Applicant:
+def _probe(target_id: str, body: dict[str, Any]) -> DecisionRequest:
     try:
-        return Applicant.model_validate(body)
+        return DecisionRequest.model_validate(body)
     except ValidationError as error:
         raise ApplicationError(
             f"the probe declared for target {target_id!r} is not a valid request: "

@@ -9,6 +9,7 @@ and the log, and answers 409 on its own.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Annotated
 
 import anyio.from_thread
@@ -26,13 +27,15 @@ from contracts.audit import AuditEvent
 from contracts.model import ModelManifest
 from contracts.watch import watch_workflow_id
 from registry.changes import MODEL_CHANGED, MODEL_REGISTERED, FieldChange, manifest_diff
-from registry.deployment import unknown_to_target
+from registry.deployment import Deployed, DeployRefused, DeployRequest, deploy_registered
+from registry.known_to_target import unknown_to_target
 from registry.limits import ManifestRejected
 from registry.service import ModelRegistry, RevisionConflict, UnreadableManifest
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 log = structlog.get_logger(__name__)
 UNREADABLE_HEADER = "X-Fairlane-Unreadable-Models"
+MODEL_DEPLOYED = "model.deployed"
 
 
 class Registered(BaseModel):
@@ -208,3 +211,47 @@ def show_model(
     if manifest is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id!r} is not registered")
     return manifest
+
+
+@router.post("/{model_id}/deployments", response_model=Deployed)
+async def deploy_model(
+    model_id: Annotated[str, Path(pattern=SLUG)],
+    body: DeployRequest,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    trail: TrailDep,
+    principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.INCIDENT_COMMANDER))],
+) -> Deployed:
+    """Deploy a registered version at the model's routing target, with its manifest contract
+    and fallback rules from the registry; recorded on the model's trail with who and why."""
+    try:
+        deployed = await deploy_registered(
+            registry,
+            settings.artifact_store(),
+            settings.target_resolver(),
+            model_id,
+            body,
+        )
+    except DeployRefused as error:
+        detail = [{"loc": list(error.loc), "msg": error.message, "type": "deploy_refused"}]
+        raise HTTPException(error.status, detail) from error
+    trail.append(
+        AuditEvent(
+            event_id=f"model:{model_id}:deploy:{uuid.uuid4().hex}",  # each deploy is an act
+            incident_id=watch_workflow_id(model_id),
+            kind=MODEL_DEPLOYED,
+            actor=principal.name,
+            detail={
+                "model": model_id,
+                "version": deployed.version,
+                "target": deployed.target,
+                "versions": sorted(deployed.versions),
+                "primary_version": deployed.primary_version,
+                "rules_version": deployed.rules_version,
+                "roles": sorted(r.value for r in principal.roles),
+                "reason": body.reason,
+            },
+        )
+    )
+    log.info("model deployed", model=model_id, version=deployed.version, target=deployed.target)
+    return deployed

@@ -72,6 +72,7 @@ from contracts.incident import SA_MODEL, WORKFLOW_TYPE
 from contracts.routing import Serving
 from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
 from demo.credit_model import prepare_demo_model
+from demo.gateway import deploy_credit
 from demo.scenario import write_manifest
 from registry.service import load_manifest_file
 from router.client import RouterClient, RouterError
@@ -616,7 +617,7 @@ async def register_models(
 
     async def one(index: int) -> None:
         model = models[index]
-        await router.deploy(model, {files.version: files.artifact_name}, files.version)
+        await deploy_credit(router, model, {files.version: files.artifact_name}, files.version)
         manifest = template.model_copy(update={"id": model})
         (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
 

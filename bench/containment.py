@@ -30,15 +30,15 @@ from bench.figures import p50_p99
 from config.logging import configure_logging
 from contracts.routing import Route, RouteUpdate, Serving
 from demo.credit_model import prepare_demo_model
+from demo.gateway import credit_request, deploy_credit
 from demo.scenario import write_manifest
 from registry.service import load_manifest_file
 from router.client import RouterClient
-from router.schemas import Applicant
 from stack.loopback import settings_on_free_ports
 from stack.supervisor import EmbeddedStack
 from stack.temporal import connect
 
-PROBE = Applicant(
+PROBE = credit_request(
     applicant_id="bench-probe",
     income=48_000.0,
     credit_history_years=7.0,
@@ -110,7 +110,9 @@ async def run(incidents: int, outage_s: float, data_dir: Path) -> None:
             RouterClient(settings.router_url, settings.router_token.get_secret_value()) as router,
             httpx.AsyncClient(base_url=settings.api_url, headers=headers, timeout=30) as api,
         ):
-            await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
+            await deploy_credit(
+                router, files.model_id, {files.version: files.artifact_name}, files.version
+            )
             manifest = load_manifest_file(write_manifest(files))
             (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
 

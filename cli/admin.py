@@ -14,7 +14,7 @@ from playbooks.loader import PlaybookError, load_playbook_file
 from registry.service import ManifestError, load_manifest_file
 
 playbook_app = typer.Typer(help="Validate and list playbooks.", no_args_is_help=True)
-model_app = typer.Typer(help="Register and list models.", no_args_is_help=True)
+model_app = typer.Typer(help="Register, deploy and list models.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue API tokens.", no_args_is_help=True)
 
 
@@ -84,6 +84,28 @@ def register(
         params=params or None,
     )
     typer.echo(f"registered {result['id']} (revision {result['revision']})")
+
+
+@model_app.command("deploy")
+def deploy(
+    model: str,
+    version: Annotated[str, typer.Option(help="a registered version of the model")],
+    reason: Annotated[str, typer.Option(help="why it is deployed (on the audit trail)")],
+) -> None:
+    """Deploy a registered version at the model's routing target, with its manifest contract
+    and fallback rules (admin or incident commander)."""
+    result = call(
+        Settings(),
+        "POST",
+        f"/v1/models/{model}/deployments",
+        json={"version": version, "reason": reason},
+    )
+    rules = result["rules_version"] or "none"
+    typer.echo(
+        f"deployed {result['model']} {result['version']} at {result['target']} "
+        f"(versions {', '.join(sorted(result['versions']))}; primary {result['primary_version']}; "
+        f"fallback rules {rules})"
+    )
 
 
 @model_app.command("list")

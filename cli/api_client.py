@@ -43,6 +43,13 @@ def _request(settings: Settings, method: str, path: str, **kwargs: Any) -> httpx
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
+        if isinstance(detail, list):  # validation errors: name each field
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}"
+                if isinstance(e, dict)
+                else str(e)
+                for e in detail
+            )
         raise CliError(f"HTTP {response.status_code}: {detail}")
     return response
 

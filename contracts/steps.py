@@ -49,7 +49,7 @@ class ProbeAnswer(BaseModel):
 
     served_by: Serving
     version: str
-    decision_id: int | None = None
+    decision_id: int | str | None = None  # a string since the shared decision log
 
 
 class RouteVerification(BaseModel):

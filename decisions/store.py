@@ -383,30 +383,45 @@ def record_outcomes(
                     f"decision {decision_id!r} already has outcome {row.outcome}; an outcome is "
                     "final; nothing was recorded",
                 )
-        if fresh:
-            _write_outcomes(connection, fresh)
+        written = _write_outcomes(connection, fresh) if fresh else []
+        unchanged += len(fresh) - len(written)  # another writer recorded them first
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return RecordedOutcomes(recorded=len(fresh), unchanged=unchanged, cells=_outcome_cells(fresh))
+    return RecordedOutcomes(
+        recorded=len(written), unchanged=unchanged, cells=_outcome_cells(written)
+    )
 
 
-def _write_outcomes(connection: Connection, fresh: list[tuple[Any, bool]]) -> None:
-    """Set each decision's outcome and move its amount from the unknown-outcome cell."""
+def _write_outcomes(
+    connection: Connection, fresh: list[tuple[Any, bool]]
+) -> list[tuple[Any, bool]]:
+    """Set each decision's outcome and move its amount from the unknown-outcome cell;
+    the outcomes this call wrote.
+
+    Row by row, so a decision another writer gave its outcome since it was read (SQLite
+    has no ``FOR UPDATE``: two identical batches can read the same rows as unknown) is
+    neither written nor moved twice in the rollups.
+    """
     table = DECISIONS
-    connection.execute(
+    statement = (
         update(table)
         .where(table.c.id == bindparam("row_id"), table.c.outcome.is_(None))
-        .values(outcome=bindparam("new_outcome")),
-        [{"row_id": row.id, "new_outcome": outcome} for row, outcome in fresh],
+        .values(outcome=bindparam("new_outcome"))
     )
+    written = [
+        (row, outcome)
+        for row, outcome in fresh
+        if connection.execute(statement, {"row_id": row.id, "new_outcome": outcome}).rowcount == 1
+    ]
     moves: list[dict[str, Any]] = []
-    for row, outcome in fresh:
+    for row, outcome in written:
         values = {name: getattr(row, name) for name in _ROW_FIELDS}
         moves.append({**values, "outcome": None, "sign": -1})
         moves.append({**values, "outcome": outcome, "sign": 1})
     _add_to_rollups(connection, _rollup_increments(moves))
+    return written
 
 
 def _outcome_cells(fresh: list[tuple[Any, bool]]) -> list[OutcomeCell]:

@@ -20,7 +20,7 @@ import yaml
 from demo.credit_model import save_model
 from playbooks.loader import builtin_playbook_text
 from router.client import RouterClient, RouterError
-from router.schemas import Applicant
+from router.schemas import DecisionRequest
 from store.artifacts import ArtifactStore
 
 DEMO_PLAYBOOK = "ethical-audit-demo"
@@ -73,7 +73,7 @@ async def live_traffic(
         n = lane
         while True:
             row = rows[n % len(rows)]
-            applicant: Applicant = to_applicant(row, f"live-{lane}-{n}")
+            applicant: DecisionRequest = to_applicant(row, f"live-{lane}-{n}")
             with contextlib.suppress(RouterError):
                 await router.decide(model, applicant)
                 sent[0] += 1
@@ -103,6 +103,10 @@ async def inject_regression(
     artifact["version"] = candidate
     regressed, _ = save_model(store, artifact, model, f"{candidate}-regressed.skops")
     await router.deploy(
-        model, {**deployment.versions, candidate: regressed}, deployment.primary_version
+        model,
+        {**deployment.versions, candidate: regressed},
+        deployment.primary_version,
+        manifest=deployment.manifest,
+        fallback=deployment.fallback,
     )
     return regressed

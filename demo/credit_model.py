@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import ThreadpoolController
 
+from analysis.scoring import artifact_dict
 from demo.dataset import read_dataset, write_dataset
 from store.artifacts import ArtifactError, ArtifactStore, local_store
 
@@ -34,7 +35,10 @@ FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 DEMO_MODEL_ID = "credit-limit"
 DEMO_VERSION = "v1"
-_ARTIFACT_KEYS = frozenset({"approval", "limit", "features", "version", "trained_on"})
+_ARTIFACT_KEYS = frozenset({"features", "version", "trained_on"})
+# The generic part names (analysis.scoring.artifact_dict), and the ones older files used.
+_DECISION_PARTS = ("decision", "approval")
+_AMOUNT_PARTS = ("amount", "limit")
 
 # Gradient boosting predicts with OpenMP threads. For the router's one-row requests
 # that buys nothing and, on a busy machine, a parallel region waiting for a
@@ -95,18 +99,18 @@ def train_credit_model(data: pd.DataFrame, version: str) -> dict[str, Any]:
     )
     regressor.fit(encoded[approved], data.loc[approved, "credit_limit"].to_numpy())
 
-    return {
-        "approval": Pipeline([("encode", encoder), ("classify", classifier)]),
-        "limit": Pipeline([("encode", encoder), ("regress", regressor)]),
-        "features": list(FEATURES),
-        "version": version,
-        "trained_on": {
+    return artifact_dict(
+        version=version,
+        features=FEATURES,
+        decision=Pipeline([("encode", encoder), ("classify", classifier)]),
+        amount=Pipeline([("encode", encoder), ("regress", regressor)]),
+        trained_on={
             "rows": len(data),
             "approved_rows": int(approved.sum()),
             "content_digest": f"{int(pd.util.hash_pandas_object(data, index=False).sum()):x}",
             "trained_at": datetime.now(UTC).isoformat(),
         },
-    }
+    )
 
 
 def save_model(store: ArtifactStore, artifact: Mapping[str, Any], *parts: str) -> tuple[str, str]:
@@ -136,8 +140,8 @@ class LoadedModel:
         self.version: str = str(artifact["version"])
         self.features: list[str] = list(artifact["features"])
         self.trained_on: dict[str, Any] = dict(artifact["trained_on"])
-        self._approval = artifact["approval"]
-        self._limit = artifact["limit"]
+        self._approval = _part(artifact, _DECISION_PARTS)
+        self._limit = _part(artifact, _AMOUNT_PARTS)
         self._encoder = _shared_encoder(self._approval, self._limit)
 
     def decide(self, applicants: pd.DataFrame) -> list[tuple[bool, float]]:
@@ -174,14 +178,25 @@ def load_model(store: ArtifactStore, name: str, sha256: str | None) -> LoadedMod
         raise ModelLoadError(path, str(error)) from error
     except Exception as exc:  # a corrupt file: any failure means the same to the caller
         raise ModelLoadError(path, f"unreadable ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(artifact, dict) or not artifact.keys() >= _ARTIFACT_KEYS:
+    if (
+        not isinstance(artifact, dict)
+        or not artifact.keys() >= _ARTIFACT_KEYS
+        or not any(p in artifact for p in _DECISION_PARTS)
+        or not any(p in artifact for p in _AMOUNT_PARTS)
+    ):
         raise ModelLoadError(
-            path, f"not a credit model artifact (expects keys {sorted(_ARTIFACT_KEYS)})"
+            path,
+            f"not a credit model artifact (expects keys {sorted(_ARTIFACT_KEYS)}, a decision "
+            "and an amount model)",
         )
-    for part in ("approval", "limit"):
-        if not callable(getattr(artifact[part], "predict", None)):
-            raise ModelLoadError(path, f"artifact part {part!r} has no predict()")
+    for parts in (_DECISION_PARTS, _AMOUNT_PARTS):
+        if not callable(getattr(_part(artifact, parts), "predict", None)):
+            raise ModelLoadError(path, f"artifact part {parts[0]!r} has no predict()")
     return LoadedModel(artifact)
+
+
+def _part(artifact: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    return next(artifact[name] for name in names if name in artifact)
 
 
 def load_model_file(path: Path, *, allow_pickle: bool = False) -> LoadedModel:

@@ -25,7 +25,7 @@ from api.tokens import Role, issue_token
 from config import Settings
 from config.logging import configure_logging
 from config.targets import GATEWAY
-from contracts.model import Feature, ModelManifest, ModelVersion, Outcomes, RouterRef
+from contracts.model import FallbackRules, ModelManifest
 from contracts.routing import RouteUpdate, Serving
 from demo.alerts import ALERTS_SENDER, alert_storm
 from demo.canary import (
@@ -35,17 +35,13 @@ from demo.canary import (
     live_traffic,
     write_demo_playbook,
 )
-from demo.credit_model import (
-    CATEGORICAL_FEATURES,
-    NUMERIC_FEATURES,
-    DemoModelFiles,
-    prepare_demo_model,
-)
+from demo.credit_model import DemoModelFiles, prepare_demo_model
 from demo.dataset import read_dataset
+from demo.gateway import FALLBACK_RULES, credit_manifest, credit_request
 from fairness.outcomes import combine_strata, conditional_disparity, disparate_impact_ratio
 from registry.service import load_manifest_file
 from router.client import RouterClient
-from router.schemas import Applicant, DecisionRecord
+from router.schemas import DecisionRequest, LoggedDecision
 from stack.supervisor import EmbeddedStack
 from store.artifacts import ArtifactStore
 
@@ -68,36 +64,41 @@ def say(text: str = "") -> None:
 
 
 def write_manifest(files: DemoModelFiles, target: str = GATEWAY) -> Path:
-    """The demo model's manifest, written as a user would, then registered from the file.
-
-    Its router is a target the operators declared (the reference router is `gateway`),
-    never a URL.
-    """
-    manifest = ModelManifest(
-        id=files.model_id,
-        description="Credit-limit model: the reference case, ~30% lower limits for one group",
-        versions=[
-            ModelVersion(
-                version=files.version,
-                artifact=files.artifact_name,
-                training_data=str(files.training_csv),
-                validation_data=str(files.validation_csv),
-            )
-        ],
-        primary_version=files.version,
-        label="approved",
-        outcomes=Outcomes(decision="approved", amount="credit_limit"),
-        features=[
-            *(Feature(name=name, type="numeric") for name in NUMERIC_FEATURES),
-            *(Feature(name=name, type="categorical") for name in CATEGORICAL_FEATURES),
-        ],
-        protected_attributes=["group"],
-        strata=["income_band", "credit_band"],
-        router=RouterRef(target=target),
-    )
+    """The demo model's manifest, written as a user would, then registered from the file."""
+    manifest = demo_manifest(files, target)
     path = files.training_csv.parent / "manifest.yaml"
     path.write_text(yaml.safe_dump(manifest.model_dump(mode="json"), sort_keys=False))
     return path
+
+
+def demo_manifest(files: DemoModelFiles, target: str = GATEWAY) -> ModelManifest:
+    """The demo model's manifest, its fallback rules installed in the artifacts directory.
+
+    Its router is a target the operators declared (the reference gateway is `gateway`),
+    never a URL.
+    """
+    manifest = credit_manifest(
+        files.model_id,
+        {files.version: files.artifact_name},
+        fallback=FallbackRules(rules=install_fallback_rules(files)),
+        target=target,
+    )
+    version = manifest.versions[0].model_copy(
+        update={
+            "training_data": str(files.training_csv),
+            "validation_data": str(files.validation_csv),
+        }
+    )
+    return manifest.model_copy(update={"versions": [version]})
+
+
+def install_fallback_rules(files: DemoModelFiles) -> str:
+    """Copy the demo's rules YAML into the artifacts directory; its name there."""
+    name = f"{files.model_id}/credit-fallback.yaml"
+    target = files.artifacts_dir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(FALLBACK_RULES.read_bytes())
+    return name
 
 
 class Api:
@@ -130,14 +131,15 @@ class Api:
         await self._client.aclose()
 
 
-def applicant_from(row: Any, applicant_id: str | None = None) -> Applicant:
-    return Applicant(
-        applicant_id=applicant_id or str(row.applicant_id),
-        income=float(row.income),
-        credit_history_years=float(row.credit_history_years),
-        debt_ratio=float(row.debt_ratio),
-        zip_code=str(row.zip_code),
-        group=str(row.group),
+def applicant_from(row: Any, applicant_id: str | None = None) -> DecisionRequest:
+    """One applicant of the dataset as a gateway request."""
+    return credit_request(
+        applicant_id or str(row.applicant_id),
+        income=row.income,
+        credit_history_years=row.credit_history_years,
+        debt_ratio=row.debt_ratio,
+        zip_code=row.zip_code,
+        group=row.group,
     )
 
 
@@ -167,16 +169,16 @@ async def serve_primary(router: RouterClient, model: str) -> None:
         )
 
 
-def describe_disparity(decisions: list[DecisionRecord], label: str) -> None:
+def describe_disparity(decisions: list[LoggedDecision], label: str) -> None:
     frame = pd.DataFrame([d.model_dump() for d in decisions])
-    approved = frame[frame["approved"]]
+    approved = frame[frame["decision"]]
     gap = conditional_disparity(
-        approved["credit_limit"],
+        approved["amount"],
         approved["group"],
-        combine_strata(approved["income_band"], approved["credit_band"]),
+        combine_strata(approved["stratum"]),
         min_count=5,
     )
-    dir_ = disparate_impact_ratio(frame["approved"], frame["group"])
+    dir_ = disparate_impact_ratio(frame["decision"], frame["group"])
     gap_pct = 100 * (gap.relative_gap or 0.0)
     finding = (
         f"group {gap.worst_group} gets {gap_pct:.1f}% lower limits"
@@ -393,12 +395,27 @@ async def _sign_assessment(api: Api, incident: str, state: dict[str, Any], *, fi
 
 
 async def deploy_and_register(api: Api, router: RouterClient, files: DemoModelFiles) -> None:
-    await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
-    await serve_primary(router, files.model_id)
+    """Register the model from its manifest, then deploy it through Fairlane (`fairlane model
+    deploy`): the gateway gets the version, the manifest's contract and the fallback rules."""
     manifest = write_manifest(files)
     body = load_manifest_file(manifest).model_dump(mode="json")
-    registered = await api.ok("dana.ic", "POST", "/v1/models", json=body)
+    # Deploying needs the registration, so a new model is registered before its routing
+    # target knows it, and the registration records that it was (docs/manifest.md).
+    registered = await api.ok(
+        "dana.ic", "POST", "/v1/models", json=body, params={"allow_undeployed": "true"}
+    )
     say(f"Registered model {registered['id']} from {manifest} (rev {registered['revision']})")
+    deployed = await api.ok(
+        "dana.ic",
+        "POST",
+        f"/v1/models/{files.model_id}/deployments",
+        json={"version": files.version, "reason": "the demo puts the credit model in service"},
+    )
+    say(
+        f"Deployed {deployed['model']} {deployed['version']} at {deployed['target']} "
+        f"(fallback rules {deployed['rules_version']})"
+    )
+    await serve_primary(router, files.model_id)
 
 
 async def scenario(settings: Settings) -> None:

@@ -1,50 +1,149 @@
-"""Registration's check that the model's routing target knows the model.
+"""Deploying a registered version at its model's routing target, with the model's contract.
 
-A model registered but never deployed would open its first incident on a 404 from its
-router, at the worst moment. So registration asks the declared target for the model's
-route (``GET /v1/models/{id}/route``, the documented route contract every target
-implements) and refuses, naming ``router.target``, when the target does not know it.
-
-Deploying a version needs its registration (``fairlane model deploy`` deploys a
-registered version), so a new model is registered with ``allow_undeployed`` (CLI:
-``--allow-undeployed``), then deployed; the registration records that it was.
+The registry is where a version was vouched for (its artifact's sha256 pinned, its
+fallback rules' too), so a deployment sends exactly that: the version's artifact name
+and digest, the manifest the gateway validates requests and keys its log by, and the
+rules' text at the digest registered. The target and its credential come from the
+operator's declarations, never from the caller.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
 from config.targets import TargetResolver, UnknownTarget
-from contracts.model import ModelManifest
-from targets.open import open_target
-from targets.protocol import TargetError
-
-TIMEOUT_S = 5.0
-NOT_THERE = frozenset({"RouterRefused404", "RouteNotFound"})
-"""What a target of either kind answers for a model it does not know."""
+from contracts.model import VersionName
+from registry.service import ModelRegistry
+from router.client import RouterClient, RouterError
+from router.schemas import FallbackDocument
+from store.artifacts import ArtifactError, ArtifactStore
 
 
-async def unknown_to_target(resolver: TargetResolver, manifest: ModelManifest) -> str | None:
-    """None when the model's routing target answers for it; else why not, in words.
+class DeployRequest(BaseModel):
+    """``fairlane model deploy``: which registered version, and why."""
 
-    Asked through the same target interface the routing activities use, so a gateway
-    and a flagd flag file are checked alike (a flag file knows a model once its flag
-    has been written).
-    """
-    model = manifest.id
-    try:
-        resolved = resolver.resolve_route_target(manifest.router.target, manifest.router.url)
-    except UnknownTarget as error:
-        return str(error)
-    try:
-        await open_target(resolved, TIMEOUT_S).read_route(model)
-    except TargetError as error:
-        if error.type in NOT_THERE:
-            return (
-                f"routing target {resolved.id!r} does not know model {model!r}: it is not "
-                f"deployed there. Register it with allow_undeployed=true (CLI: "
-                f"--allow-undeployed), then deploy it with `fairlane model deploy {model}`"
-            )
-        return (
-            f"routing target {resolved.id!r} could not confirm it knows model {model!r} "
-            f"({error}); register with allow_undeployed=true to skip this check"
+    version: VersionName
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Deployed(BaseModel):
+    model: str
+    version: str
+    target: str
+    versions: dict[str, str]
+    primary_version: str
+    generation: int
+    rules_version: str | None
+
+
+@dataclass(frozen=True)
+class DeployRefused(Exception):
+    """A deployment that cannot happen: ``status`` (HTTP), ``loc`` of the field at fault."""
+
+    status: int
+    loc: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def fallback_document(
+    store: ArtifactStore, registry_rules: str, sha256: str | None
+) -> FallbackDocument:
+    """The registered rules' text, read at the digest the registry pinned."""
+    if sha256 is None:
+        raise DeployRefused(
+            409,
+            ("fallback", "sha256"),
+            "the fallback rules have no recorded sha256; register "
+            "the model again so the registry pins them",
         )
-    return None
+    try:
+        content = store.read_pinned(registry_rules, sha256)
+    except ArtifactError as error:
+        raise DeployRefused(409, ("fallback", error.field), str(error)) from error
+    return FallbackDocument(content=content.decode(), sha256=sha256)
+
+
+async def deploy_registered(
+    registry: ModelRegistry,
+    store: ArtifactStore,
+    targets: TargetResolver,
+    model_id: str,
+    request: DeployRequest,
+) -> Deployed:
+    """Add ``request.version`` to the model's deployment at its target (its first version
+    becomes the primary), under the registered manifest and rules.
+
+    Raises :class:`DeployRefused` naming what is wrong: an unregistered model or version
+    (404), an undeclared target (422 on ``router.target``), a target that refuses (its
+    status and reason), or one that cannot be reached (502).
+    """
+    manifest = registry.get(model_id)
+    if manifest is None:
+        raise DeployRefused(404, ("model",), f"model {model_id!r} is not registered")
+    try:
+        version = manifest.version(request.version)
+    except KeyError:
+        known = [v.version for v in manifest.versions]
+        raise DeployRefused(
+            404,
+            ("body", "version"),
+            f"model {model_id!r} has no registered version {request.version!r} (registered: "
+            f"{known})",
+        ) from None
+    try:
+        target = targets.resolve(manifest.router.target, manifest.router.url)
+    except UnknownTarget as error:
+        raise DeployRefused(422, ("router", "target"), str(error)) from None
+    fallback = (
+        None
+        if manifest.fallback is None
+        else fallback_document(store, manifest.fallback.rules, manifest.fallback.sha256)
+    )
+    digests = {version.version: version.sha256} if version.sha256 else {}
+    async with RouterClient(target.url, target.token or "") as client:
+        try:
+            try:
+                current = await client.get_deployment(model_id)
+                versions = {**current.versions, version.version: version.artifact}
+                primary = current.primary_version
+            except RouterError as error:
+                if error.status_code != 404:
+                    raise
+                versions, primary = {version.version: version.artifact}, version.version
+            deployment = await client.deploy(
+                model_id, versions, primary, digests, manifest=manifest, fallback=fallback
+            )
+        except RouterError as error:
+            status = error.status_code
+            if status is None:
+                raise DeployRefused(
+                    502,
+                    ("router", "target"),
+                    f"routing target {target.id!r} could not be reached: {error.reason}",
+                ) from error
+            if status == 404:
+                raise DeployRefused(
+                    404,
+                    ("router", "target"),
+                    f"routing target {target.id!r} does not serve model {model_id!r} "
+                    f"(it answered 404: {error.reason})",
+                ) from error
+            raise DeployRefused(
+                status if 400 <= status < 500 else 502,
+                ("router", "target"),
+                f"routing target {target.id!r} refused the deployment ({status}): {error.reason}",
+            ) from error
+    return Deployed(
+        model=model_id,
+        version=version.version,
+        target=target.id,
+        versions=deployment.versions,
+        primary_version=deployment.primary_version,
+        generation=deployment.route.generation,
+        rules_version=deployment.rules_version,
+    )

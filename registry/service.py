@@ -6,6 +6,7 @@ already running keep the manifest they were opened with (it is workflow input).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
-from contracts.model import ModelManifest, ModelVersion, artifact_name
+from contracts.fallback_rules import RulesError, parse_rules
+from contracts.model import FallbackRules, ModelManifest, ModelVersion, artifact_name
 from registry.fit import check_fit, check_version, require_features
 from registry.limits import ManifestRejected, storable_json
 from store.artifacts import ArtifactError, ArtifactStore
@@ -166,9 +168,37 @@ class ModelRegistry:
         versions = [self._pinned(v, i) for i, v in enumerate(manifest.versions)]
         if self._artifacts is not None:
             check_fit(manifest, versions, self._artifacts)
-        pinned = manifest.model_copy(update={"versions": versions})
+        pinned = manifest.model_copy(
+            update={"versions": versions, "fallback": self._pinned_rules(manifest)}
+        )
         storable_json(pinned)  # judged whole before anyone asks a router about it
         return pinned
+
+    def _pinned_rules(self, manifest: ModelManifest) -> FallbackRules | None:
+        """The fallback rules with their file's sha256 recorded, once they parse and name only
+        the manifest's features (errors carry the rules' YAML path)."""
+        fallback = manifest.fallback
+        if fallback is None:
+            return None
+        try:
+            artifact_name(fallback.rules)
+        except ValueError as error:
+            raise ManifestRejected(("fallback", "rules"), str(error), "artifact") from None
+        if self._artifacts is None:
+            return fallback
+        try:
+            content = self._artifacts.read_pinned(fallback.rules, fallback.sha256)
+            parse_rules(
+                content.decode(),
+                {f.name: f.type for f in manifest.features},
+                decision=manifest.outcomes.decision is not None,
+                amount=manifest.outcomes.amount is not None,
+            )
+        except ArtifactError as error:
+            raise ManifestRejected(("fallback", error.field), str(error), "artifact") from error
+        except (RulesError, UnicodeDecodeError) as error:
+            raise ManifestRejected(("fallback", "rules"), str(error), "rules") from error
+        return fallback.model_copy(update={"sha256": hashlib.sha256(content).hexdigest()})
 
     def _pinned(self, version: ModelVersion, index: int) -> ModelVersion:
         """The version with its artifact's sha256 recorded (and a given one checked)."""

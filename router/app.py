@@ -1,8 +1,14 @@
-"""The router's HTTP API: deployments, routes, decisions, their outcomes and window summaries.
+"""The gateway's HTTP API: deployments, routes, decisions, their outcomes and window summaries.
+
+Fairlane's model-agnostic gateway (the package keeps its historical name, ``router``):
+it serves any registered version of any model from its artifact, answers with
+declarative rules while a model is contained, and logs every decision keyed by the
+model manifest's protected attributes and strata.
 
 Views stay thin; the work lives in one module per job (route table, deployments,
-dispatch, decision log, outcomes, summary). Views are plain ``def``: scoring and the
-short database transaction are blocking work that FastAPI runs in its thread pool,
+contract, dispatch, decision log, outcomes); the log, its rollups, windows and
+Prometheus counters are the shared :mod:`decisions` package's. Views are plain ``def``:
+scoring and the short database transaction are blocking work that FastAPI runs in its thread pool,
 off the event loop.
 Dependencies are ``async`` and views open their own session, so a request makes one
 trip to the thread pool, not one per dependency: each trip is a GIL hand-off that costs
@@ -28,9 +34,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from config.settings import Settings
+from contracts.metrics import DecisionWindow
 from contracts.routing import Route, RouteUpdate, Serving
-from demo.credit_model import ModelLoadError
-from router import dispatch
+from decisions.prometheus import DecisionCounters
+from decisions.records import WINDOW_PATH, OutcomeRecord, WindowQuery
+from decisions.store import DecisionStoreError, OutcomeConflict, window
+from router.contract import ContractError, ModelContract, RequestError
 from router.database import create_router_engine
 from router.decision_log import query_decisions
 from router.deployments import (
@@ -40,9 +49,8 @@ from router.deployments import (
     save_deployment,
     save_pins,
 )
-from router.fallback import RULES_VERSION
-from router.metrics import RouterMetrics
-from router.outcomes import OutcomeConflictError, UnknownDecisionsError, record_outcomes
+from router.dispatch import Dispatcher
+from router.outcomes import ShadowOutcomeError, record
 from router.route_table import (
     StaleUpdateError,
     UnknownModelError,
@@ -54,17 +62,23 @@ from router.route_table import (
 )
 from router.schemas import (
     NAME_PATTERN,
-    Applicant,
+    BatchDecisionRequest,
+    BatchDecisions,
     Decision,
-    DecisionRecord,
-    DecisionSummaryRow,
+    DecisionRequest,
     Deployment,
     DeploymentRequest,
+    FallbackDocument,
+    LoggedDecision,
     OutcomesRecorded,
     OutcomesRequest,
 )
-from router.serving import ModelRegistry, ModelUnavailableError, load_versions
-from router.summary import summarize_decisions
+from router.serving import (
+    LoadedVersions,
+    ModelUnavailableError,
+    VersionLoadError,
+    load_versions,
+)
 from store.artifacts import ArtifactError
 
 log = structlog.get_logger(__name__)
@@ -81,9 +95,9 @@ class RouterState:
     """What every request needs, built once by :func:`create_app`."""
 
     engine: Engine
-    registry: ModelRegistry
+    versions: LoadedVersions
     token: SecretStr
-    metrics: RouterMetrics
+    counters: DecisionCounters
 
 
 async def _state(request: Request) -> RouterState:
@@ -120,17 +134,40 @@ async def healthz() -> dict[str, str]:
 
 @health.get("/metrics", dependencies=[Depends(_require_token)], include_in_schema=False)
 def metrics(state: StateDep) -> Response:
-    """Prometheus text format (see router.metrics); scrapers present the router's token."""
-    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    """The documented decision metrics (``decisions.prometheus``) in Prometheus text format;
+    scrapers present the gateway's token."""
+    return Response(state.counters.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _unprocessable(loc: tuple[str | int, ...], message: str, kind: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", *loc], "msg": message, "type": kind}])
 
 
 @models.put("/deployment")
 def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deployment:
-    """Load the versions (all or nothing), persist them, and give a new model its first route."""
+    """Check the contract, load the versions (all or nothing), persist them, and give a new
+    model its first route."""
     if request.primary_version not in request.versions:
-        raise HTTPException(422, f"primary_version {request.primary_version!r} is not in versions")
-    if RULES_VERSION in request.versions:
-        raise HTTPException(422, f"version name {RULES_VERSION!r} is the fallback's own")
+        raise _unprocessable(
+            ("primary_version",),
+            f"primary_version {request.primary_version!r} is not in versions",
+            "value_error",
+        )
+    if request.manifest.id != model:
+        raise _unprocessable(
+            ("manifest", "id"),
+            f"the manifest is model {request.manifest.id!r}, not {model!r}",
+            "value_error",
+        )
+    try:
+        contract = ModelContract.build(request.manifest, request.fallback)
+    except ContractError as exc:
+        raise _unprocessable(exc.loc, exc.message, "contract") from exc
+    rules_version = contract.fallback.version if contract.fallback else None
+    if rules_version is not None and rules_version in request.versions:
+        raise _unprocessable(
+            ("versions", rules_version), "this name is the fallback rules' version", "value_error"
+        )
     artifacts = dict(request.versions)
     with Session(state.engine) as session:
         held = get_pins(session, model)
@@ -143,20 +180,19 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
                 name,
                 request.digests.get(version)
                 or _pin(held, version, name)
-                or state.registry.store.digest(name),
+                or state.versions.store.digest(name),
             )
             for version, name in artifacts.items()
         }
-        loaded = load_versions(state.registry.store, pins)
+        loaded = load_versions(state.versions.store, pins, contract)
     except ArtifactError as exc:
-        raise HTTPException(
-            422, [{"loc": ["body", "versions"], "msg": str(exc), "type": exc.field}]
-        ) from exc
-    except ModelLoadError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise _unprocessable(("versions",), str(exc), exc.field) from exc
+    except VersionLoadError as exc:
+        raise _unprocessable(("versions", exc.version), exc.reason, "artifact") from exc
 
-    versions = dict(artifacts)
     now = datetime.now(UTC)
+    manifest = request.manifest.model_dump(mode="json")
+    fallback = None if request.fallback is None else request.fallback.model_dump(mode="json")
     with Session(state.engine) as session:
         try:
             current = get_route(session, model)
@@ -170,39 +206,58 @@ def deploy(model: ModelId, request: DeploymentRequest, state: StateDep) -> Deplo
                     f"the current route (generation {current.generation}) still uses "
                     f"{sorted(stranded)}; route away from them before removing them",
                 )
-        save_deployment(session, model, versions, request.primary_version, now)
+        row = save_deployment(
+            session,
+            model,
+            artifacts,
+            request.primary_version,
+            now,
+            manifest=manifest,
+            fallback=fallback,
+        )
         save_pins(session, model, {v: (name, sha) for v, (name, sha) in pins.items()})
         route = ensure_initial_route(session, model, request.primary_version, now)
         session.commit()
-    state.registry.install(model, artifacts, loaded)
+        state.versions.contract(row)  # built once, here, for the requests to come
+    state.versions.install(model, artifacts, loaded)
     log.info(
         "model deployed",
         model=model,
-        versions=sorted(versions),
+        versions=sorted(artifacts),
         primary_version=request.primary_version,
+        rules_version=rules_version,
     )
     return Deployment(
         model=model,
-        versions=versions,
+        versions=artifacts,
         primary_version=request.primary_version,
         updated_at=now,
         route=route,
+        manifest=request.manifest,
+        fallback=request.fallback,
+        rules_version=rules_version,
     )
 
 
 @models.get("/deployment")
 def read_deployment(model: ModelId, state: StateDep) -> Deployment:
-    """The deployed versions and the route, so a writer can add a version and keep the rest."""
+    """The deployed versions, contract and route: a writer adds a version and keeps the rest."""
     with Session(state.engine) as session:
         row = get_deployment(session, model)
         if row is None:
             raise UnknownModelError(model)
+        contract = state.versions.contract(row)
         return Deployment(
             model=model,
             versions=row.versions,
             primary_version=row.primary_version,
             updated_at=row.updated_at,
             route=get_route(session, model),
+            manifest=contract.manifest,
+            fallback=None
+            if row.fallback is None
+            else FallbackDocument.model_validate(row.fallback),
+            rules_version=contract.fallback.version if contract.fallback else None,
         )
 
 
@@ -227,11 +282,40 @@ def set_route(model: ModelId, change: RouteUpdate, state: StateDep) -> Route:
         return apply_update(session, model, change, datetime.now(UTC))
 
 
+def _dispatch(
+    state: RouterState,
+    session: Session,
+    model: str,
+    requests: list[DecisionRequest],
+    at: tuple[str, ...],
+) -> list[Decision]:
+    route = get_route(session, model)
+    deployment = get_deployment(session, model)
+    if deployment is None:
+        raise UnknownModelError(model)
+    contract = state.versions.contract(deployment)
+    contract.check(requests, at)
+    dispatcher = Dispatcher(session, state.versions, model, deployment.versions, contract)
+    return dispatcher.decide(route, requests, datetime.now(UTC), state.counters)
+
+
 @models.post("/decisions")
-def decide(model: ModelId, applicant: Applicant, state: StateDep) -> Decision:
+def decide(model: ModelId, request: DecisionRequest, state: StateDep) -> Decision:
+    """Answer one request by the model's route; it is checked against the deployed contract."""
     with Session(state.engine) as session:
-        return dispatch.decide(
-            session, state.registry, model, applicant, datetime.now(UTC), state.metrics
+        return _dispatch(state, session, model, [request], ("body",))[0]
+
+
+@models.post("/decisions:batch")
+def decide_batch(model: ModelId, body: BatchDecisionRequest, state: StateDep) -> BatchDecisions:
+    """Answer up to ``MAX_BATCH`` requests at once, scored as one DataFrame per side.
+
+    All or nothing: one record that breaks the contract refuses the batch (422 naming
+    ``records[i]`` and its field), and nothing is scored or logged.
+    """
+    with Session(state.engine) as session:
+        return BatchDecisions(
+            decisions=_dispatch(state, session, model, body.records, ("body", "records"))
         )
 
 
@@ -244,7 +328,7 @@ def list_decisions(
     served_by: Serving | None = None,
     include_shadow: bool = False,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-) -> list[DecisionRecord]:
+) -> list[LoggedDecision]:
     """Logged decisions, oldest first, with ``since <= at < until``."""
     with Session(state.engine) as session:
         get_route(session, model)  # an unknown model is a 404, not an empty list
@@ -259,34 +343,59 @@ def list_decisions(
         )
 
 
-@models.get("/decisions/summary")
-def decision_summary(
-    model: ModelId, state: StateDep, since: AwareDatetime, until: AwareDatetime
-) -> list[DecisionSummaryRow]:
-    """Live decisions with ``since <= at < until``, as counts and sums per cell."""
-    if until < since:
+@health.get(WINDOW_PATH, dependencies=[Depends(_require_token)])
+def decision_window(
+    model: ModelId, query: Annotated[WindowQuery, Depends()], state: StateDep
+) -> DecisionWindow:
+    """Live decisions in the minutes overlapping ``[since, until)`` as canary cells, from
+    the per-minute rollups (``decisions.store.window``): cells x minutes, not rows."""
+    if query.until < query.since:
         raise HTTPException(
-            422, f"until ({until.isoformat()}) is before since ({since.isoformat()})"
+            422, f"until ({query.until.isoformat()}) is before since ({query.since.isoformat()})"
         )
     with Session(state.engine) as session:
         get_route(session, model)
-        return summarize_decisions(session, model, since, until)
+        return window(
+            session,
+            model,
+            query.candidate_version,
+            query.since,
+            query.until,
+            provider="decision_log",
+        )
 
 
 @models.post("/outcomes")
 def add_outcomes(model: ModelId, body: OutcomesRequest, state: StateDep) -> OutcomesRecorded:
     """Record outcomes of live decisions, all or nothing; resending one is a no-op."""
-    outcomes, now = body.by_decision(), datetime.now(UTC)
+    outcomes = [OutcomeRecord(decision_id=o.decision_id, outcome=o.good) for o in body.outcomes]
     with Session(state.engine) as session:
         get_route(session, model)
-        recorded = record_outcomes(session, model, outcomes, now)
-        if recorded.recorded:
-            state.metrics.count_outcomes(session, model, outcomes, now)
-        return recorded
+        try:
+            recorded = record(session, model, outcomes)
+        except ShadowOutcomeError as exc:
+            raise _unprocessable(
+                ("outcomes", exc.index, "decision_id"), str(exc), "shadow"
+            ) from exc
+        except DecisionStoreError as exc:
+            problem = [
+                {
+                    "loc": ["body", "outcomes", exc.index, exc.field],
+                    "msg": str(exc),
+                    "type": "outcome",
+                }
+            ]
+            raise HTTPException(409 if isinstance(exc, OutcomeConflict) else 422, problem) from exc
+    state.counters.count_outcomes(recorded.cells)
+    return OutcomesRecorded(recorded=recorded.recorded, unchanged=recorded.unchanged)
 
 
-def _reload_deployments(engine: Engine, registry: ModelRegistry) -> None:
-    """Load every persisted deployment; one broken artifact must not keep the others down."""
+def _reload_deployments(engine: Engine, versions: LoadedVersions) -> None:
+    """Load every persisted deployment; one broken artifact must not keep the others down.
+
+    A version whose file no longer has its pinned sha256 is refused here and stays
+    unavailable (503 when a route needs it), never served.
+    """
     with Session(engine) as session:
         rows = [(row, get_pins(session, row.model)) for row in all_deployments(session)]
     for row, pins in rows:
@@ -294,9 +403,12 @@ def _reload_deployments(engine: Engine, registry: ModelRegistry) -> None:
             version: (name, _pin(pins, version, name)) for version, name in row.versions.items()
         }
         try:
-            registry.install(row.model, row.versions, load_versions(registry.store, pinned))
-        except ModelLoadError as exc:
-            log.error("deployment not reloaded", model=row.model, reason=exc.reason)
+            contract = versions.contract(row)
+            versions.install(
+                row.model, row.versions, load_versions(versions.store, pinned, contract)
+            )
+        except (VersionLoadError, ContractError) as exc:
+            log.error("deployment not reloaded", model=row.model, reason=str(exc))
 
 
 def _pin(pins: dict[str, tuple[str, str]], version: str, name: str) -> str | None:
@@ -310,22 +422,22 @@ def _error(status_code: int, detail: str, **extra: object) -> JSONResponse:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The router app for ``settings``; its database is created and deployments reloaded here."""
+    """The gateway app for ``settings``; its database is created and deployments reloaded here."""
     token = settings.router_token
     if token is None or not token.get_secret_value().strip():
-        raise RouterConfigError("the router needs a token: set FAIRLANE_ROUTER_TOKEN")
+        raise RouterConfigError("the gateway needs a token: set FAIRLANE_ROUTER_TOKEN")
     engine = create_router_engine(settings.resolved_router_database_url)
-    registry = ModelRegistry(settings.artifact_store())
-    _reload_deployments(engine, registry)
+    versions = LoadedVersions(settings.artifact_store())
+    _reload_deployments(engine, versions)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         engine.dispose()
 
-    app = FastAPI(title="Fairlane reference model router", lifespan=lifespan)
+    app = FastAPI(title="Fairlane model gateway", lifespan=lifespan)
     app.state.router = RouterState(
-        engine=engine, registry=registry, token=token, metrics=RouterMetrics()
+        engine=engine, versions=versions, token=token, counters=DecisionCounters()
     )
     app.include_router(health)
     app.include_router(models)
@@ -338,13 +450,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def stale_route(_request: Request, exc: StaleUpdateError) -> JSONResponse:
         return _error(409, exc.reason, current=exc.current.model_dump(mode="json"))
 
-    @app.exception_handler(UnknownDecisionsError)
-    async def unknown_decisions(_request: Request, exc: UnknownDecisionsError) -> JSONResponse:
-        return _error(422, exc.reason, decision_ids=exc.decision_ids)
-
-    @app.exception_handler(OutcomeConflictError)
-    async def outcome_conflict(_request: Request, exc: OutcomeConflictError) -> JSONResponse:
-        return _error(409, exc.reason, decision_ids=exc.decision_ids)
+    @app.exception_handler(RequestError)
+    async def bad_request(_request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
 
     @app.exception_handler(ModelUnavailableError)
     async def model_unavailable(_request: Request, exc: ModelUnavailableError) -> JSONResponse:

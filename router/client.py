@@ -1,4 +1,4 @@
-"""An async client for the reference router, used by Fairlane's activities, the demo and benchmarks.
+"""An async client for the gateway (or any router of the contract): activities, demo, benches.
 
 Failures come back typed: :class:`StaleRouteError` when a route update lost the
 generation race (the caller re-reads and decides), :class:`OutcomeConflictError` when
@@ -16,19 +16,23 @@ from typing import Any, Self
 import httpx
 from pydantic import TypeAdapter
 
+from contracts.metrics import DecisionWindow
+from contracts.model import ModelManifest
 from contracts.routing import Route, RouteUpdate, Serving
+from decisions.records import WINDOW_PATH, WindowQuery
 from router.schemas import (
-    Applicant,
+    BatchDecisionRequest,
+    BatchDecisions,
     Decision,
-    DecisionRecord,
-    DecisionSummaryRow,
+    DecisionRequest,
     Deployment,
     DeploymentRequest,
+    FallbackDocument,
+    LoggedDecision,
     OutcomesRecorded,
 )
 
-_RECORDS = TypeAdapter(list[DecisionRecord])
-_SUMMARY = TypeAdapter(list[DecisionSummaryRow])
+_RECORDS = TypeAdapter(list[LoggedDecision])
 
 
 class RouterError(Exception):
@@ -49,14 +53,13 @@ class StaleRouteError(RouterError):
 
 
 class OutcomeConflictError(RouterError):
-    """Outcomes were refused because some decisions already have the opposite one (HTTP 409).
+    """Outcomes were refused because a decision already has the opposite one (HTTP 409).
 
-    Nothing of the batch was recorded; ``decision_ids`` are the contradicted decisions.
+    Nothing of the batch was recorded; the reason names the record at fault.
     """
 
-    def __init__(self, reason: str, decision_ids: list[int]) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason, 409)
-        self.decision_ids = decision_ids
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:
@@ -81,7 +84,7 @@ def _reason(response: httpx.Response) -> str:
 
 
 class RouterClient:
-    """``async with RouterClient(url, token) as router: await router.get_route("credit-limit")``."""
+    """``async with RouterClient(url, token) as gateway: await gateway.get_route("claims")``."""
 
     def __init__(
         self,
@@ -123,10 +126,7 @@ class RouterClient:
                 _reason(response), Route.model_validate(current) if current else None
             )
         if response.status_code == 409 and method == "POST" and path.endswith("/outcomes"):
-            ids = _error_body(response).get("decision_ids")
-            raise OutcomeConflictError(
-                _reason(response), [int(i) for i in ids] if isinstance(ids, list) else []
-            )
+            raise OutcomeConflictError(_reason(response))
         if response.is_error:
             raise RouterError(_reason(response), response.status_code)
         return response
@@ -156,10 +156,18 @@ class RouterClient:
         versions: Mapping[str, str],
         primary_version: str,
         digests: Mapping[str, str] | None = None,
+        *,
+        manifest: ModelManifest,
+        fallback: FallbackDocument | None = None,
     ) -> Deployment:
-        """Deploy exactly these versions (artifact names in the router's artifacts directory)."""
+        """Deploy exactly these versions (artifact names in the gateway's artifacts directory)
+        under the model's ``manifest`` and ``fallback`` rules."""
         body = DeploymentRequest(
-            versions=dict(versions), primary_version=primary_version, digests=dict(digests or {})
+            versions=dict(versions),
+            primary_version=primary_version,
+            digests=dict(digests or {}),
+            manifest=manifest,
+            fallback=fallback,
         )
         response = await self._request(
             "PUT", f"/v1/models/{model}/deployment", json=body.model_dump(mode="json")
@@ -171,11 +179,19 @@ class RouterClient:
         response = await self._request("GET", f"/v1/models/{model}/deployment")
         return Deployment.model_validate_json(response.content)
 
-    async def decide(self, model: str, applicant: Applicant) -> Decision:
+    async def decide(self, model: str, request: DecisionRequest) -> Decision:
         response = await self._request(
-            "POST", f"/v1/models/{model}/decisions", json=applicant.model_dump(mode="json")
+            "POST", f"/v1/models/{model}/decisions", json=request.model_dump(mode="json")
         )
         return Decision.model_validate_json(response.content)
+
+    async def decide_batch(self, model: str, requests: list[DecisionRequest]) -> list[Decision]:
+        """Decisions for up to ``MAX_BATCH`` requests, all or nothing."""
+        body = BatchDecisionRequest(records=requests)
+        response = await self._request(
+            "POST", f"/v1/models/{model}/decisions:batch", json=body.model_dump(mode="json")
+        )
+        return BatchDecisions.model_validate_json(response.content).decisions
 
     async def decisions(
         self,
@@ -186,7 +202,7 @@ class RouterClient:
         served_by: Serving | None = None,
         include_shadow: bool = False,
         limit: int = 1000,
-    ) -> list[DecisionRecord]:
+    ) -> list[LoggedDecision]:
         """Logged decisions with ``since <= at < until`` (aware datetimes), oldest first."""
         params: dict[str, str | int] = {
             "include_shadow": str(include_shadow).lower(),
@@ -201,7 +217,7 @@ class RouterClient:
         response = await self._request("GET", f"/v1/models/{model}/decisions", params=params)
         return _RECORDS.validate_json(response.content)
 
-    async def record_outcomes(self, model: str, outcomes: Mapping[int, bool]) -> OutcomesRecorded:
+    async def record_outcomes(self, model: str, outcomes: Mapping[str, bool]) -> OutcomesRecorded:
         """Record ground truth (decision id -> good) for live decisions of ``model``.
 
         All or nothing, and safe to retry: an outcome already recorded counts as
@@ -209,26 +225,21 @@ class RouterClient:
         recorded outcome, :class:`RouterError` (422) if an id is not a live decision
         of the model or the batch is larger than
         :data:`router.schemas.MAX_OUTCOMES_PER_REQUEST`. An empty mapping records
-        nothing and asks the router nothing.
+        nothing and asks the gateway nothing.
         """
         if not outcomes:
             return OutcomesRecorded(recorded=0, unchanged=0)
-        # Validated by the router, so every refusal comes back as a RouterError.
+        # Validated by the gateway, so every refusal comes back as a RouterError.
         body = {"outcomes": [{"decision_id": i, "good": good} for i, good in outcomes.items()]}
         response = await self._request("POST", f"/v1/models/{model}/outcomes", json=body)
         return OutcomesRecorded.model_validate_json(response.content)
 
-    async def decision_summary(
-        self, model: str, since: datetime, until: datetime
-    ) -> list[DecisionSummaryRow]:
-        """Live decisions with ``since <= at < until`` (aware datetimes), as sums per cell.
-
-        One row per served_by, version, group, income and credit band, decision and
-        outcome (None while unknown), with the count and the credit limits' sum and
-        sum of squares. Shadow scores are never included.
-        """
-        params = {"since": since.isoformat(), "until": until.isoformat()}
+    async def window(
+        self, model: str, candidate_version: str, since: datetime, until: datetime
+    ) -> DecisionWindow:
+        """Live decisions in the minutes overlapping ``[since, until)`` as canary cells."""
+        query = WindowQuery(candidate_version=candidate_version, since=since, until=until)
         response = await self._request(
-            "GET", f"/v1/models/{model}/decisions/summary", params=params
+            "GET", WINDOW_PATH.format(model=model), params=query.model_dump(mode="json")
         )
-        return _SUMMARY.validate_json(response.content)
+        return DecisionWindow.model_validate_json(response.content)

@@ -15,9 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, create_engine
 
-from router.decision_log import DecisionRow
+from decisions.tables import create_decision_tables
 from router.deployments import ArtifactPinRow, DeploymentRow
-from router.outcomes import OutcomeRow
 from router.route_table import RouteRow
 from store.files import private_sqlite
 
@@ -55,7 +54,8 @@ def create_router_engine(url: str) -> Engine:
 
     tables = [
         SQLModel.metadata.tables[row.__tablename__]
-        for row in (RouteRow, DeploymentRow, ArtifactPinRow, DecisionRow, OutcomeRow)
+        for row in (RouteRow, DeploymentRow, ArtifactPinRow)
     ]
     SQLModel.metadata.create_all(engine, tables=tables)
+    create_decision_tables(engine)
     return engine

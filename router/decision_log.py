@@ -1,54 +1,41 @@
-"""Every decision the router makes, live and shadow, for monitoring and audit to query.
+"""Every decision the gateway makes, live and shadow, logged through :mod:`decisions`.
 
-A shadow row is written in the same transaction as the live decision it shadows, so
-the log never holds one without the other.
+The gateway writes the shared decision records (:class:`decisions.records.DecisionRecord`)
+with :func:`decisions.store.append`, so its log rolls up per minute as it is written and
+a canary look costs cells x minutes. A live decision's id is minted here; a shadow score
+is logged under ``<live id>/shadow/<version>``, in the same transaction as the live
+decision it shadows, so the log never holds one without the other.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Column, Index
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import select
+from sqlmodel import Session
 
 from contracts.routing import Serving
-from router.columns import UtcDateTime
-from router.schemas import DecisionRecord
+from decisions.records import DecisionRecord
+from decisions.store import append
+from decisions.tables import DECISIONS
+from router.schemas import LoggedDecision
+
+SHADOW_MARK = "/shadow/"
 
 
-class DecisionRow(SQLModel, table=True):
-    """One model (or rules) output for one application."""
-
-    __tablename__ = "router_decision"
-    __table_args__ = (Index("ix_router_decision_model_at", "model", "at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
-    model: str = Field(max_length=100)
-    version: str = Field(max_length=100)
-    served_by: str = Field(max_length=20)
-    shadow: bool
-    shadow_of: int | None = None
-    applicant_id: str = Field(max_length=200)
-    group: str = Field(max_length=100)
-    income_band: str = Field(max_length=20)
-    credit_band: str = Field(max_length=20)
-    approved: bool
-    credit_limit: float
+def new_decision_id() -> str:
+    return uuid.uuid4().hex
 
 
-def log_decision(session: Session, live: DecisionRow, shadows: list[DecisionRow]) -> int:
-    """Write a live decision and its shadow scores atomically; returns the live decision's id."""
-    session.add(live)
-    session.flush()
-    decision_id = live.id  # read before commit, which would expire it and cost a SELECT
-    if decision_id is None:
-        raise RuntimeError("the database assigned no id to a logged decision")
-    for row in shadows:
-        row.shadow_of = decision_id
-    session.add_all(shadows)
-    session.commit()
-    return decision_id
+def shadow_id(live_id: str, version: str) -> str:
+    return f"{live_id}{SHADOW_MARK}{version}"
+
+
+def log_decisions(session: Session, records: Sequence[DecisionRecord]) -> None:
+    """Write live decisions and their shadow scores in one transaction (all or nothing)."""
+    append(session, records)
 
 
 def query_decisions(
@@ -60,16 +47,36 @@ def query_decisions(
     served_by: Serving | None = None,
     include_shadow: bool = False,
     limit: int = 1000,
-) -> list[DecisionRecord]:
+) -> list[LoggedDecision]:
     """Decisions of ``model`` with ``since <= at < until``, oldest first, at most ``limit``."""
-    query = select(DecisionRow).where(col(DecisionRow.model) == model)
+    table = DECISIONS.c
+    query = select(DECISIONS).where(table.model == model)
     if since is not None:
-        query = query.where(col(DecisionRow.at) >= since)
+        query = query.where(table.at >= since)
     if until is not None:
-        query = query.where(col(DecisionRow.at) < until)
+        query = query.where(table.at < until)
     if served_by is not None:
-        query = query.where(col(DecisionRow.served_by) == served_by.value)
+        query = query.where(table.served_by == served_by.value)
     if not include_shadow:
-        query = query.where(col(DecisionRow.shadow).is_(False))
-    query = query.order_by(col(DecisionRow.id)).limit(limit)
-    return [DecisionRecord.model_validate(row.model_dump()) for row in session.exec(query)]
+        query = query.where(table.shadow.is_(False))
+    query = query.order_by(table.id).limit(limit)
+    rows = session.connection().execute(query).all()
+    session.rollback()  # end the read transaction
+    return [
+        LoggedDecision(
+            decision_id=row.decision_id,
+            at=row.at,
+            model=row.model,
+            version=row.version,
+            served_by=Serving(row.served_by),
+            shadow=row.shadow,
+            shadow_of=row.decision_id.split(SHADOW_MARK)[0] if row.shadow else None,
+            group=row.group,
+            stratum=row.stratum,
+            decision=row.decision,
+            amount=row.amount,
+            rules_version=row.rules_version,
+            outcome=row.outcome,
+        )
+        for row in rows
+    ]

@@ -1,8 +1,9 @@
-"""Which versions of each model the router holds, persisted so a restart serves them again."""
+"""Which versions of each model the gateway holds, with its contract, persisted for restarts."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, Session, SQLModel, select
@@ -11,14 +12,17 @@ from router.columns import UtcDateTime
 
 
 class DeploymentRow(SQLModel, table=True):
-    """A model's deployed versions, each with the artifact name it is loaded from."""
+    """A model's deployed versions, each with the artifact name it is loaded from, and the
+    contract (manifest and fallback rules) requests are validated and logged by."""
 
-    __tablename__ = "router_deployment"
+    __tablename__ = "gateway_deployment"
 
     model: str = Field(primary_key=True, max_length=100)
     versions: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     primary_version: str
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    fallback: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ArtifactPinRow(SQLModel, table=True):
@@ -28,7 +32,7 @@ class ArtifactPinRow(SQLModel, table=True):
     the file if its bytes changed since: a file swapped under a version name is not served.
     """
 
-    __tablename__ = "router_artifact_pin"
+    __tablename__ = "gateway_artifact_pin"
 
     model: str = Field(primary_key=True, max_length=100)
     version: str = Field(primary_key=True, max_length=100)
@@ -52,18 +56,32 @@ def get_pins(session: Session, model: str) -> dict[str, tuple[str, str]]:
 
 
 def save_deployment(
-    session: Session, model: str, versions: dict[str, str], primary_version: str, now: datetime
+    session: Session,
+    model: str,
+    versions: dict[str, str],
+    primary_version: str,
+    now: datetime,
+    *,
+    manifest: dict[str, Any],
+    fallback: dict[str, Any] | None,
 ) -> DeploymentRow:
     """Replace the model's deployment (the request names the full set of versions)."""
     row = session.get(DeploymentRow, model)
     if row is None:
         row = DeploymentRow(
-            model=model, versions=dict(versions), primary_version=primary_version, updated_at=now
+            model=model,
+            versions=dict(versions),
+            primary_version=primary_version,
+            updated_at=now,
+            manifest=manifest,
+            fallback=fallback,
         )
     else:
         row.versions = dict(versions)
         row.primary_version = primary_version
         row.updated_at = now
+        row.manifest = manifest
+        row.fallback = fallback
     session.add(row)
     session.flush()
     return row

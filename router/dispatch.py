@@ -1,142 +1,216 @@
-"""Who answers an application, who scores it in shadow, and logging all of it.
+"""Who answers a request, who scores it in shadow, and logging all of it.
 
-The canary split is a hash of the applicant id, not a coin toss: the same applicant
-always lands on the same side, and raising the percentage only moves applicants
-from the serving side to the candidate, never back, so a ramp does not flip anyone's
+The canary split is a hash of the request id, not a coin toss: the same subject
+always lands on the same side, and raising the percentage only moves subjects from
+the serving side to the candidate, never back, so a ramp does not flip anyone's
 experience. The split applies whatever the route serves, primary or fallback: during
 an incident the remediated candidate is ramped against the rules-based fallback, with
 the contained model still scoring in shadow.
+
+One request and a batch take the same path: the requests become one DataFrame, each
+side scores the rows it answers in one call, every shadow version scores all of them
+in one call, and the whole batch is logged in one transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import structlog
 from sqlmodel import Session
 
+from analysis.scoring import Scores
 from contracts.routing import RouteSpec, Serving
-from demo.dataset import credit_band, income_band
-from router.decision_log import DecisionRow, log_decision
-from router.deployments import get_deployment, get_pins
-from router.fallback import RULES_VERSION, rules_decision
-from router.metrics import RouterMetrics
-from router.route_table import get_route
-from router.schemas import Applicant, Decision
-from router.serving import ModelRegistry, ModelUnavailableError
+from decisions.prometheus import DecisionCounters
+from decisions.records import DecisionRecord
+from router.contract import ModelContract
+from router.decision_log import log_decisions, new_decision_id, shadow_id
+from router.deployments import get_pins
+from router.schemas import Decision, DecisionRequest
+from router.serving import LoadedVersions, ModelUnavailableError
 
 log = structlog.get_logger(__name__)
 
-# What a model may see of an application: everything but who the applicant is.
-_NOT_FEATURES = frozenset({"applicant_id", "group"})
+FALLBACK = "fallback"
+"""The key the rules answer under before their own version is known (never a version name)."""
 
 
-def canary_bucket(model: str, applicant_id: str) -> float:
-    """A stable position in [0, 100) for an applicant; below canary_percent means candidate."""
-    digest = hashlib.sha256(f"{model}\x00{applicant_id}".encode()).digest()
+def canary_bucket(model: str, request_id: str) -> float:
+    """A stable position in [0, 100) for a request id; below canary_percent means candidate."""
+    digest = hashlib.sha256(f"{model}\x00{request_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
 
 
-def live_side(route: RouteSpec, model: str, applicant_id: str) -> tuple[Serving, str]:
-    """The side that answers this applicant, and the version it answers with.
+def live_side(route: RouteSpec, model: str, request_id: str) -> tuple[Serving, str | None]:
+    """The side that answers this request, and the model version it answers with.
 
-    Serving primary or fallback, applicants whose :func:`canary_bucket` is below
-    ``canary_percent`` get the candidate and everyone else the serving side.
+    Serving primary or fallback, requests whose :func:`canary_bucket` is below
+    ``canary_percent`` get the candidate and everyone else the serving side. The
+    fallback answers with no model version (``None``): the rules' own version is
+    stamped on its decisions.
     """
     candidate = route.candidate_version
     if route.serving is Serving.CANDIDATE:
         if candidate is None:
             raise ModelUnavailableError(model, "candidate", "the route names no candidate_version")
         return Serving.CANDIDATE, candidate
-    if candidate is not None and canary_bucket(model, applicant_id) < route.canary_percent:
+    if candidate is not None and canary_bucket(model, request_id) < route.canary_percent:
         return Serving.CANDIDATE, candidate
     if route.serving is Serving.FALLBACK:
-        return Serving.FALLBACK, RULES_VERSION
+        return Serving.FALLBACK, None
     return Serving.PRIMARY, route.primary_version
 
 
-def decide(
-    session: Session,
-    registry: ModelRegistry,
-    model: str,
-    applicant: Applicant,
-    now: datetime,
-    metrics: RouterMetrics | None = None,
-) -> Decision:
-    """Answer one application by the model's current route and log it with its shadow scores.
+class Dispatcher:
+    """Scores and logs the requests of one model by its route, deployment and contract."""
 
-    A shadow version that fails to score is logged as a warning and skipped: shadow
-    work must never cost the applicant their answer. ``metrics`` counts the decision
-    once it is committed.
-    """
-    route = get_route(session, model)
-    deployment = get_deployment(session, model)
-    deployed = deployment.versions if deployment is not None else {}
-    features = pd.DataFrame([applicant.model_dump(exclude=set(_NOT_FEATURES))])
-    side, version = live_side(route, model, applicant.applicant_id)
+    def __init__(
+        self,
+        session: Session,
+        versions: LoadedVersions,
+        model: str,
+        deployed: dict[str, str],
+        contract: ModelContract,
+    ) -> None:
+        self.session = session
+        self.versions = versions
+        self.model = model
+        self.deployed = deployed
+        self.contract = contract
 
-    def score(version: str) -> tuple[bool, float]:
-        if version not in deployed:
-            raise ModelUnavailableError(model, version, "it is not in the model's deployment")
-        artifact = deployed[version]
+    def _score(self, version: str, rows: pd.DataFrame) -> Scores:
+        if version not in self.deployed:
+            raise ModelUnavailableError(self.model, version, "it is not in the model's deployment")
+        artifact = self.deployed[version]
 
         def pin() -> str | None:
-            pinned = get_pins(session, model).get(version)
+            pinned = get_pins(self.session, self.model).get(version)
             return pinned[1] if pinned is not None and pinned[0] == artifact else None
 
-        return registry.get(model, version, artifact, pin).decide(features)[0]
+        return self.versions.get(self.model, version, artifact, pin).score(rows)
 
-    def row(version: str, outcome: tuple[bool, float], *, shadow: bool) -> DecisionRow:
-        return DecisionRow(
-            at=now,
-            model=model,
-            version=version,
-            served_by=side.value,
-            shadow=shadow,
-            applicant_id=applicant.applicant_id,
-            group=applicant.group,
-            income_band=income_band(applicant.income),
-            credit_band=credit_band(applicant.credit_history_years),
-            approved=outcome[0],
-            credit_limit=outcome[1],
-        )
+    def _rules(self, rows: pd.DataFrame) -> tuple[Scores, str]:
+        rules = self.contract.fallback
+        if rules is None:
+            raise ModelUnavailableError(
+                self.model, FALLBACK, "the deployment declares no fallback rules"
+            )
+        return rules.score(rows), rules.version
 
-    if side is Serving.FALLBACK:
-        outcome = rules_decision(
-            applicant.income, applicant.credit_history_years, applicant.debt_ratio
-        )
-    else:
-        outcome = score(version)
+    def decide(
+        self,
+        route: RouteSpec,
+        requests: Sequence[DecisionRequest],
+        now: datetime,
+        counters: DecisionCounters | None = None,
+    ) -> list[Decision]:
+        """Answer ``requests`` (already checked against the contract) and log them.
 
-    shadows: list[DecisionRow] = []
-    for shadow_version in route.shadow_versions:
-        if shadow_version == version:
-            continue  # it already answered live; a second row would say the same thing
-        try:
-            shadows.append(row(shadow_version, score(shadow_version), shadow=True))
-        except Exception:
-            log.warning("shadow scoring failed", model=model, version=shadow_version, exc_info=True)
+        A shadow version that fails to score is logged as a warning and skipped: shadow
+        work must never cost a request its answer. ``counters`` count the decisions once
+        they are committed.
+        """
+        rows = self.contract.frame(requests)
+        sides = [live_side(route, self.model, r.id) for r in requests]
+        count = len(requests)
+        decisions = np.zeros(count, dtype=bool)
+        amounts = np.zeros(count, dtype=float)
+        versions: list[str] = [""] * count
+        rules_version: str | None = None
+        for key in dict.fromkeys(sides):
+            index = np.array([i for i, side in enumerate(sides) if side == key])
+            part = rows.iloc[index].reset_index(drop=True)
+            if key[1] is None:
+                scores, rules_version = self._rules(part)
+                version = rules_version
+            else:
+                scores, version = self._score(key[1], part), key[1]
+            self._fill(scores, index, decisions, amounts)
+            for i in index:
+                versions[i] = version
+        keys = [self.contract.keys(r) for r in requests]
+        ids = [new_decision_id() for _ in requests]
 
-    live = row(version, outcome, shadow=False)
-    tally = RouterMetrics.tally(live, shadows)  # read now: the commit expires the rows
-    decision_id = log_decision(session, live, shadows)
-    if metrics is not None:
-        metrics.count_decision(tally)
-    log.debug(
-        "decision",
-        model=model,
-        decision_id=decision_id,
-        served_by=side.value,
-        version=version,
-        shadows=len(shadows),
-    )
-    return Decision(
-        decision_id=decision_id,
-        model=model,
-        served_by=side,
-        version=version,
-        approved=outcome[0],
-        credit_limit=outcome[1],
-    )
+        def record(
+            i: int, version: str, decision: bool, amount: float, *, shadow: bool
+        ) -> DecisionRecord:
+            served_by = sides[i][0]
+            return DecisionRecord(
+                decision_id=shadow_id(ids[i], version) if shadow else ids[i],
+                model=self.model,
+                version=version,
+                served_by=served_by,
+                shadow=shadow,
+                at=now,
+                group=keys[i][0],
+                stratum=keys[i][1],
+                decision=decision if self.contract.decides else None,
+                amount=amount if self.contract.grants else None,
+                rules_version=rules_version
+                if served_by is Serving.FALLBACK and not shadow
+                else None,
+            )
+
+        logged = [
+            record(i, versions[i], bool(decisions[i]), float(amounts[i]), shadow=False)
+            for i in range(count)
+        ]
+        for shadow_version in route.shadow_versions:
+            try:
+                scores = self._score(shadow_version, rows)
+            except Exception:
+                log.warning(
+                    "shadow scoring failed", model=self.model, version=shadow_version, exc_info=True
+                )
+                continue
+            shadow_decisions = np.zeros(count, dtype=bool)
+            shadow_amounts = np.zeros(count, dtype=float)
+            self._fill(scores, np.arange(count), shadow_decisions, shadow_amounts)
+            logged += [
+                record(
+                    i,
+                    shadow_version,
+                    bool(shadow_decisions[i]),
+                    float(shadow_amounts[i]),
+                    shadow=True,
+                )
+                for i in range(count)
+                if versions[i] != shadow_version  # it answered live: a second row says the same
+            ]
+        log_decisions(self.session, logged)
+        if counters is not None:
+            for row in logged:
+                counters.count_decision(row)
+        log.debug("decisions", model=self.model, count=count)
+        return [
+            Decision(
+                decision_id=ids[i],
+                id=requests[i].id,
+                model=self.model,
+                served_by=sides[i][0],
+                version=versions[i],
+                decision=bool(decisions[i]) if self.contract.decides else None,
+                amount=float(amounts[i]) if self.contract.grants else None,
+            )
+            for i in range(count)
+        ]
+
+    @staticmethod
+    def _fill(
+        scores: Scores,
+        index: np.ndarray,
+        decisions: np.ndarray,
+        amounts: np.ndarray,
+    ) -> None:
+        """Write ``scores`` into the batch's arrays at ``index``.
+
+        A model without a decision grants to everyone (True); one without an amount
+        grants 0, so every logged row has both and sums stay comparable.
+        """
+        decisions[index] = True if scores.decision is None else scores.decision
+        if scores.amount is not None:
+            amounts[index] = scores.amount

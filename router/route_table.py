@@ -50,7 +50,7 @@ class StaleUpdateError(Exception):
 class RouteRow(SQLModel, table=True):
     """The current route of one model."""
 
-    __tablename__ = "router_route"
+    __tablename__ = "gateway_route"
 
     model: str = Field(primary_key=True, max_length=100)
     serving: str

@@ -98,6 +98,22 @@ class ArtifactStore:
         self._check_format(name, content)
         return hashlib.sha256(content).hexdigest()
 
+    def read_pinned(self, name: str, sha256: str | None) -> bytes:
+        """The raw bytes of a data file (fallback rules, not a model) under ``name``, once they
+        match ``sha256``; ``sha256=None`` returns them for the caller to pin."""
+        path = self.path(name)
+        if not path.is_file():
+            raise ArtifactError("rules", f"file {name!r} does not exist in {self.root}")
+        content = path.read_bytes()
+        actual = hashlib.sha256(content).hexdigest()
+        if sha256 is not None and actual != sha256:
+            raise ArtifactError(
+                "sha256",
+                f"file {name!r} was changed after registration: its sha256 is {actual[:12]}…, "
+                f"the registry recorded {sha256[:12]}…; refused",
+            )
+        return content
+
     def load(self, name: str, sha256: str | None) -> Any:
         """The object stored under ``name``, once its bytes match ``sha256``.
 

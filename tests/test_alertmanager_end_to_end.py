@@ -19,12 +19,12 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.routing import Serving
-from router.schemas import Applicant
 from tests.fixtures.api import Api, served_api
+from tests.fixtures.gateway import credit_request
 from tests.fixtures.monitoring_programs import running_alertmanager
 from tests.fixtures.services import RouterService
 
-PROBE = Applicant(
+PROBE = credit_request(
     applicant_id="am-probe",
     income=52_000.0,
     credit_history_years=6.0,

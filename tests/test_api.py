@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from config import Settings
 from contracts.routing import Serving
-from router.schemas import Applicant
 from tests.fixtures.api import Api, served_api
+from tests.fixtures.gateway import credit_request
 from tests.fixtures.services import RouterService
 
 
@@ -176,7 +176,7 @@ async def test_a_real_incident_through_the_api(api: Api, router_service: RouterS
         assert route.serving is Serving.FALLBACK
         decision = await router.decide(
             router_service.model,
-            Applicant(
+            credit_request(
                 applicant_id="api-probe",
                 income=52_000.0,
                 credit_history_years=6.0,

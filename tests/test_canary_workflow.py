@@ -60,6 +60,7 @@ from metrics.simulated import (
 )
 from playbooks.loader import load_playbook_text
 from store.artifacts import ArtifactStore
+from tests.fixtures.gateway import deploy_credit
 from tests.fixtures.incidents import COMMANDER, incident_input, signed, start_incident, state_of
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
 
@@ -317,7 +318,8 @@ async def test_the_replaced_version_leaves_shadow_after_its_period(
     """30 days after a promotion the old version stops scoring, unless the route moved on."""
     v1 = router_service.files.version
     async with router_service.client() as router:
-        await router.deploy(
+        await deploy_credit(
+            router,
             router_service.model,
             {v1: router_service.files.artifact_name, CANDIDATE: candidate_artifact[0]},
             v1,

@@ -29,6 +29,7 @@ from contracts.watch import QUERY_WATCH, SIGNAL_ALERTS, WatchState, watch_workfl
 from incidents.watch import signal_watch
 from playbooks.loader import PlaybookError, load_playbook_text
 from registry.service import ModelRegistry
+from tests.fixtures.gateway import deploy_credit
 from tests.fixtures.incidents import incident_input, manifest_for, signed, start_incident, state_of
 from tests.fixtures.link import Link
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
@@ -201,7 +202,7 @@ async def test_a_refusing_router_is_tried_again_until_it_knows_the_model(
         await _until(handle, "refused again", lambda s: s.containment.refusals >= 2)
         files = router_service.files
         async with router_service.client() as client:
-            await client.deploy(late, {files.version: files.artifact_name}, files.version)
+            await deploy_credit(client, late, {files.version: files.artifact_name}, files.version)
         final = await asyncio.wait_for(handle.result(), 30)
     assert final.phase is Phase.RESOLVED and final.contained
 

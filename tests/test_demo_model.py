@@ -37,8 +37,8 @@ from demo.dataset import (
     write_dataset,
 )
 from fairness.outcomes import ConditionalDisparity, combine_strata, conditional_disparity
-from router.fallback import rules_decision
 from store.artifacts import ArtifactStore
+from tests.fixtures.gateway import rules_decision
 
 
 @pytest.fixture(scope="module")
@@ -190,9 +190,9 @@ def test_artifact_is_plain_sklearn_and_round_trips(tmp_path: Path) -> None:
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
     ]
     raw = store.load(name, digest)
-    assert set(raw) == {"approval", "limit", "features", "version", "trained_on"}
-    assert type(raw["approval"]).__module__.startswith("sklearn.")
-    assert type(raw["limit"]).__module__.startswith("sklearn.")
+    assert set(raw) == {"decision", "amount", "features", "version", "trained_on"}
+    assert type(raw["decision"]).__module__.startswith("sklearn.")
+    assert type(raw["amount"]).__module__.startswith("sklearn.")
     model = load_model(store, name, digest)
     assert isinstance(model, LoadedModel)
     assert model.version == "v-test"
@@ -253,3 +253,28 @@ def test_an_artifact_without_a_shared_encoder_scores_through_its_pipelines(tmp_p
     assert model.decide(sample) == list(
         zip(expected_approved.tolist(), expected_limits.tolist(), strict=True)
     )
+
+
+def test_the_rules_yaml_reproduces_the_published_schedule() -> None:
+    """demo/credit-fallback.yaml is the schedule the Python rules used to hard-code:
+    three thresholds, then a base limit per income tier scaled by credit-history band."""
+    floors = (30_000.0, 60_000.0, 100_000.0, 150_000.0)
+    bases = (2_000.0, 5_000.0, 9_000.0, 14_000.0, 20_000.0)
+    factors = dict(zip(CREDIT_BAND_LABELS, (0.6, 0.8, 1.0, 1.2), strict=True))
+
+    def published(income: float, years: float, debt: float) -> tuple[bool, float]:
+        if debt > 0.45 or years < 1.0 or income < 18_000.0:
+            return False, 0.0
+        tier = sum(income >= floor for floor in floors)
+        return True, bases[tier] * factors[credit_band(years)]
+
+    rng = np.random.default_rng(0)
+    edges = [17_999.0, 18_000.0, 29_999.0, 30_000.0, 60_000.0, 100_000.0, 150_000.0]
+    incomes = [*edges, *rng.uniform(5_000, 250_000, 300)]
+    for income in incomes:
+        for years in (0.5, 1.0, 1.99, 2.0, 4.9, 5.0, 9.99, 10.0, 25.0):
+            for debt in (0.1, 0.45, 0.46):
+                approved, limit = rules_decision(income, years, debt)
+                expected = published(income, years, debt)
+                assert approved == expected[0]
+                assert limit == pytest.approx(expected[1])

@@ -24,6 +24,7 @@ from router.client import RouterClient
 from stack.loopback import settings_on_free_ports
 from stack.supervisor import EmbeddedStack
 from stack.temporal import connect
+from tests.fixtures.gateway import deploy_credit
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,9 @@ async def test_an_incident_survives_a_restart_of_everything(tmp_path: Path) -> N
             httpx.AsyncClient(base_url=settings.api_url, timeout=30) as api,
         ):
             api.headers["Authorization"] = f"Bearer {tokens['ic']}"
-            await router.deploy(files.model_id, {files.version: files.artifact_name}, files.version)
+            await deploy_credit(
+                router, files.model_id, {files.version: files.artifact_name}, files.version
+            )
             manifest = load_manifest_file(write_manifest(files))
             registered = await api.post("/v1/models", json=manifest.model_dump(mode="json"))
             assert registered.status_code == 201

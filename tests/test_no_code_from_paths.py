@@ -49,6 +49,7 @@ from router.client import RouterClient, RouterError
 from store.artifacts import ArtifactError, ArtifactStore
 from store.db import create_tables, make_engine
 from store.paths import PathEscape, under
+from tests.fixtures.gateway import credit_manifest, deploy_credit
 from tests.fixtures.services import free_port, serve
 
 ROUTER_TOKEN = "router-token-for-no-code-tests"
@@ -218,7 +219,13 @@ def test_the_router_refuses_a_path_and_a_pickle_even_with_its_token(
                 await raw.put(
                     "/v1/models/credit-limit/deployment",
                     headers={"Authorization": f"Bearer {ROUTER_TOKEN}"},
-                    json={"versions": versions, "primary_version": "v1"},
+                    json={
+                        "versions": versions,
+                        "primary_version": "v1",
+                        "manifest": credit_manifest("credit-limit", versions).model_dump(
+                            mode="json"
+                        ),
+                    },
                 )
                 for versions in ({"v1": str(payload)}, {"v1": "credit-limit/evil3.joblib"})
             ]
@@ -265,11 +272,11 @@ def test_a_file_swapped_after_registration_is_refused_by_every_loader(
     async def deploy_swap_restart() -> int:
         transport = httpx.ASGITransport(app=create_router_app(settings))
         async with RouterClient("http://router", ROUTER_TOKEN, transport=transport) as router:
-            await router.deploy("credit-limit", {"v1": name}, "v1")
+            await deploy_credit(router, "credit-limit", {"v1": name}, "v1")
         save_model(store, other, "m", "v1.skops")  # swapped
         async with RouterClient("http://router", ROUTER_TOKEN, transport=transport) as router:
             with pytest.raises(RouterError, match="changed after registration") as redeployed:
-                await router.deploy("credit-limit", {"v1": name}, "v1")  # would re-pin it
+                await deploy_credit(router, "credit-limit", {"v1": name}, "v1")  # would re-pin it
             assert redeployed.value.status_code == 422
         restarted = httpx.ASGITransport(app=create_router_app(settings))
         async with httpx.AsyncClient(transport=restarted, base_url="http://router") as raw:
@@ -277,12 +284,14 @@ def test_a_file_swapped_after_registration_is_refused_by_every_loader(
                 "/v1/models/credit-limit/decisions",
                 headers={"Authorization": f"Bearer {ROUTER_TOKEN}"},
                 json={
-                    "applicant_id": "a-1",
-                    "income": 50_000.0,
-                    "credit_history_years": 5.0,
-                    "debt_ratio": 0.2,
-                    "zip_code": "Z01",
-                    "group": "A",
+                    "id": "a-1",
+                    "features": {
+                        "income": 50_000.0,
+                        "credit_history_years": 5.0,
+                        "debt_ratio": 0.2,
+                        "zip_code": "Z01",
+                    },
+                    "attributes": {"group": "A"},
                 },
             )
             assert "changed after registration" in answer.text, answer.text

@@ -9,6 +9,7 @@ import asyncio
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,11 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from analysis.scoring import Scorer, load_scorer
 from config.settings import Settings
 from contracts.routing import Route, RouteUpdate, Serving
 from demo.credit_model import (
     DemoModelFiles,
-    LoadedModel,
-    load_model,
     prepare_demo_model,
     save_model,
     train_credit_model,
@@ -37,10 +37,10 @@ from demo.dataset import generate_applicants
 from router.app import RouterConfigError, create_app
 from router.client import RouterClient, RouterError, StaleRouteError
 from router.dispatch import live_side
-from router.fallback import RULES_VERSION, rules_decision
-from router.schemas import Applicant
-from router.serving import ModelRegistry
+from router.schemas import DecisionRequest
+from router.serving import LoadedVersions
 from store.artifacts import ArtifactStore
+from tests.fixtures.gateway import RULES_VERSION, credit_request, deploy_credit, rules_decision
 
 TOKEN = "router-test-token-7f3a"
 MODEL = "credit-limit"
@@ -70,9 +70,9 @@ def artifacts(store: ArtifactStore) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def models(store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, LoadedModel]:
+def models(store: ArtifactStore, artifacts: dict[str, str]) -> dict[str, Scorer]:
     return {
-        version: load_model(store, name, store.digest(name)) for version, name in artifacts.items()
+        version: load_scorer(store, name, store.digest(name)) for version, name in artifacts.items()
     }
 
 
@@ -98,11 +98,11 @@ async def router(app: FastAPI) -> AsyncIterator[RouterClient]:
 
 @pytest.fixture
 async def deployed(router: RouterClient, artifacts: dict[str, str]) -> RouterClient:
-    await router.deploy(MODEL, artifacts, "v1")
+    await deploy_credit(router, MODEL, artifacts, "v1")
     return router
 
 
-def applicant(applicant_id: str, **changes: Any) -> Applicant:
+def applicant(applicant_id: str, **changes: Any) -> DecisionRequest:
     base: dict[str, Any] = {
         "applicant_id": applicant_id,
         "income": 52_000.0,
@@ -111,7 +111,7 @@ def applicant(applicant_id: str, **changes: Any) -> Applicant:
         "zip_code": "Z16",
         "group": "B",
     }
-    return Applicant(**(base | changes))
+    return credit_request(**(base | changes))
 
 
 def update(generation: int, **spec: Any) -> RouteUpdate:
@@ -123,9 +123,8 @@ def update(generation: int, **spec: Any) -> RouteUpdate:
     )
 
 
-def model_answer(model: LoadedModel, who: Applicant) -> tuple[bool, float]:
-    frame = pd.DataFrame([who.model_dump(exclude={"applicant_id", "group"})])
-    return model.decide(frame)[0]
+def model_answer(model: Scorer, who: DecisionRequest) -> tuple[bool | None, float | None]:
+    return model.score(pd.DataFrame([who.features])).row(0)
 
 
 @contextmanager
@@ -168,7 +167,8 @@ PROTECTED = [
     ("PUT", f"/v1/models/{MODEL}/deployment", {"versions": {"v1": "x"}, "primary_version": "v1"}),
     ("GET", f"/v1/models/{MODEL}/route", None),
     ("PUT", f"/v1/models/{MODEL}/route", {"primary_version": "v1", "generation": 1}),
-    ("POST", f"/v1/models/{MODEL}/decisions", {"applicant_id": "a"}),
+    ("POST", f"/v1/models/{MODEL}/decisions", {"id": "a"}),
+    ("POST", f"/v1/models/{MODEL}/decisions:batch", {"records": []}),
     ("GET", f"/v1/models/{MODEL}/decisions", None),
     ("GET", f"/v1/models/{MODEL}/deployment", None),
     ("POST", f"/v1/models/{MODEL}/outcomes", {"outcomes": [{"decision_id": 1, "good": True}]}),
@@ -213,7 +213,7 @@ async def test_the_token_never_reaches_the_logs(
     router: RouterClient, artifacts: dict[str, str]
 ) -> None:
     with structlog.testing.capture_logs() as logs:
-        await router.deploy(MODEL, artifacts, "v1")
+        await deploy_credit(router, MODEL, artifacts, "v1")
         await router.set_route(MODEL, update(1, serving=Serving.FALLBACK))
         await router.decide(MODEL, applicant("a-1"))
     assert logs
@@ -226,7 +226,7 @@ async def test_the_token_never_reaches_the_logs(
 async def test_deploy_creates_the_initial_route(
     router: RouterClient, artifacts: dict[str, str]
 ) -> None:
-    deployment = await router.deploy(MODEL, artifacts, "v1")
+    deployment = await deploy_credit(router, MODEL, artifacts, "v1")
 
     assert deployment.versions == artifacts
     assert deployment.route.generation == 0
@@ -239,7 +239,7 @@ async def test_redeploy_keeps_the_current_route(
     deployed: RouterClient, artifacts: dict[str, str]
 ) -> None:
     flipped = await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK))
-    again = await deployed.deploy(MODEL, artifacts, "v1")
+    again = await deploy_credit(deployed, MODEL, artifacts, "v1")
     assert again.route == flipped
 
 
@@ -247,9 +247,9 @@ async def test_redeploy_keeps_the_current_route(
     ("versions", "primary", "reason"),
     [
         ({"v1": "credit-limit/nonexistent.skops"}, "v1", "does not exist"),
-        ({"v2": "V1_ARTIFACT"}, "v2", "holds version 'v1', not 'v2'"),
+        ({"v2": "V1_ARTIFACT"}, "v2", "holds version 'v1'"),
         ({"v1": "V1_ARTIFACT"}, "v3", "primary_version 'v3' is not in versions"),
-        ({RULES_VERSION: "V1_ARTIFACT"}, RULES_VERSION, "fallback's own"),
+        ({RULES_VERSION: "V1_ARTIFACT"}, RULES_VERSION, "fallback rules' version"),
     ],
 )
 async def test_deploy_refuses_what_it_cannot_load(
@@ -261,7 +261,7 @@ async def test_deploy_refuses_what_it_cannot_load(
 ) -> None:
     resolved = {v: artifacts["v1"] if p == "V1_ARTIFACT" else p for v, p in versions.items()}
     with pytest.raises(RouterError) as refused:
-        await router.deploy(MODEL, resolved, primary)
+        await deploy_credit(router, MODEL, resolved, primary)
     assert refused.value.status_code == 422
     assert reason in refused.value.reason
     with pytest.raises(RouterError) as unknown:
@@ -274,7 +274,7 @@ async def test_deploy_refuses_a_corrupt_artifact(
 ) -> None:
     (store.root / "corrupt.skops").write_bytes(b"PK\x03\x04not really a zip")
     with pytest.raises(RouterError, match="not a skops file") as refused:
-        await router.deploy(MODEL, {"v1": "corrupt.skops"}, "v1")
+        await deploy_credit(router, MODEL, {"v1": "corrupt.skops"}, "v1")
     assert refused.value.status_code == 422
 
 
@@ -283,7 +283,7 @@ async def test_a_deployment_cannot_strand_the_route(
 ) -> None:
     await deployed.set_route(MODEL, update(1, candidate_version="v2", canary_percent=5))
     with pytest.raises(RouterError, match="still uses") as refused:
-        await deployed.deploy(MODEL, {"v1": artifacts["v1"]}, "v1")
+        await deploy_credit(deployed, MODEL, {"v1": artifacts["v1"]}, "v1")
     assert refused.value.status_code == 409
 
 
@@ -297,8 +297,8 @@ async def test_unknown_model_is_404_everywhere(router: RouterClient) -> None:
         router.decide("nope", applicant("a")),
         router.decisions("nope"),
         router.get_deployment("nope"),
-        router.record_outcomes("nope", {1: True}),
-        router.decision_summary("nope", datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)),
+        router.record_outcomes("nope", {"1": True}),
+        router.window("nope", "v2", datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)),
     ]
     for call in calls:
         with pytest.raises(RouterError, match="'nope'") as missing:
@@ -326,11 +326,11 @@ async def test_a_retried_identical_update_is_a_no_op(deployed: RouterClient) -> 
 
     assert retried == first  # same generation, same updated_at: nothing was rewritten
     after = await deployed.decide(MODEL, applicant("retry-1"))
-    assert (after.served_by, after.version, after.approved, after.credit_limit) == (
+    assert (after.served_by, after.version, after.decision, after.amount) == (
         before.served_by,
         before.version,
-        before.approved,
-        before.credit_limit,
+        before.decision,
+        before.amount,
     )
 
 
@@ -394,22 +394,25 @@ async def test_a_route_the_router_cannot_serve_is_422(
 
 
 async def test_primary_decides_and_group_is_only_recorded(
-    deployed: RouterClient, models: dict[str, LoadedModel]
+    deployed: RouterClient, models: dict[str, Scorer]
 ) -> None:
     as_b = await deployed.decide(MODEL, applicant("g-1", group="B"))
     as_a = await deployed.decide(MODEL, applicant("g-2", group="A"))
 
     assert (as_b.served_by, as_b.version) == (Serving.PRIMARY, "v1")
-    assert (as_b.approved, as_b.credit_limit) == model_answer(models["v1"], applicant("g-1"))
-    assert (as_a.approved, as_a.credit_limit) == (as_b.approved, as_b.credit_limit)
+    assert (as_b.decision, as_b.amount) == model_answer(models["v1"], applicant("g-1"))
+    assert (as_a.decision, as_a.amount) == (as_b.decision, as_b.amount)
     logged = await deployed.decisions(MODEL)
-    assert [(r.applicant_id, r.group) for r in logged] == [("g-1", "B"), ("g-2", "A")]
-    assert logged[0].income_band == "50-60k"
-    assert logged[0].credit_band == "5-10y"
+    assert [(r.decision_id, r.group) for r in logged] == [
+        (as_b.decision_id, "B"),
+        (as_a.decision_id, "A"),
+    ]
+    assert logged[0].stratum == "50-60k|5-10y"
+    assert logged[0].rules_version is None
 
 
 async def test_fallback_rules_decide_and_the_model_scores_only_in_shadow(
-    deployed: RouterClient, models: dict[str, LoadedModel]
+    deployed: RouterClient, models: dict[str, Scorer]
 ) -> None:
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
     people = [
@@ -422,17 +425,17 @@ async def test_fallback_rules_decide_and_the_model_scores_only_in_shadow(
 
     for who, answer in zip(people, answers, strict=True):
         assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
-        assert (answer.approved, answer.credit_limit) == rules_decision(
-            who.income, who.credit_history_years, who.debt_ratio
+        assert (answer.decision, answer.amount) == rules_decision(
+            who.features["income"], who.features["credit_history_years"], who.features["debt_ratio"]
         )
     # The same income and history get the same answer whatever the zip code.
-    assert (answers[0].approved, answers[0].credit_limit) == (
-        answers[1].approved,
-        answers[1].credit_limit,
+    assert (answers[0].decision, answers[0].amount) == (
+        answers[1].decision,
+        answers[1].amount,
     )
 
     live = await deployed.decisions(MODEL)
-    assert [r.id for r in live] == [a.decision_id for a in answers]
+    assert [r.decision_id for r in live] == [a.decision_id for a in answers]
     assert not any(r.shadow for r in live)
 
     everything = await deployed.decisions(MODEL, include_shadow=True)
@@ -442,25 +445,24 @@ async def test_fallback_rules_decide_and_the_model_scores_only_in_shadow(
         assert shadow.version == "v1"
         assert shadow.served_by is Serving.FALLBACK
         assert shadow.shadow_of == answer.decision_id
-        assert shadow.applicant_id == who.applicant_id
-        assert shadow.group == who.group
-        assert (shadow.approved, shadow.credit_limit) == model_answer(models["v1"], who)
+        assert shadow.group == who.attributes["group"]
+        assert (shadow.decision, shadow.amount) == model_answer(models["v1"], who)
 
 
 async def test_a_failing_shadow_never_costs_the_live_answer(
     deployed: RouterClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
-    real_get = ModelRegistry.get
+    real_get = LoadedVersions.get
 
     def broken_v1(
-        self: ModelRegistry, model: str, version: str, artifact: str, pin: Callable[[], str | None]
-    ) -> LoadedModel:
+        self: LoadedVersions, model: str, version: str, artifact: str, pin: Callable[[], str | None]
+    ) -> Scorer:
         if version == "v1":
             raise RuntimeError("shadow model crashed")
         return real_get(self, model, version, artifact, pin)
 
-    monkeypatch.setattr(ModelRegistry, "get", broken_v1)
+    monkeypatch.setattr(LoadedVersions, "get", broken_v1)
     answer = await deployed.decide(MODEL, applicant("s-1"))
 
     assert answer.served_by is Serving.FALLBACK
@@ -468,7 +470,7 @@ async def test_a_failing_shadow_never_costs_the_live_answer(
 
 
 async def test_candidate_mode_serves_the_candidate(
-    deployed: RouterClient, models: dict[str, LoadedModel]
+    deployed: RouterClient, models: dict[str, Scorer]
 ) -> None:
     await deployed.set_route(
         MODEL, update(1, serving=Serving.CANDIDATE, candidate_version="v2", shadow_versions=["v1"])
@@ -477,7 +479,7 @@ async def test_candidate_mode_serves_the_candidate(
     answer = await deployed.decide(MODEL, who)
 
     assert (answer.served_by, answer.version) == (Serving.CANDIDATE, "v2")
-    assert (answer.approved, answer.credit_limit) == model_answer(models["v2"], who)
+    assert (answer.decision, answer.amount) == model_answer(models["v2"], who)
     logged = await deployed.decisions(MODEL, include_shadow=True)
     assert [(r.version, r.shadow) for r in logged] == [("v2", False), ("v1", True)]
 
@@ -501,7 +503,7 @@ def test_the_canary_splits_the_fallback_as_it_splits_the_primary() -> None:
     """Ramped against the fallback, the same applicants reach the candidate as against primary."""
     ids = [f"canary-{i}" for i in range(2_000)]
 
-    def sides(serving: Serving, percent: float) -> dict[str, tuple[Serving, str]]:
+    def sides(serving: Serving, percent: float) -> dict[str, tuple[Serving, str | None]]:
         route = update(1, serving=serving, candidate_version="v2", canary_percent=percent)
         return {i: live_side(route, MODEL, i) for i in ids}
 
@@ -510,7 +512,7 @@ def test_the_canary_splits_the_fallback_as_it_splits_the_primary() -> None:
         over_fallback = sides(Serving.FALLBACK, percent)
         chosen = {i for i, side in over_fallback.items() if side == (Serving.CANDIDATE, "v2")}
         rest = {side for i, side in over_fallback.items() if i not in chosen}
-        assert rest <= {(Serving.FALLBACK, RULES_VERSION)}
+        assert rest <= {(Serving.FALLBACK, None)}  # the rules answer, stamped with their version
         assert len(chosen) / len(ids) * 100 == pytest.approx(percent, abs=3.3)
         assert previous <= chosen
         over_primary = sides(Serving.PRIMARY, percent)
@@ -520,7 +522,7 @@ def test_the_canary_splits_the_fallback_as_it_splits_the_primary() -> None:
 
 
 async def test_canary_over_the_fallback_over_http(
-    deployed: RouterClient, models: dict[str, LoadedModel]
+    deployed: RouterClient, models: dict[str, Scorer]
 ) -> None:
     """The incident ramp: rules answer most, the candidate some, the contained v1 shadows all."""
     route = await deployed.set_route(
@@ -538,33 +540,35 @@ async def test_canary_over_the_fallback_over_http(
         for i in range(120)
     ]
 
-    first = {who.applicant_id: await deployed.decide(MODEL, who) for who in people}
-    second = {who.applicant_id: await deployed.decide(MODEL, who) for who in people}
+    first = {who.id: await deployed.decide(MODEL, who) for who in people}
+    second = {who.id: await deployed.decide(MODEL, who) for who in people}
 
     for who in people:
-        answer = first[who.applicant_id]
-        expected = live_side(route, MODEL, who.applicant_id)
-        assert (answer.served_by, answer.version) == expected
-        again = second[who.applicant_id]
-        assert (again.served_by, again.version, again.approved, again.credit_limit) == (
+        answer = first[who.id]
+        side, version = live_side(route, MODEL, who.id)
+        assert (answer.served_by, answer.version) == (side, version or RULES_VERSION)
+        again = second[who.id]
+        assert (again.served_by, again.version, again.decision, again.amount) == (
             answer.served_by,
             answer.version,
-            answer.approved,
-            answer.credit_limit,
+            answer.decision,
+            answer.amount,
         )
         if answer.served_by is Serving.CANDIDATE:
             assert answer.version == "v2"
-            assert (answer.approved, answer.credit_limit) == model_answer(models["v2"], who)
+            assert (answer.decision, answer.amount) == model_answer(models["v2"], who)
         else:
             assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
-            assert (answer.approved, answer.credit_limit) == rules_decision(
-                who.income, who.credit_history_years, who.debt_ratio
+            assert (answer.decision, answer.amount) == rules_decision(
+                who.features["income"],
+                who.features["credit_history_years"],
+                who.features["debt_ratio"],
             )
     share = sum(d.served_by is Serving.CANDIDATE for d in first.values()) / len(people)
     assert 0.15 < share < 0.45
 
     logged = await deployed.decisions(MODEL, include_shadow=True, limit=10_000)
-    live = {r.id: r for r in logged if not r.shadow}
+    live = {r.decision_id: r for r in logged if not r.shadow}
     shadows = [r for r in logged if r.shadow]
     assert len(live) == 2 * len(people)
     # The contained model keeps scoring every application in shadow, whoever answered it.
@@ -592,16 +596,17 @@ async def test_canary_over_http_is_sticky_per_applicant(deployed: RouterClient) 
 
 async def test_decisions_can_be_filtered(deployed: RouterClient) -> None:
     start = datetime.now(UTC)
-    await deployed.decide(MODEL, applicant("q-1"))
+    q1 = (await deployed.decide(MODEL, applicant("q-1"))).decision_id
     await deployed.set_route(MODEL, update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]))
-    await deployed.decide(MODEL, applicant("q-2"))
+    q2 = (await deployed.decide(MODEL, applicant("q-2"))).decision_id
     middle = datetime.now(UTC)
-    await deployed.decide(MODEL, applicant("q-3"))
+    q3 = (await deployed.decide(MODEL, applicant("q-3"))).decision_id
 
     fallback = await deployed.decisions(MODEL, served_by=Serving.FALLBACK)
-    assert [r.applicant_id for r in fallback] == ["q-2", "q-3"]
-    assert [r.applicant_id for r in await deployed.decisions(MODEL, since=middle)] == ["q-3"]
-    assert [r.applicant_id for r in await deployed.decisions(MODEL, until=middle)] == ["q-1", "q-2"]
+    assert [r.decision_id for r in fallback] == [q2, q3]
+    assert {r.rules_version for r in fallback} == {RULES_VERSION}
+    assert [r.decision_id for r in await deployed.decisions(MODEL, since=middle)] == [q3]
+    assert [r.decision_id for r in await deployed.decisions(MODEL, until=middle)] == [q1, q2]
     assert await deployed.decisions(MODEL, until=start - timedelta(seconds=1)) == []
     assert len(await deployed.decisions(MODEL, include_shadow=True)) == 5
     assert len(await deployed.decisions(MODEL, include_shadow=True, limit=2)) == 2
@@ -620,20 +625,71 @@ async def test_decisions_query_refuses_naive_times(app: FastAPI, deployed: Route
     assert "timezone" in response.text
 
 
-async def test_invalid_applicant_is_422_naming_the_field(deployed: RouterClient) -> None:
-    with pytest.raises(RouterError, match="debt_ratio") as refused:
-        await deployed.decide(MODEL, applicant("bad").model_copy(update={"debt_ratio": 1.5}))
+@pytest.mark.parametrize(
+    ("features", "attributes", "named"),
+    [
+        ({"debt_ratio": "high"}, {}, "body.features.debt_ratio: must be a finite number"),
+        ({"zip_code": 3.5}, {}, "body.features.zip_code: must be a category"),
+        ({"tenure": 4.0}, {}, "body.features.tenure: not a feature of the model"),
+        ({"income": None}, {}, "body.features.income: missing"),
+        ({}, {"group": "C"}, "body.attributes.group: unknown group 'C'"),
+        ({}, {"group": None}, "body.attributes.group: missing"),
+        ({}, {"race": "x"}, "body.attributes.race: not a protected attribute"),
+    ],
+)
+async def test_a_request_that_breaks_the_contract_is_422_naming_the_field(
+    deployed: RouterClient, features: dict[str, Any], attributes: dict[str, Any], named: str
+) -> None:
+    good = applicant("bad")
+    body = good.model_copy(
+        update={
+            "features": {k: v for k, v in (good.features | features).items() if v is not None},
+            "attributes": {
+                k: v for k, v in (good.attributes | attributes).items() if v is not None
+            },
+        }
+    )
+    with pytest.raises(RouterError) as refused:
+        await deployed.decide(MODEL, body)
     assert refused.value.status_code == 422
+    assert named in refused.value.reason
+    assert await deployed.decisions(MODEL) == []  # nothing was logged
+
+
+async def test_a_batch_is_scored_as_single_requests_are(
+    deployed: RouterClient, models: dict[str, Scorer]
+) -> None:
+    await deployed.set_route(
+        MODEL, update(1, candidate_version="v2", canary_percent=50, shadow_versions=["v1"])
+    )
+    people = [applicant(f"b-{i}", income=30_000.0 + 1_000 * i) for i in range(40)]
+    batch = await deployed.decide_batch(MODEL, people)
+    singles = [await deployed.decide(MODEL, who) for who in people]
+    assert [(d.id, d.served_by, d.version, d.decision, d.amount) for d in batch] == [
+        (d.id, d.served_by, d.version, d.decision, d.amount) for d in singles
+    ]
+    assert {d.served_by for d in batch} == {Serving.PRIMARY, Serving.CANDIDATE}
+    logged = await deployed.decisions(MODEL, include_shadow=True, limit=1_000)
+    assert sum(r.shadow for r in logged) == 2 * sum(d.version == "v2" for d in batch)
+
+
+async def test_a_batch_with_one_bad_record_is_refused_whole(deployed: RouterClient) -> None:
+    people = [applicant("ok-1"), applicant("ok-2", group="Z"), applicant("ok-3")]
+    with pytest.raises(RouterError) as refused:
+        await deployed.decide_batch(MODEL, people)
+    assert refused.value.status_code == 422
+    assert "body.records.1.attributes.group: unknown group 'Z'" in refused.value.reason
+    assert await deployed.decisions(MODEL) == []
 
 
 # --- persistence and the real socket -------------------------------------------------------------
 
 
 async def test_route_and_deployment_survive_a_restart(
-    settings: Settings, artifacts: dict[str, str], models: dict[str, LoadedModel]
+    settings: Settings, artifacts: dict[str, str], models: dict[str, Scorer]
 ) -> None:
     async with client_for(create_app(settings)) as before:
-        await before.deploy(MODEL, artifacts, "v1")
+        await deploy_credit(before, MODEL, artifacts, "v1")
         flipped = await before.set_route(
             MODEL, update(3, serving=Serving.FALLBACK, shadow_versions=["v2"])
         )
@@ -644,7 +700,7 @@ async def test_route_and_deployment_survive_a_restart(
         assert answer.served_by is Serving.FALLBACK
         shadow = [r for r in await after.decisions(MODEL, include_shadow=True) if r.shadow]
         assert [(r.version, r.shadow_of) for r in shadow] == [("v2", answer.decision_id)]
-        assert (shadow[0].approved, shadow[0].credit_limit) == model_answer(
+        assert (shadow[0].decision, shadow[0].amount) == model_answer(
             models["v2"], applicant("r-1")
         )
         with pytest.raises(StaleRouteError):
@@ -655,18 +711,19 @@ async def test_the_contract_over_a_real_socket(app: FastAPI, artifacts: dict[str
     with served(app) as url:
         async with RouterClient(url, TOKEN) as router:
             assert await router.health()
-            await router.deploy(MODEL, artifacts, "v1")
-            assert (await router.decide(MODEL, applicant("net-1"))).served_by is Serving.PRIMARY
+            await deploy_credit(router, MODEL, artifacts, "v1")
+            first = await router.decide(MODEL, applicant("net-1"))
+            assert first.served_by is Serving.PRIMARY
             flip = update(1, serving=Serving.FALLBACK, shadow_versions=["v1"])
             route: Route = await router.set_route(MODEL, flip)
             assert await router.set_route(MODEL, flip) == route
             answer = await router.decide(MODEL, applicant("net-2"))
             assert (answer.served_by, answer.version) == (Serving.FALLBACK, RULES_VERSION)
             logged = await router.decisions(MODEL, include_shadow=True)
-            assert [(r.applicant_id, r.shadow) for r in logged] == [
-                ("net-1", False),
-                ("net-2", False),
-                ("net-2", True),
+            assert [(r.decision_id, r.shadow) for r in logged] == [
+                (first.decision_id, False),
+                (answer.decision_id, False),
+                (f"{answer.decision_id}/shadow/v1", True),
             ]
         async with RouterClient(url, "wrong") as intruder:
             with pytest.raises(RouterError) as refused:
@@ -692,9 +749,9 @@ async def test_an_in_memory_database_is_shared_across_threads(
         Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url="sqlite://")
     )
     async with client_for(app) as router:
-        await router.deploy(MODEL, artifacts, "v1")
+        await deploy_credit(router, MODEL, artifacts, "v1")
         answer = await router.decide(MODEL, applicant("mem-1"))
-        assert [r.id for r in await router.decisions(MODEL)] == [answer.decision_id]
+        assert [r.decision_id for r in await router.decisions(MODEL)] == [answer.decision_id]
     assert not (tmp_path / "router.db").exists()
 
 
@@ -702,9 +759,9 @@ async def test_the_contract_holds_on_postgres(
     postgres_url: str, tmp_path: Path, artifacts: dict[str, str]
 ) -> None:
     settings = Settings(data_dir=tmp_path, router_token=TOKEN, router_database_url=postgres_url)
-    model = f"pg-{tmp_path.name}"[:100]
+    model = f"pg-{uuid.uuid4().hex[:12]}"
     async with client_for(create_app(settings)) as router:
-        await router.deploy(model, artifacts, "v1")
+        await deploy_credit(router, model, artifacts, "v1")
         contenders = [
             update(1, serving=Serving.FALLBACK, shadow_versions=["v1"]),
             update(1, serving=Serving.CANDIDATE, candidate_version="v2"),

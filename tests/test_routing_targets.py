@@ -403,12 +403,14 @@ def test_the_test_fixtures_name_a_declared_target(router_service: RouterService)
 # ---- "contained" is the target's own answer ---------------------------------------------
 
 PROBE = {
-    "applicant_id": "fairlane-containment-probe",
-    "income": 55_000.0,
-    "credit_history_years": 6.0,
-    "debt_ratio": 0.2,
-    "zip_code": "10001",
-    "group": "A",
+    "id": "fairlane-containment-probe",
+    "features": {
+        "income": 55_000.0,
+        "credit_history_years": 6.0,
+        "debt_ratio": 0.2,
+        "zip_code": "10001",
+    },
+    "attributes": {"group": "A"},
 }
 
 
@@ -476,12 +478,13 @@ def lying_target() -> Iterator[str]:
     @app.post("/v1/models/{model}/decisions")
     async def decide(model: str) -> dict[str, Any]:
         return {
-            "decision_id": 1,
+            "decision_id": "d-1",
+            "id": "fairlane-containment-probe",
             "model": model,
             "served_by": "primary",
             "version": "v1",
-            "approved": True,
-            "credit_limit": 1000.0,
+            "decision": True,
+            "amount": 1000.0,
         }
 
     with serve(app, free_port()) as url:

@@ -38,8 +38,8 @@ from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
 from demo.credit_model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from demo.dataset import read_dataset
+from demo.gateway import credit_request, deploy_credit
 from router.client import RouterClient
-from router.schemas import Applicant
 from stack.supervisor import EmbeddedStack
 from stack.temporal import connect
 from store.artifacts import sha256_file
@@ -182,7 +182,7 @@ class Traffic:
         while not self._stop.is_set():
             i = next(rows)
             row = self._rows[i % len(self._rows)]
-            applicant = Applicant(
+            applicant = credit_request(
                 applicant_id=f"{row.applicant_id}-{tag}-{i}",  # unique: a fresh canary bucket
                 income=float(row.income),
                 credit_history_years=float(row.credit_history_years),
@@ -245,7 +245,8 @@ async def rolled_back(router: RouterClient, model: str, timeout_s: float = 180) 
 async def inject_regression(router: RouterClient, models: Models) -> datetime:
     """Redeploy the same version names, the candidate's now pointing at the biased model."""
     files = models.files
-    await router.deploy(
+    await deploy_credit(
+        router,
         files.model_id,
         {files.version: files.artifact_name, CANDIDATE: models.regressed},
         files.version,
@@ -359,8 +360,8 @@ async def rollback_section(
         try:
             async with RouterClient(settings.router_url, TOKEN) as router:
                 files = models.files
-                await router.deploy(
-                    files.model_id, {files.version: files.artifact_name}, files.version
+                await deploy_credit(
+                    router, files.model_id, {files.version: files.artifact_name}, files.version
                 )
                 flip = await direct_flip_s(router, files.model_id, files.version)
                 print(f"router flip (PUT route, GET until it shows) median {flip * 1000:.1f}ms")
