@@ -1,4 +1,4 @@
-"""Column types the decision tables need on SQLite and Postgres alike."""
+"""Column types the decision tables and the gateway's tables need on SQLite and Postgres alike."""
 
 from __future__ import annotations
 

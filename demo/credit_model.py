@@ -1,12 +1,13 @@
-"""Train, save and load the reference credit model (approval classifier + limit regressor).
+"""Train and save the reference credit model (approval classifier + limit regressor).
 
 The model sees income, credit history, debt ratio and zip code, never the protected
 group, and still reproduces the historical redlining through the zip code: the
 failure mechanism Fairlane's audit must uncover.
 
-An artifact is one skops file (a dict of scikit-learn pipelines and plain data), so
-the router, the audit activities or a notebook can load it without importing any
-Fairlane class and without running code from the file (``store/artifacts.py``).
+An artifact is one skops file (a dict of scikit-learn pipelines and plain data, in the
+format of :func:`analysis.scoring.artifact_dict`), so the gateway, the audit activities
+or a notebook load and score it with the product's one scorer (``analysis/scoring.py``),
+without running code from the file (``store/artifacts.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
-from threadpoolctl import ThreadpoolController
 
 from analysis.scoring import artifact_dict
 from demo.dataset import read_dataset, write_dataset
-from store.artifacts import ArtifactError, ArtifactStore, local_store
+from store.artifacts import ArtifactStore
 
 NUMERIC_FEATURES: tuple[str, ...] = ("income", "credit_history_years", "debt_ratio")
 CATEGORICAL_FEATURES: tuple[str, ...] = ("zip_code",)
@@ -35,29 +35,9 @@ FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 DEMO_MODEL_ID = "credit-limit"
 DEMO_VERSION = "v1"
-_ARTIFACT_KEYS = frozenset({"features", "version", "trained_on"})
-# The generic part names (analysis.scoring.artifact_dict), and the ones older files used.
-_DECISION_PARTS = ("decision", "approval")
-_AMOUNT_PARTS = ("amount", "limit")
-
-# Gradient boosting predicts with OpenMP threads. For the router's one-row requests
-# that buys nothing and, on a busy machine, a parallel region waiting for a
-# descheduled thread costs tens of milliseconds; small batches are scored serially.
-_SERIAL_BELOW_ROWS = 1_000
-_THREADPOOLS = ThreadpoolController()
-
 # Few, larger boosting steps: as accurate here as 150 small ones, half the trees to walk
 # per prediction.
 _BOOSTING: dict[str, Any] = {"max_iter": 80, "learning_rate": 0.2, "random_state": 0}
-
-
-class ModelLoadError(Exception):
-    """An artifact is missing, unreadable, or not a credit model artifact."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"cannot load model artifact {path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 def _encoder() -> ColumnTransformer:
@@ -80,7 +60,7 @@ def train_credit_model(data: pd.DataFrame, version: str) -> dict[str, Any]:
     limit of 0 is the approval model's business, not a limit) and on a log scale,
     because limits scale multiplicatively with income and with the zip-code cut.
     Both pipelines start with the same fitted encoder object, so a scorer can encode
-    an applicant once for both (see :meth:`LoadedModel.decide`).
+    an applicant once for both (see :class:`analysis.scoring.Scorer`).
     """
     missing = [column for column in (*FEATURES, "approved", "credit_limit") if column not in data]
     if missing:
@@ -119,94 +99,6 @@ def save_model(store: ArtifactStore, artifact: Mapping[str, Any], *parts: str) -
     A crash never leaves a half-written model to load.
     """
     return store.save(dict(artifact), *parts)
-
-
-def _shared_encoder(approval: Any, limit: Any) -> Any | None:
-    """The fitted first step both pipelines share, if they do (pickling keeps the sharing)."""
-    if (
-        isinstance(approval, Pipeline)
-        and isinstance(limit, Pipeline)
-        and len(approval) == len(limit) == 2
-        and approval[0] is limit[0]
-    ):
-        return approval[0]
-    return None
-
-
-class LoadedModel:
-    """A loaded artifact that turns applicant features into (approved, credit_limit)."""
-
-    def __init__(self, artifact: Mapping[str, Any]) -> None:
-        self.version: str = str(artifact["version"])
-        self.features: list[str] = list(artifact["features"])
-        self.trained_on: dict[str, Any] = dict(artifact["trained_on"])
-        self._approval = _part(artifact, _DECISION_PARTS)
-        self._limit = _part(artifact, _AMOUNT_PARTS)
-        self._encoder = _shared_encoder(self._approval, self._limit)
-
-    def decide(self, applicants: pd.DataFrame) -> list[tuple[bool, float]]:
-        """Score each row; a declined applicant gets a limit of 0, limits are in whole 100s.
-
-        With a shared encoder the rows are encoded once for both models: on one-row
-        requests the encoding, not the trees, is most of the cost.
-        """
-        features = applicants[self.features]
-        threads = 1 if len(features) < _SERIAL_BELOW_ROWS else None
-        with _THREADPOOLS.limit(limits=threads, user_api="openmp"):
-            if self._encoder is not None:
-                inputs, approve, limit = (
-                    self._encoder.transform(features),
-                    self._approval[-1],
-                    self._limit[-1],
-                )
-            else:
-                inputs, approve, limit = features, self._approval, self._limit
-            approved = np.asarray(approve.predict(inputs), dtype=bool)
-            limits = np.zeros(len(features))
-            if approved.any():
-                predicted = np.asarray(limit.predict(inputs[approved]), dtype=float)
-                limits[approved] = np.round(np.maximum(predicted, 0.0), -2)
-        return [(bool(a), float(amount)) for a, amount in zip(approved, limits, strict=True)]
-
-
-def load_model(store: ArtifactStore, name: str, sha256: str | None) -> LoadedModel:
-    """Load a registered artifact by name and digest; :class:`ModelLoadError` says why not."""
-    path = Path(name)
-    try:
-        artifact = store.load(name, sha256)
-    except ArtifactError as error:
-        raise ModelLoadError(path, str(error)) from error
-    except Exception as exc:  # a corrupt file: any failure means the same to the caller
-        raise ModelLoadError(path, f"unreadable ({type(exc).__name__}: {exc})") from exc
-    if (
-        not isinstance(artifact, dict)
-        or not artifact.keys() >= _ARTIFACT_KEYS
-        or not any(p in artifact for p in _DECISION_PARTS)
-        or not any(p in artifact for p in _AMOUNT_PARTS)
-    ):
-        raise ModelLoadError(
-            path,
-            f"not a credit model artifact (expects keys {sorted(_ARTIFACT_KEYS)}, a decision "
-            "and an amount model)",
-        )
-    for parts in (_DECISION_PARTS, _AMOUNT_PARTS):
-        if not callable(getattr(_part(artifact, parts), "predict", None)):
-            raise ModelLoadError(path, f"artifact part {parts[0]!r} has no predict()")
-    return LoadedModel(artifact)
-
-
-def _part(artifact: Mapping[str, Any], names: tuple[str, ...]) -> Any:
-    return next(artifact[name] for name in names if name in artifact)
-
-
-def load_model_file(path: Path, *, allow_pickle: bool = False) -> LoadedModel:
-    """A model file the user names themselves (benchmarks, notebooks): digest taken now."""
-    store, name = local_store(path, allow_pickle=allow_pickle)
-    try:
-        digest = store.digest(name)
-    except ArtifactError as error:
-        raise ModelLoadError(path, str(error)) from error
-    return load_model(store, name, digest)
 
 
 class DemoModelFiles(BaseModel):

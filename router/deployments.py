@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, Session, SQLModel, select
 
-from router.columns import UtcDateTime
+from decisions.columns import UtcDateTime
 
 
 class DeploymentRow(SQLModel, table=True):

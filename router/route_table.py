@@ -15,7 +15,7 @@ from sqlalchemy import JSON, Column, update
 from sqlmodel import Field, Session, SQLModel, col
 
 from contracts.routing import Route, RouteSpec, RouteUpdate, Serving
-from router.columns import UtcDateTime
+from decisions.columns import UtcDateTime
 
 log = structlog.get_logger(__name__)
 

@@ -13,13 +13,11 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from analysis.models import ModelFileError, open_model_file
+from analysis.scoring import Scorer, load_scorer
 from demo.credit_model import (
     FEATURES,
     DemoModelFiles,
-    LoadedModel,
-    ModelLoadError,
-    load_model,
-    load_model_file,
     prepare_demo_model,
     save_model,
     train_credit_model,
@@ -132,23 +130,22 @@ def test_write_and_read_round_trip(tmp_path: Path) -> None:
 
 
 def test_the_model_never_sees_group(demo_files: DemoModelFiles, validation: pd.DataFrame) -> None:
-    model = load_model_file(demo_files.artifact)
+    model = Scorer(open_model_file(demo_files.artifact))
     assert "group" not in model.features
     assert model.features == list(FEATURES)
-    without_group = validation.drop(columns=["group"]).head(50)
-    assert model.decide(without_group) == model.decide(validation.head(50))
+    without_group = model.score(validation.drop(columns=["group"]).head(50))
+    with_group = model.score(validation.head(50))
+    assert without_group.decision is not None and with_group.decision is not None
+    assert without_group.amount is not None and with_group.amount is not None
+    assert (without_group.decision == with_group.decision).all()
+    assert (without_group.amount == with_group.amount).all()
 
 
 def test_the_model_learns_the_redlining_and_the_rules_do_not(
     demo_files: DemoModelFiles, validation: pd.DataFrame
 ) -> None:
-    model = load_model_file(demo_files.artifact)
-    scored = model.decide(validation)
-    model_gap = limit_disparity(
-        validation,
-        pd.Series([approved for approved, _ in scored]),
-        pd.Series([limit for _, limit in scored]),
-    )
+    scored = Scorer(open_model_file(demo_files.artifact)).score(validation)
+    model_gap = limit_disparity(validation, pd.Series(scored.decision), pd.Series(scored.amount))
     assert model_gap.worst_group == "B"
     assert model_gap.relative_gap is not None
     assert 0.25 <= model_gap.relative_gap <= 0.35
@@ -193,29 +190,28 @@ def test_artifact_is_plain_sklearn_and_round_trips(tmp_path: Path) -> None:
     assert set(raw) == {"decision", "amount", "features", "version", "trained_on"}
     assert type(raw["decision"]).__module__.startswith("sklearn.")
     assert type(raw["amount"]).__module__.startswith("sklearn.")
-    model = load_model(store, name, digest)
-    assert isinstance(model, LoadedModel)
+    model = load_scorer(store, name, digest)
     assert model.version == "v-test"
-    assert model.trained_on["rows"] == 2_000
+    assert model.artifact.trained_on["rows"] == 2_000
 
 
 def test_missing_artifact_raises_model_load_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="does not exist"):
-        load_model_file(tmp_path / "absent.skops")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        open_model_file(tmp_path / "absent.skops")
 
 
 def test_corrupt_artifact_raises_model_load_error(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.skops"
     path.write_bytes(b"this is not a skops file")
-    with pytest.raises(ModelLoadError, match="not a skops file"):
-        load_model_file(path)
+    with pytest.raises(ModelFileError, match="not a skops file"):
+        open_model_file(path)
 
 
 def test_foreign_artifact_raises_model_load_error(tmp_path: Path) -> None:
     path = tmp_path / "foreign.skops"
     sio.dump({"weights": [1, 2, 3]}, path)
-    with pytest.raises(ModelLoadError, match="not a credit model artifact"):
-        load_model_file(path)
+    with pytest.raises(ModelFileError, match="not a model artifact"):
+        open_model_file(path)
 
 
 def test_an_artifact_without_a_shared_encoder_scores_through_its_pipelines(tmp_path: Path) -> None:
@@ -243,16 +239,15 @@ def test_an_artifact_without_a_shared_encoder_scores_through_its_pipelines(tmp_p
         "trained_on": {"rows": len(data)},
     }
     store = ArtifactStore(tmp_path)
-    model = load_model(store, *save_model(store, artifact, "linear.skops"))
+    model = load_scorer(store, *save_model(store, artifact, "linear.skops"))
 
     sample = features.head(40)
     expected_approved = approval.predict(sample).astype(bool)
-    expected_limits = np.where(
-        expected_approved, np.round(np.maximum(limit.predict(sample), 0.0), -2), 0.0
-    )
-    assert model.decide(sample) == list(
-        zip(expected_approved.tolist(), expected_limits.tolist(), strict=True)
-    )
+    expected_limits = np.where(expected_approved, limit.predict(sample), 0.0)
+    scores = model.score(sample)
+    assert scores.decision is not None and scores.amount is not None
+    assert scores.decision.tolist() == expected_approved.tolist()
+    assert np.allclose(scores.amount, expected_limits)
 
 
 def test_the_rules_yaml_reproduces_the_published_schedule() -> None:
