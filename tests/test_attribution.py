@@ -121,7 +121,7 @@ def test_zip_code_drives_the_limit_gap_and_is_a_confirmed_proxy(
     assert sum(d.contribution for d in gap.drivers) == pytest.approx(gap.gap, abs=1e-9)
     assert abs(gap.unexplained) < 1e-9
     assert gap.gap < -0.2  # the planted cut: about a third lower limits
-    assert report.scale.name == "log-limit"
+    assert report.scale.name == "log-amount"
     assert report.headline.startswith("zip_code drives")
     assert report.headline.endswith("confirmed proxy")
     assert report.rows_scope == "rows the decision model approves"

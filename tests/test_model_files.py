@@ -48,8 +48,8 @@ def test_the_credit_artifact_opens_as_a_decision_and_an_amount_model(
 
     assert artifact.version == "v1"
     assert artifact.features == ("income", "credit_history_years", "debt_ratio", "zip_code")
-    assert artifact.model("decision").name == "approval"
-    assert artifact.model("amount").name == "limit"
+    assert artifact.model("decision").name == "decision"
+    assert artifact.model("amount").name == "amount"
     assert artifact.trained_on["rows"] == 3_000
     assert artifact.digest is not None and len(artifact.digest) == 64
 
@@ -63,7 +63,7 @@ def test_the_one_hot_zip_code_columns_are_traced_back_to_zip_code(
     assert split.sources.count("zip_code") == applicants["zip_code"].nunique()
     assert sorted(set(split.sources)) == sorted(split.features)
     assert split.encode(applicants).shape == (len(applicants), len(split.sources))
-    assert split.scale.kind == "log" and split.scale.name == "log-limit"
+    assert split.scale.kind == "log" and split.scale.name == "log-amount"
     # The explained output is the regressor's log-limit, which the pipeline turns into a limit.
     limits = open_model_file(demo_files.artifact).model("amount").estimator.predict(applicants)
     np.testing.assert_allclose(np.expm1(split.output(applicants)), limits, rtol=1e-12)
@@ -75,7 +75,7 @@ def test_the_approval_model_is_explained_in_verified_log_odds(
     split = open_model_file(demo_files.artifact).model("decision").explainable(applicants)
 
     assert split.scale.kind == "log_odds"
-    assert split.scale.name == "log-odds of approval"
+    assert split.scale.name == "log-odds of decision"
 
 
 def test_a_bare_classifier_is_a_decision_model_and_a_bare_regressor_an_amount_model(
@@ -180,7 +180,7 @@ def test_a_model_that_does_not_know_its_columns_is_refused(tmp_path: Path) -> No
 def test_an_artifact_part_of_the_wrong_kind_is_refused(demo_files: DemoModelFiles) -> None:
     store = ArtifactStore(demo_files.artifacts_dir)
     content = store.load(demo_files.artifact_name, store.digest(demo_files.artifact_name))
-    content["approval"], content["limit"] = content["limit"], content["approval"]
+    content["decision"], content["amount"] = content["amount"], content["decision"]
 
     with pytest.raises(ModelFileError, match="should be a decision model"):
         read_artifact(content, source="swapped")

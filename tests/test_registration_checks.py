@@ -27,6 +27,7 @@ from registry.service import ModelRegistry
 from stack.loopback import free_port
 from store.artifacts import ArtifactStore
 from store.db import create_tables, make_engine
+from tests.fixtures.gateway import deploy_credit
 from tests.fixtures.services import ROUTER_TOKEN, RouterService, serve
 
 # --- the registry on a model of another domain ------------------------------------------------
@@ -214,7 +215,9 @@ def test_register_undeployed_then_deploy_is_the_documented_order(
 
     async def deploy() -> None:
         async with router_service.client() as client:
-            await client.deploy("credit-later", {files.version: files.artifact_name}, files.version)
+            await deploy_credit(
+                client, "credit-later", {files.version: files.artifact_name}, files.version
+            )
 
     asyncio.run(deploy())
     changed = api.post(

@@ -287,8 +287,8 @@ def test_any_loaded_model_adapts_to_a_scorer(demo: DemoModelFiles, held_out: pd.
     artifact = train_credit_model(read_dataset(demo.training_csv).iloc[:3_000], "t")
     rows = held_out.iloc[:50]
     both = scorer_of(ModelScorer(read_artifact(artifact, source="dict")))(rows)
-    decision_only = scorer_of(ModelScorer(read_artifact(artifact["approval"], source="bare")))
-    amount_only = scorer_of(ModelScorer(read_artifact(artifact["limit"], source="bare")))
+    decision_only = scorer_of(ModelScorer(read_artifact(artifact["decision"], source="bare")))
+    amount_only = scorer_of(ModelScorer(read_artifact(artifact["amount"], source="bare")))
 
     decided, amounts = decision_only(rows)
     assert decided.tolist() == both[0].tolist() and (amounts == 0).all()
@@ -301,7 +301,7 @@ def test_a_model_lacking_an_outcome_the_validation_needs_is_refused(
 ) -> None:
     artifact = train_credit_model(read_dataset(demo.training_csv).iloc[:2_000], "t")
     store = ArtifactStore(tmp_path)
-    name, digest = store.save(artifact["approval"], "decision-only.skops")
+    name, digest = store.save(artifact["decision"], "decision-only.skops")
     with pytest.raises(ModelFileError, match="no amount model"):
         scorer_from_artifact(store, name, digest, needs=["decision", "amount"])
 
