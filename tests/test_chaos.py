@@ -539,7 +539,11 @@ async def test_worker_killed_during_an_alert_burst(healed: Chaos) -> None:
     await _burst_with_a_kill(chaos, model, victim="containment-worker", after=2, freeze_router=True)
     records = await chaos.records(f"watch-{model}")
     contain = [(r.kind, r.attempt) for r in records if r.step == "contain"]
-    assert contain[:2] == [("activity.started", 1), ("activity.started", 2)], contain
+    # The watch contains in a local activity: one interrupted by the kill is run afresh
+    # by the restarted worker (its workflow task is retried), so what matters is that it
+    # started before the kill and that the model was contained exactly once.
+    assert contain[0] == ("activity.started", 1), contain
+    assert contain.count(("watch.contained", None)) == 1, contain
 
 
 async def _burst_with_a_kill(
