@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
@@ -26,6 +26,7 @@ from console.render import refusal, render
 from console.sessions import ConsoleSession
 from contracts.canary import ControlAction
 from contracts.incident import Phase
+from contracts.model import ModelManifest
 from contracts.severity import Severity
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -139,16 +140,18 @@ async def models_page(request: Request, session: Session) -> Response:
     except HTTPException as error:
         return refusal(request, session, error)
     settings = request.app.state.settings
-    rows = []
-    for manifest in manifests:
+
+    async def row(manifest: ModelManifest) -> tuple[Any, ...]:
         try:
             watch_state = await watch.show_watch(manifest.id, temporal(request), who)
             watch_problem = None
         except HTTPException as error:
             watch_state, watch_problem = None, str(error.detail)
-        rows.append(
-            (manifest, watch_state, watch_problem, await read_live_route(settings, manifest))
-        )
+        return manifest, watch_state, watch_problem, await read_live_route(settings, manifest)
+
+    # Every model's watch and target at once: one target that does not answer costs the
+    # page its read timeout once, not once per model behind it.
+    rows = await asyncio.gather(*(row(manifest) for manifest in manifests))
     return render(request, "models.html", session, rows=rows)
 
 
