@@ -33,7 +33,7 @@ _SEGREGATED_HIRE_LOGIT = -2.2
 
 
 def generate_applicants(n: int, seed: int) -> pd.DataFrame:
-    """``n`` applicants: id, features, race, sex, the label ``qualified``, the decision ``hired``."""
+    """``n`` applicants: id, features, race, sex, label ``qualified``, decision ``hired``."""
     rng = np.random.default_rng(seed)
     race = rng.choice(RACES, size=n, p=RACE_SHARES)
     sex = rng.choice(SEXES, size=n)
@@ -48,8 +48,10 @@ def generate_applicants(n: int, seed: int) -> pd.DataFrame:
     years = np.round(rng.gamma(2.0, 3.0, size=n).clip(0, 35), 1)
     score = np.round(rng.normal(65, 12, size=n).clip(0, 100), 1)
     degree = rng.choice(DEGREES, size=n, p=(0.3, 0.5, 0.2))
-    merit = 0.35 * years + 0.12 * (score - 65) + np.select(
-        [degree == "bachelor", degree == "master"], [0.6, 1.1], 0.0
+    merit = (
+        0.35 * years
+        + 0.12 * (score - 65)
+        + np.select([degree == "bachelor", degree == "master"], [0.6, 1.1], 0.0)
     )
     qualified = rng.random(n) < _sigmoid(merit - 2.2)
     hire_logit = 2.5 * (qualified.astype(float) - 0.5) + 0.15 * (merit - 2.2)

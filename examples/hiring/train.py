@@ -90,7 +90,9 @@ def prepare(
         validation_data=str(validation),
     )
     manifest = ModelManifest.model_validate(raw)
-    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest.model_dump(mode="json", exclude_defaults=True)))
+    (root / "manifest.yaml").write_text(
+        yaml.safe_dump(manifest.model_dump(mode="json", exclude_defaults=True))
+    )
     return HiringFiles(root, store.root, training, validation, rules, manifest)
 
 

@@ -1,0 +1,400 @@
+"""The hiring example, end to end: the whole ethical-audit runbook on a model that is not
+the demo's, routed by an OpenFeature flag and judged on decisions its own service reports.
+
+Real parts throughout: the example's data, training script, manifest and fallback rules
+(examples/hiring/); the API over loopback HTTP (registration, decision and outcome
+ingestion); the production worker on the time-skipping server; the team's service with
+the real OpenFeature SDK and flagd provider in in-process file mode, reading the flag
+file a declared ``flagd-file`` target names. Fairlane never calls the service: the
+route changes only in the flag file, and the service follows it.
+
+The canary is the stock playbook's with a short clock: decisions are reported with the
+server's time, and the ingestion route refuses times more than 5 minutes ahead of the
+wall clock, so the bakes (skipped by ``env.sleep``) must add up to less than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import pytest_asyncio
+import yaml
+from pydantic import SecretStr
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.tokens import Role, issue_token
+from audit.configure import open_trail
+from audit.trail import AuditTrail
+from config import Settings
+from config.targets import FlagdFileTarget, ResolvedFlagFile
+from contracts.incident import IncidentInput, IncidentState, Phase
+from contracts.routing import RouteUpdate, Serving
+from contracts.severity import Severity
+from examples.hiring.data import generate_applicants
+from examples.hiring.fallback import load_rules
+from examples.hiring.service import HiringService, Served
+from examples.hiring.train import HiringFiles, prepare
+from playbooks.loader import load_playbook_text
+from stack.loopback import free_port
+from stack.worker import build_worker
+from store.db import create_tables, make_engine
+from targets.flag_file import FlagFileTarget
+from targets.flagd_flag import flag_key
+from tests.fixtures.incidents import (
+    TEST_DECISION_MAX_AGE_S,
+    TEST_DECISION_PUBLIC,
+    TEST_DECISION_SEED,
+    TEST_SIGNER,
+    decide,
+    start_incident,
+    state_of,
+    wait_for_phase,
+)
+from tests.fixtures.services import serve, time_skipping_server
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGS = "hiring-flags"
+WAIT_S = 15.0
+LOOK = timedelta(seconds=20)
+SIGNERS = [
+    ("lee.legal", "legal"),
+    ("kai.legal", "legal"),
+    ("cam.compliance", "compliance"),
+    ("eve.exec", "executive"),
+    ("cora.comms", "communications"),
+]
+
+
+def runbook() -> str:
+    """playbooks/ethical-audit.yaml, every step kept, sized for a decision-only model and
+    a test: attribution of the decision (the stock step explains an amount this model
+    does not make), no amount gate, and a canary of minutes with small-sample minimums."""
+    book = yaml.safe_load((ROOT / "playbooks" / "ethical-audit.yaml").read_text())
+    steps = {step["name"]: step for step in book["steps"]}
+    attribution = next(
+        s for s in steps["dissect-and-attribute"]["steps"] if s["name"] == "attribution"
+    )
+    attribution.update(outcome="decision", sample_size=600)
+    gates = steps["sandbox-validate"]["gates"]
+    gates.pop("max_conditional_amount_disparity")
+    gates.update(max_equalized_odds_difference=0.15, max_accuracy_loss=0.05, bootstrap_samples=100)
+    steps["remediate"]["max_accuracy_loss"] = 0.05
+    steps["canary"].update(
+        ramp=[50, 100],
+        bake="40s",
+        analysis_interval="20s",
+        extend_by="20s",
+        inconclusive_limit=2,
+        shadow_period="30d",
+        metrics={
+            "min_disparate_impact_ratio": 0.6,
+            "max_demographic_parity_difference": 0.3,
+            "max_equalized_odds_difference": None,
+            "max_conditional_disparity": None,
+            "max_approval_rate_shift": None,
+            "max_error_rate_increase": None,
+            "min_samples_per_group": 15,
+            "min_outcomes_per_group": 5,
+        },
+    )
+    return yaml.safe_dump(book, sort_keys=False)
+
+
+@dataclass
+class Stack:
+    env: WorkflowEnvironment
+    url: str
+    tokens: dict[str, str]
+    trail: AuditTrail
+    flag_file: Path
+    queue: str
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def route(self, model: str) -> dict[str, Any]:
+        """The model's flag as it is in the file now."""
+        flag: dict[str, Any] = json.loads(self.flag_file.read_text())["flags"][flag_key(model)]
+        return flag
+
+
+@pytest.fixture(scope="module")
+def hiring(tmp_path_factory: pytest.TempPathFactory) -> HiringFiles:
+    return prepare(tmp_path_factory.mktemp("hiring"), training_rows=4_000, validation_rows=4_000)
+
+
+@pytest_asyncio.fixture
+async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Time-skipping server, worker, API; the model deployed at its flag and registered."""
+    flag_file = tmp_path / "flags.json"
+    flag_file.write_text(json.dumps({"flags": {}}))
+    model = hiring.manifest
+    deployed = RouteUpdate(
+        serving=Serving.PRIMARY, primary_version="v1", generation=1, updated_by="team-deploy"
+    )
+    await FlagFileTarget(ResolvedFlagFile(FLAGS, flag_file)).set_route(model.id, deployed)
+    queue = f"hiring-{uuid.uuid4().hex[:8]}"
+    async with time_skipping_server() as env:
+        settings = Settings(
+            data_dir=tmp_path / "fairlane",
+            artifacts_dir=hiring.artifacts_dir,
+            temporal_address=env.client.service_client.config.target_host,
+            task_queue=queue,
+            router_token=SecretStr("unused-gateway-token"),
+            routing_targets={FLAGS: FlagdFileTarget(kind="flagd-file", path=flag_file)},
+            decision_signing_key=TEST_DECISION_SEED,
+            decision_public_key=TEST_DECISION_PUBLIC,
+            decision_max_age_s=TEST_DECISION_MAX_AGE_S,
+        )
+        people = {
+            "admin": [Role.ADMIN],
+            "scorer": [Role.DECISION_REPORTER],
+            "catalog": [Role.AUDITOR],
+        }
+        tokens = {
+            who: issue_token(settings.resolved_tokens_file, who, roles)
+            for who, roles in people.items()
+        }
+        engine = make_engine(settings.resolved_database_url)
+        create_tables(engine)
+        trail = open_trail(engine, settings)
+        async with build_worker(env.client, settings, trail):
+            with serve(create_app(settings), free_port()) as url:
+                running = Stack(env, url, tokens, trail, flag_file, queue)
+                async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                    registered = await client.post(
+                        "/v1/models",
+                        headers=running.headers("admin"),
+                        json=model.model_dump(mode="json"),
+                    )
+                    assert registered.status_code == 201, registered.text
+                yield running
+
+
+@pytest.fixture
+def service(stack: Stack, hiring: HiringFiles) -> Iterator[HiringService]:
+    team = HiringService(
+        model=hiring.manifest.id,
+        flag_file=stack.flag_file,
+        artifacts_dir=hiring.artifacts_dir,
+        rules=load_rules(hiring.rules),
+        fairlane_url=stack.url,
+        reporter_token=stack.tokens["scorer"],
+        reader_token=stack.tokens["catalog"],
+    )
+    yield team
+    team.close()
+
+
+class Traffic:
+    """Waves of fresh applicants through the team's service, each reported to Fairlane."""
+
+    def __init__(self, stack: Stack, service: HiringService) -> None:
+        self.stack = stack
+        self.service = service
+        self.wave = 0
+        self.reported = 0
+
+    async def wave_of(self, n: int, outcomes: bool = True) -> list[Served]:
+        self.wave += 1
+        applicants = generate_applicants(n, 1_000 + self.wave)
+        now = await self.stack.env.get_current_time()
+        served = await asyncio.to_thread(self._serve_and_report, applicants, now, outcomes)
+        self.reported += len(served)
+        return served
+
+    def _serve_and_report(
+        self, applicants: pd.DataFrame, at: datetime, outcomes: bool
+    ) -> list[Served]:
+        served = self.service.serve(applicants)
+        manifest = self.service.manifest()
+        assert self.service.report(manifest, applicants, served, at) == len(served)
+        if outcomes:
+            self.service.report_outcomes(applicants, manifest.label or "qualified")
+        return served
+
+
+async def flag_generation_served(service: HiringService, generation: int) -> dict[str, Any]:
+    """The route as the service's provider serves it once it has read ``generation``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while True:
+        details = await asyncio.to_thread(service.route, None)
+        if details.flag_metadata.get("generation") == generation:
+            return dict(details.value)
+        assert loop.time() < deadline, f"provider never served generation {generation}"
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(condition: Any, what: str, timeout_s: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+def sides(served: list[Served]) -> dict[str, int]:
+    return dict(pd.Series([s.serving for s in served]).value_counts())
+
+
+async def test_the_ethical_audit_runbook_takes_the_hiring_model_from_containment_to_monitor(
+    stack: Stack, service: HiringService, hiring: HiringFiles
+) -> None:
+    model = hiring.manifest
+    traffic = Traffic(stack, service)
+    before = await traffic.wave_of(400)
+    assert sides(before) == {"primary": 400}
+    assert {s.version for s in before} == {"v1"}
+
+    incident = IncidentInput(
+        incident_id=f"inc-hiring-{uuid.uuid4().hex[:10]}",
+        model=model,
+        playbook=load_playbook_text(runbook(), "ethical-audit.yaml"),
+        severity=Severity.SEV1,
+        summary="black applicants hired at under half the rate of others at equal test scores",
+        commander="dana.ic",
+        opened_at=datetime.now(UTC),
+        decision_key=TEST_SIGNER.key,
+    )
+    handle = await start_incident(stack.env.client, incident, stack.queue)
+    try:
+        await _run_incident(stack, service, traffic, handle, incident)
+    finally:
+        await _stop_leftovers(stack, handle, incident)
+
+
+async def _run_incident(
+    stack: Stack,
+    service: HiringService,
+    traffic: Traffic,
+    handle: WorkflowHandle[object, IncidentState],
+    incident: IncidentInput,
+) -> None:
+    model = incident.model.id
+
+    # E: contained. The flag file says fallback, and the service answers by the rules.
+    async def contained() -> bool:
+        return stack.route(model)["defaultVariant"] == "fallback"
+
+    await wait_for(contained, "containment in the flag file")
+    flag = stack.route(model)
+    assert flag["metadata"]["shadowVersions"] == "v1"
+    assert await flag_generation_served(service, flag["metadata"]["generation"]) == {
+        "serving": "fallback"
+    }
+    during = await traffic.wave_of(400)
+    assert sides(during) == {"fallback": 400}
+    assert {s.version for s in during} == {service.rules.version}
+
+    # T, H, I, C, A: the audits find the proxy, remediation drops it, validation passes.
+    state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=150)
+    findings = state.findings
+    assert findings.provenance is not None
+    assert "commute_zone" in findings.provenance.suspected_proxies
+    assert findings.attribution is not None
+    assert "commute_zone" in findings.attribution.gap_drivers
+    assert findings.confirmed_proxies == ["commute_zone"]
+    assert findings.candidate is not None
+    assert findings.candidate.strategy.startswith("drop_proxies")
+    assert findings.validation is not None and findings.validation.verdict == "pass"
+    assessment = findings.assessment
+    assert assessment is not None
+    assert b"commute_zone" in Path(assessment.markdown).read_bytes()  # noqa: ASYNC240
+    candidate = findings.candidate.version
+    assert stack.route(model)["defaultVariant"] == "fallback"  # still contained
+
+    for who, role in SIGNERS:
+        await decide(handle, who, role, "approve", assessment_digest=assessment.digest)
+
+    # L: the canary ramps at the flag; the service splits by applicant and reports.
+    percents: list[float] = []
+    candidate_served = 0
+    while True:
+        state = await state_of(handle)
+        flag = stack.route(model)
+        if (
+            flag["defaultVariant"] == "primary"
+            and flag["variants"]["primary"]["version"] == candidate
+        ):
+            break  # promoted
+        assert not state.phase.closed, f"incident ended as {state.phase}: {state.outcome}"
+        percent = flag["metadata"].get("canaryPercent")
+        if percent and (not percents or percents[-1] != percent):
+            percents.append(percent)
+            await flag_generation_served(service, flag["metadata"]["generation"])
+        if percent:
+            served = await traffic.wave_of(1_500)
+            counted = sides(served)
+            candidate_served += counted.get("candidate", 0)
+            if percent < 100:
+                assert set(counted) == {"candidate", "fallback"}, counted
+        await stack.env.sleep(LOOK)
+    assert percents == [50, 100]
+    assert candidate_served > 0
+
+    # D: promoted, the biased version in shadow, and the monitor armed.
+    generation = stack.route(model)["metadata"]["generation"]
+    assert await flag_generation_served(service, generation) == {
+        "serving": "primary",
+        "version": candidate,
+    }
+    after = await traffic.wave_of(300, outcomes=False)
+    assert sides(after) == {"primary": 300}
+    assert {s.version for s in after} == {candidate}
+
+    async def finished() -> bool:
+        return (await state_of(handle)).phase.closed
+
+    await wait_for(finished, "the incident to close")
+    final = await state_of(handle)
+    assert final.phase is Phase.RESOLVED, final.outcome
+    trail = stack.trail.records(incident.incident_id)
+    kinds = {r.kind for r in trail}
+    steps_done = {s.name for s in final.steps}
+    assert {
+        "enforce-fallback",
+        "brief-contained",
+        "dissect-and-attribute",
+        "remediate",
+        "sandbox-validate",
+        "impact-assessment",
+        "stakeholder-signoff",
+        "canary",
+        "monitor",
+    } <= steps_done
+    assert {"signoff.decided", "canary.analysis"} <= kinds, sorted(kinds)
+    looks = [r for r in trail if r.kind == "canary.analysis"]
+    assert len(looks) >= 2
+    reported = [r for r in stack.trail.records(f"model:{model}") if r.kind == "decisions.reported"]
+    assert reported, "every reported batch is on the model's trail"
+
+
+async def _stop_leftovers(
+    stack: Stack, handle: WorkflowHandle[object, IncidentState], incident: IncidentInput
+) -> None:
+    """Terminate what a promotion leaves running (the shadow's retirement timer) or a
+    failed test left open, so the server shuts down cleanly."""
+    retire = stack.env.client.get_workflow_handle(
+        f"{incident.incident_id}/retire-shadow/{incident.model.primary_version}"
+    )
+    for running in (retire, handle):
+        with contextlib.suppress(RPCError):
+            if (await running.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await running.terminate("test over")
