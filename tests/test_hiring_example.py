@@ -84,16 +84,21 @@ SIGNERS = [
 def runbook() -> str:
     """playbooks/ethical-audit.yaml, every step kept, sized for a decision-only model and
     a test: attribution of the decision (the stock step explains an amount this model
-    does not make), no amount gate, and a canary of minutes with small-sample minimums."""
+    does not make); the stock amount gate stays (validation switches off gates on
+    outcomes the model does not make); fairness bounds loose enough for 99.9% intervals
+    on a 2% group in test-sized data; a canary of minutes with small-sample minimums."""
     book = yaml.safe_load((ROOT / "playbooks" / "ethical-audit.yaml").read_text())
     steps = {step["name"]: step for step in book["steps"]}
     attribution = next(
         s for s in steps["dissect-and-attribute"]["steps"] if s["name"] == "attribution"
     )
     attribution.update(outcome="decision", sample_size=600)
-    gates = steps["sandbox-validate"]["gates"]
-    gates.pop("max_conditional_amount_disparity")
-    gates.update(max_equalized_odds_difference=0.15, max_accuracy_loss=0.05, bootstrap_samples=100)
+    steps["sandbox-validate"]["gates"].update(
+        min_disparate_impact_ratio=0.5,
+        max_equalized_odds_difference=0.3,
+        max_accuracy_loss=0.05,
+        bootstrap_samples=100,
+    )
     steps["remediate"]["max_accuracy_loss"] = 0.05
     steps["canary"].update(
         ramp=[50, 100],
@@ -103,8 +108,8 @@ def runbook() -> str:
         inconclusive_limit=2,
         shadow_period="30d",
         metrics={
-            "min_disparate_impact_ratio": 0.6,
-            "max_demographic_parity_difference": 0.3,
+            "min_disparate_impact_ratio": 0.4,
+            "max_demographic_parity_difference": 0.4,
             "max_equalized_odds_difference": None,
             "max_conditional_disparity": None,
             "max_approval_rate_shift": None,
