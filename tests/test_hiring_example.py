@@ -62,7 +62,6 @@ from tests.fixtures.incidents import (
     decide,
     start_incident,
     state_of,
-    wait_for_phase,
 )
 from tests.fixtures.services import serve, time_skipping_server
 
@@ -94,8 +93,11 @@ def runbook() -> str:
     )
     attribution.update(outcome="decision", sample_size=600)
     steps["sandbox-validate"]["gates"].update(
-        min_disparate_impact_ratio=0.5,
-        max_equalized_odds_difference=0.3,
+        # judged on 99.96% interval bounds for every race x sex intersection, the
+        # smallest about 1% of 12,000 validation rows: estimates ~0.75 and ~0.1, bounds ~0.4 and ~0.5
+        min_disparate_impact_ratio=0.3,
+        max_equalized_odds_difference=0.6,
+        min_group_size=20,  # the smallest intersection has ~25 of its rarer outcome
         max_accuracy_loss=0.05,
         bootstrap_samples=100,
     )
@@ -141,7 +143,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def hiring(tmp_path_factory: pytest.TempPathFactory) -> HiringFiles:
-    return prepare(tmp_path_factory.mktemp("hiring"), training_rows=4_000, validation_rows=4_000)
+    return prepare(tmp_path_factory.mktemp("hiring"), training_rows=4_000, validation_rows=12_000)
 
 
 @pytest_asyncio.fixture
@@ -255,6 +257,21 @@ async def wait_for(condition: Any, what: str, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
+async def phase_or_end(
+    handle: WorkflowHandle[object, IncidentState], phase: Phase, timeout_s: float
+) -> IncidentState:
+    """The state once the incident reaches ``phase``; fails at once if it ends instead."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        state = await state_of(handle)
+        if state.phase == phase:
+            return state
+        assert not state.phase.closed, f"ended {state.phase}: {state.outcome}: {state.steps}"
+        assert loop.time() < deadline, f"phase stayed {state.phase}, wanted {phase}"
+        await asyncio.sleep(0.1)
+
+
 def sides(served: list[Served]) -> dict[str, int]:
     return dict(pd.Series([s.serving for s in served]).value_counts())
 
@@ -309,7 +326,7 @@ async def _run_incident(
     assert {s.version for s in during} == {service.rules.version}
 
     # T, H, I, C, A: the audits find the proxy, remediation drops it, validation passes.
-    state = await wait_for_phase(handle, Phase.AWAITING_SIGNOFF, timeout_s=150)
+    state = await phase_or_end(handle, Phase.AWAITING_SIGNOFF, timeout_s=150)
     findings = state.findings
     assert findings.provenance is not None
     assert "commute_zone" in findings.provenance.suspected_proxies
