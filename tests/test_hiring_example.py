@@ -44,6 +44,7 @@ from config.targets import FlagdFileTarget, ResolvedFlagFile
 from contracts.incident import IncidentInput, IncidentState, Phase
 from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
+from contracts.watch import watch_workflow_id
 from examples.hiring.data import generate_applicants
 from examples.hiring.fallback import load_rules
 from examples.hiring.service import HiringService, Served
@@ -404,8 +405,13 @@ async def _run_incident(
     assert {"signoff.decided", "canary.analysis"} <= kinds, sorted(kinds)
     looks = [r for r in trail if r.kind == "canary.analysis"]
     assert len(looks) >= 2
-    reported = [r for r in stack.trail.records(f"model:{model}") if r.kind == "decisions.reported"]
-    assert reported, "every reported batch is on the model's trail"
+    batches = [
+        json.loads(r.detail)
+        for r in stack.trail.records(watch_workflow_id(model))
+        if r.kind == "decisions.reported"
+    ]
+    assert sum(b["decisions"] for b in batches) == traffic.reported  # every decision reported
+    print("trail kinds:", sorted(kinds), "looks:", len(looks))
 
 
 async def _stop_leftovers(
