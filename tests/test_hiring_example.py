@@ -44,7 +44,7 @@ from config.targets import FlagdFileTarget, ResolvedFlagFile
 from contracts.incident import IncidentInput, IncidentState, Phase
 from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
-from contracts.watch import watch_workflow_id
+from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
 from examples.hiring.data import generate_applicants
 from examples.hiring.fallback import load_rules
 from examples.hiring.service import HiringService, Served
@@ -72,6 +72,17 @@ ROOT = Path(__file__).resolve().parent.parent
 FLAGS = "hiring-flags"
 WAIT_S = 15.0
 LOOK = timedelta(seconds=20)
+RUNBOOK_STEPS = {
+    "enforce-fallback",
+    "brief-contained",
+    "dissect-and-attribute",
+    "remediate",
+    "sandbox-validate",
+    "impact-assessment",
+    "stakeholder-signoff",
+    "canary",
+    "monitor",
+}
 SIGNERS = [
     ("lee.legal", "legal"),
     ("kai.legal", "legal"),
@@ -94,8 +105,8 @@ def runbook() -> str:
     )
     attribution.update(outcome="decision", sample_size=600)
     steps["sandbox-validate"]["gates"].update(
-        # judged on 99.96% interval bounds for every race x sex intersection, the
-        # smallest about 1% of 12,000 validation rows: estimates ~0.75 and ~0.1, bounds ~0.4 and ~0.5
+        # judged on 99.96% interval bounds for every race x sex intersection, the smallest
+        # about 1% of 12,000 validation rows: estimates ~0.75 and ~0.1, bounds ~0.4, ~0.5
         min_disparate_impact_ratio=0.3,
         max_equalized_odds_difference=0.6,
         min_group_size=20,  # the smallest intersection has ~25 of its rarer outcome
@@ -243,7 +254,7 @@ async def flag_generation_served(service: HiringService, generation: int) -> dic
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_S
     while True:
-        details = await asyncio.to_thread(service.route, None)
+        details = await asyncio.to_thread(service.route, "probe")
         if details.flag_metadata.get("generation") == generation:
             return dict(details.value)
         assert loop.time() < deadline, f"provider never served generation {generation}"
@@ -318,6 +329,7 @@ async def _run_incident(
 
     await wait_for(contained, "containment in the flag file")
     flag = stack.route(model)
+    generations = [1, flag["metadata"]["generation"]]
     assert flag["metadata"]["shadowVersions"] == "v1"
     assert await flag_generation_served(service, flag["metadata"]["generation"]) == {
         "serving": "fallback"
@@ -341,6 +353,7 @@ async def _run_incident(
     assert assessment is not None
     assert b"commute_zone" in Path(assessment.markdown).read_bytes()  # noqa: ASYNC240
     candidate = findings.candidate.version
+    assessment_digest = assessment.digest
     assert stack.route(model)["defaultVariant"] == "fallback"  # still contained
 
     for who, role in SIGNERS:
@@ -360,7 +373,9 @@ async def _run_incident(
         assert not state.phase.closed, f"incident ended as {state.phase}: {state.outcome}"
         percent = flag["metadata"].get("canaryPercent")
         if percent and (not percents or percents[-1] != percent):
+            assert flag["defaultVariant"] == "fallback"  # the rest stays on the rules
             percents.append(percent)
+            generations.append(flag["metadata"]["generation"])
             await flag_generation_served(service, flag["metadata"]["generation"])
         if percent:
             served = await traffic.wave_of(1_500)
@@ -372,8 +387,28 @@ async def _run_incident(
     assert percents == [50, 100]
     assert candidate_served > 0
 
+    # The looks judged the reported decisions; each step ended on a passing look.
+    looks = [
+        json.loads(r.detail)
+        for r in stack.trail.records(incident.incident_id)
+        if r.kind == "canary.analysis"
+    ]
+    assert looks and all(look["provider"] for look in looks)
+    assert max(look["decisions"] for look in looks) > 0
+    finished_steps = [
+        json.loads(r.detail)
+        for r in stack.trail.records(incident.incident_id)
+        if r.kind == "canary.step_finished"
+    ]
+    assert len(finished_steps) == 2, finished_steps
+
     # D: promoted, the biased version in shadow, and the monitor armed.
-    generation = stack.route(model)["metadata"]["generation"]
+    promoted = stack.route(model)
+    generation = promoted["metadata"]["generation"]
+    generations.append(generation)
+    assert generations == sorted(set(generations)), generations  # a new write at each phase
+    assert promoted["metadata"]["shadowVersions"] == "v1"  # the biased version, in shadow
+    assert "candidate" not in promoted["variants"]
     assert await flag_generation_served(service, generation) == {
         "serving": "primary",
         "version": candidate,
@@ -390,28 +425,25 @@ async def _run_incident(
     assert final.phase is Phase.RESOLVED, final.outcome
     trail = stack.trail.records(incident.incident_id)
     kinds = {r.kind for r in trail}
-    steps_done = {s.name for s in final.steps}
-    assert {
-        "enforce-fallback",
-        "brief-contained",
-        "dissect-and-attribute",
-        "remediate",
-        "sandbox-validate",
-        "impact-assessment",
-        "stakeholder-signoff",
-        "canary",
-        "monitor",
-    } <= steps_done
-    assert {"signoff.decided", "canary.analysis"} <= kinds, sorted(kinds)
-    looks = [r for r in trail if r.kind == "canary.analysis"]
-    assert len(looks) >= 2
+    assert {s.name for s in final.steps if s.status == "succeeded"} >= RUNBOOK_STEPS
+    assert {"signoff.decided", "canary.analysis", "canary.promoted"} <= kinds, sorted(kinds)
+    succeeded = {r.step for r in trail if r.kind == "step.succeeded"}
+    assert succeeded >= RUNBOOK_STEPS, RUNBOOK_STEPS - succeeded
+    signed_off = [json.loads(r.detail) for r in trail if r.kind == "signoff.decided"]
+    assert {d["assessment_digest"] for d in signed_off} == {assessment_digest}
+    assert len(signed_off) == len(SIGNERS)
+
+    watch = await stack.env.client.get_workflow_handle(watch_workflow_id(model)).query(
+        QUERY_WATCH, result_type=WatchState
+    )
+    assert watch.status == "monitoring", watch.status
+    assert watch.memory.armed_by is not None
     batches = [
         json.loads(r.detail)
         for r in stack.trail.records(watch_workflow_id(model))
         if r.kind == "decisions.reported"
     ]
     assert sum(b["decisions"] for b in batches) == traffic.reported  # every decision reported
-    print("trail kinds:", sorted(kinds), "looks:", len(looks))
 
 
 async def _stop_leftovers(
@@ -422,7 +454,8 @@ async def _stop_leftovers(
     retire = stack.env.client.get_workflow_handle(
         f"{incident.incident_id}/retire-shadow/{incident.model.primary_version}"
     )
-    for running in (retire, handle):
+    watch = stack.env.client.get_workflow_handle(watch_workflow_id(incident.model.id))
+    for running in (retire, handle, watch):
         with contextlib.suppress(RPCError):
             if (await running.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await running.terminate("test over")
