@@ -13,6 +13,7 @@ One seeded generator draws everything, so a seed names a data set.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 RACES: tuple[str, ...] = ("white", "black", "asian", "indigenous")
@@ -72,5 +73,5 @@ def generate_applicants(n: int, seed: int) -> pd.DataFrame:
     )
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
-    return 1.0 / (1.0 + np.exp(-x))
+def _sigmoid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
