@@ -40,20 +40,18 @@ from api.tokens import Role, issue_token
 from audit.configure import open_trail
 from audit.trail import AuditTrail
 from config import Settings
-from config.targets import FlagdFileTarget, ResolvedFlagFile
+from config.targets import FlagdFileTarget
 from contracts.incident import IncidentInput, IncidentState, Phase
-from contracts.routing import RouteUpdate, Serving
 from contracts.severity import Severity
 from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
 from examples.hiring.data import generate_applicants
 from examples.hiring.fallback import load_rules
 from examples.hiring.service import HiringService, Served
-from examples.hiring.train import HiringFiles, prepare
+from examples.hiring.train import HiringFiles, deploy_to_flag_file, prepare
 from playbooks.loader import load_playbook_text
 from stack.loopback import free_port
 from stack.worker import build_worker
 from store.db import create_tables, make_engine
-from targets.flag_file import FlagFileTarget
 from targets.flagd_flag import flag_key
 from tests.fixtures.incidents import (
     TEST_DECISION_MAX_AGE_S,
@@ -83,6 +81,8 @@ RUNBOOK_STEPS = {
     "canary",
     "monitor",
 }
+TEAM_FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
+"""Another flag of the team's, in the same file: Fairlane's writes must keep it."""
 SIGNERS = [
     ("lee.legal", "legal"),
     ("kai.legal", "legal"),
@@ -162,12 +162,9 @@ def hiring(tmp_path_factory: pytest.TempPathFactory) -> HiringFiles:
 async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
     """Time-skipping server, worker, API; the model deployed at its flag and registered."""
     flag_file = tmp_path / "flags.json"
-    flag_file.write_text(json.dumps({"flags": {}}))
+    flag_file.write_text(json.dumps({"flags": {"checkout.new-ui": TEAM_FLAG}}))
     model = hiring.manifest
-    deployed = RouteUpdate(
-        serving=Serving.PRIMARY, primary_version="v1", generation=1, updated_by="team-deploy"
-    )
-    await FlagFileTarget(ResolvedFlagFile(FLAGS, flag_file)).set_route(model.id, deployed)
+    await deploy_to_flag_file(flag_file, model, FLAGS)
     queue = f"hiring-{uuid.uuid4().hex[:8]}"
     async with time_skipping_server() as env:
         settings = Settings(
@@ -400,7 +397,10 @@ async def _run_incident(
         for r in stack.trail.records(incident.incident_id)
         if r.kind == "canary.step_finished"
     ]
-    assert len(finished_steps) == 2, finished_steps
+    assert [(f["percent"], f["result"]) for f in finished_steps] == [
+        (50, "passed"),
+        (100, "passed"),
+    ], finished_steps
 
     # D: promoted, the biased version in shadow, and the monitor armed.
     promoted = stack.route(model)
@@ -423,6 +423,8 @@ async def _run_incident(
     await wait_for(finished, "the incident to close")
     final = await state_of(handle)
     assert final.phase is Phase.RESOLVED, final.outcome
+    team_flag = json.loads(stack.flag_file.read_text())["flags"]["checkout.new-ui"]
+    assert team_flag == TEAM_FLAG  # six writes to the file, the team's own flag untouched
     trail = stack.trail.records(incident.incident_id)
     kinds = {r.kind for r in trail}
     assert {s.name for s in final.steps if s.status == "succeeded"} >= RUNBOOK_STEPS

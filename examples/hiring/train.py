@@ -4,12 +4,14 @@
 CSVs, ``artifacts/hiring-screen/v1.skops`` (a plain scikit-learn pipeline, written
 through Fairlane's ``analysis.scoring`` so it loads wherever Fairlane scores), the
 fallback rules next to it, and ``manifest.yaml`` with absolute data paths and the
-artifact's sha256, ready for ``fairlane model register``.
+artifact's sha256, ready for ``fairlane model register``; with ``--flag-file``, also the
+model's first route in the team's flag file.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +25,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from analysis.scoring import artifact_dict, save_artifact
+from config.targets import ResolvedFlagFile
 from contracts.model import ModelManifest
+from contracts.routing import RouteUpdate, Serving
 from examples.hiring.data import FEATURES, generate_applicants
 from store.artifacts import ArtifactStore
+from targets.flag_file import FlagFileTarget
 
 HERE = Path(__file__).resolve().parent
 NUMERIC = ["years_experience", "test_score"]
@@ -96,13 +101,36 @@ def prepare(
     return HiringFiles(root, store.root, training, validation, rules, manifest)
 
 
+async def deploy_to_flag_file(flag_file: Path, manifest: ModelManifest, target: str) -> None:
+    """Write the model's first route (its primary version serving) into the team's flag
+    file, through Fairlane's own flag-file target: other flags in the file are kept.
+
+    What ``fairlane model deploy`` will do at a ``flagd-file`` target; until it exists
+    this is how the flag gets its first generation, which registration then checks.
+    """
+    first = RouteUpdate(
+        serving=Serving.PRIMARY,
+        primary_version=manifest.primary_version,
+        generation=1,
+        updated_by="hiring-team-deploy",
+    )
+    await FlagFileTarget(ResolvedFlagFile(target, flag_file)).set_route(manifest.id, first)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="folder to write data, artifacts and manifest")
     parser.add_argument("--rows", type=int, default=6_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--flag-file", type=Path, help="also write the first route into this flag file"
+    )
     args = parser.parse_args()
     files = prepare(args.root.resolve(), args.rows, args.rows, args.seed)
+    if args.flag_file:
+        target = files.manifest.router.target
+        asyncio.run(deploy_to_flag_file(args.flag_file.resolve(), files.manifest, target))
+        print(f"route: {args.flag_file} (flag fairlane.route.{files.manifest.id}, v1 serving)")
     print(f"manifest: {files.root / 'manifest.yaml'}\nartifacts: {files.artifacts_dir}")
 
 
