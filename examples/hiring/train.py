@@ -129,6 +129,8 @@ def main() -> None:
     files = prepare(args.root.resolve(), args.rows, args.rows, args.seed)
     if args.flag_file:
         target = files.manifest.router.target
+        if target is None:
+            parser.error("the manifest names no routing target to deploy at")
         asyncio.run(deploy_to_flag_file(args.flag_file.resolve(), files.manifest, target))
         print(f"route: {args.flag_file} (flag fairlane.route.{files.manifest.id}, v1 serving)")
     print(f"manifest: {files.root / 'manifest.yaml'}\nartifacts: {files.artifacts_dir}")
