@@ -45,7 +45,7 @@ from contracts.incident import IncidentInput, IncidentState, Phase
 from contracts.severity import Severity
 from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
 from examples.hiring.data import generate_applicants
-from examples.hiring.fallback import load_rules
+from examples.hiring.fallback import RulesError, load_rules
 from examples.hiring.service import HiringService, Served
 from examples.hiring.train import HiringFiles, deploy_to_flag_file, prepare
 from playbooks.loader import load_playbook_text
@@ -461,3 +461,21 @@ async def _stop_leftovers(
         with contextlib.suppress(RPCError):
             if (await running.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await running.terminate("test over")
+
+
+def test_the_fallback_rules_decide_in_order_and_refuse_a_typo_by_its_yaml_path(
+    tmp_path: Path,
+) -> None:
+    rules = load_rules(ROOT / "examples" / "hiring" / "fallback.yaml")
+    assert not rules.features() & {"race", "sex", "commute_zone"}  # no group, no proxy
+    senior = {"years_experience": 6, "test_score": 61, "degree_level": "none"}
+    assert rules.decide(senior) == (True, "experienced-and-tested")
+    graduate = {"years_experience": 2, "test_score": 56, "degree_level": "master"}
+    assert rules.decide(graduate) == (True, "graduate-with-some-experience")
+    assert rules.decide({**graduate, "degree_level": "none"}) == (False, "otherwise")
+
+    typo = tmp_path / "rules.yaml"
+    text = (ROOT / "examples" / "hiring" / "fallback.yaml").read_text()
+    typo.write_text(text.replace("test_score: {at_least: 80}", "test_score: {at_leats: 80}"))
+    with pytest.raises(RulesError, match=r"rules\.1\.when\.test_score\.at_leats"):
+        load_rules(typo)
