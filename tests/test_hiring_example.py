@@ -58,7 +58,6 @@ from tests.fixtures.incidents import (
     TEST_DECISION_PUBLIC,
     TEST_DECISION_SEED,
     TEST_SIGNER,
-    decide,
     start_incident,
     state_of,
 )
@@ -182,6 +181,7 @@ async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
             "admin": [Role.ADMIN],
             "scorer": [Role.DECISION_REPORTER],
             "catalog": [Role.AUDITOR],
+            **{who: [Role(role)] for who, role in SIGNERS},
         }
         tokens = {
             who: issue_token(settings.resolved_tokens_file, who, roles)
@@ -353,8 +353,16 @@ async def _run_incident(
     assessment_digest = assessment.digest
     assert stack.route(model)["defaultVariant"] == "fallback"  # still contained
 
-    for who, role in SIGNERS:
-        await decide(handle, who, role, "approve", assessment_digest=assessment.digest)
+    # Each approver signs off through the API with their own token; the API signs the
+    # decision for the incident's open step, bound to the assessment they read.
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        for who, role in SIGNERS:
+            approved = await client.post(
+                f"/v1/incidents/{incident.incident_id}/signoffs",
+                headers=stack.headers(who),
+                json={"role": role, "decision": "approve", "assessment_digest": assessment_digest},
+            )
+            assert approved.status_code == 200, approved.text
 
     # L: the canary ramps at the flag; the service splits by applicant and reports.
     percents: list[float] = []
