@@ -21,7 +21,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,13 @@ from audit.configure import open_trail
 from audit.trail import AuditTrail
 from config import Settings
 from config.targets import FlagdFileTarget
-from contracts.incident import IncidentInput, IncidentState, Phase
-from contracts.severity import Severity
+from contracts.incident import IncidentState, Phase
+from contracts.model import ModelManifest
 from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
 from examples.hiring.data import generate_applicants
 from examples.hiring.fallback import RulesError, load_rules
 from examples.hiring.service import HiringService, Served
 from examples.hiring.train import HiringFiles, deploy_to_flag_file, prepare
-from playbooks.loader import load_playbook_text
 from stack.loopback import free_port
 from stack.worker import build_worker
 from store.db import create_tables, make_engine
@@ -57,8 +56,6 @@ from tests.fixtures.incidents import (
     TEST_DECISION_MAX_AGE_S,
     TEST_DECISION_PUBLIC,
     TEST_DECISION_SEED,
-    TEST_SIGNER,
-    start_incident,
     state_of,
 )
 from tests.fixtures.services import serve, time_skipping_server
@@ -165,12 +162,16 @@ async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
     model = hiring.manifest
     await deploy_to_flag_file(flag_file, model, FLAGS)
     queue = f"hiring-{uuid.uuid4().hex[:8]}"
+    playbooks = tmp_path / "playbooks"  # the team's own ethical-audit, before the shipped one
+    playbooks.mkdir()
+    (playbooks / "ethical-audit.yaml").write_text(runbook())
     async with time_skipping_server() as env:
         settings = Settings(
             data_dir=tmp_path / "fairlane",
             artifacts_dir=hiring.artifacts_dir,
             temporal_address=env.client.service_client.config.target_host,
             task_queue=queue,
+            playbooks_dir=playbooks,
             router_token=SecretStr("unused-gateway-token"),
             routing_targets={FLAGS: FlagdFileTarget(kind="flagd-file", path=flag_file)},
             decision_signing_key=TEST_DECISION_SEED,
@@ -179,6 +180,7 @@ async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
         )
         people = {
             "admin": [Role.ADMIN],
+            "dana.ic": [Role.INCIDENT_COMMANDER],
             "scorer": [Role.DECISION_REPORTER],
             "catalog": [Role.AUDITOR],
             **{who: [Role(role)] for who, role in SIGNERS},
@@ -294,21 +296,27 @@ async def test_the_ethical_audit_runbook_takes_the_hiring_model_from_containment
     assert sides(before) == {"primary": 400}
     assert {s.version for s in before} == {"v1"}
 
-    incident = IncidentInput(
-        incident_id=f"inc-hiring-{uuid.uuid4().hex[:10]}",
-        model=model,
-        playbook=load_playbook_text(runbook(), "ethical-audit.yaml"),
-        severity=Severity.SEV1,
-        summary="black applicants hired at under half the rate of others at equal test scores",
-        commander="dana.ic",
-        opened_at=datetime.now(UTC),
-        decision_key=TEST_SIGNER.key,
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        opened = await client.post(
+            "/v1/incidents",
+            headers=stack.headers("dana.ic"),
+            json={
+                "model": model.id,
+                "playbook": "ethical-audit",
+                "severity": "sev1",
+                "summary": "black applicants hired at under half the rate of others at "
+                "equal test scores",
+            },
+        )
+    assert opened.status_code == 202, opened.text
+    incident_id = opened.json()["incident_id"]
+    handle: WorkflowHandle[object, IncidentState] = stack.env.client.get_workflow_handle(
+        incident_id, result_type=IncidentState
     )
-    handle = await start_incident(stack.env.client, incident, stack.queue)
     try:
-        await _run_incident(stack, service, traffic, handle, incident)
+        await _run_incident(stack, service, traffic, handle, model.id)
     finally:
-        await _stop_leftovers(stack, handle, incident)
+        await _stop_leftovers(stack, handle, model)
 
 
 async def _run_incident(
@@ -316,9 +324,9 @@ async def _run_incident(
     service: HiringService,
     traffic: Traffic,
     handle: WorkflowHandle[object, IncidentState],
-    incident: IncidentInput,
+    model: str,
 ) -> None:
-    model = incident.model.id
+    incident_id = handle.id
 
     # E: contained. The flag file says fallback, and the service answers by the rules.
     async def contained() -> bool:
@@ -358,7 +366,7 @@ async def _run_incident(
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
         for who, role in SIGNERS:
             approved = await client.post(
-                f"/v1/incidents/{incident.incident_id}/signoffs",
+                f"/v1/incidents/{incident_id}/signoffs",
                 headers=stack.headers(who),
                 json={"role": role, "decision": "approve", "assessment_digest": assessment_digest},
             )
@@ -395,14 +403,14 @@ async def _run_incident(
     # The looks judged the reported decisions; each step ended on a passing look.
     looks = [
         json.loads(r.detail)
-        for r in stack.trail.records(incident.incident_id)
+        for r in stack.trail.records(incident_id)
         if r.kind == "canary.analysis"
     ]
     assert looks and all(look["provider"] for look in looks)
     assert max(look["decisions"] for look in looks) > 0
     finished_steps = [
         json.loads(r.detail)
-        for r in stack.trail.records(incident.incident_id)
+        for r in stack.trail.records(incident_id)
         if r.kind == "canary.step_finished"
     ]
     assert [(f["percent"], f["result"]) for f in finished_steps] == [
@@ -433,7 +441,7 @@ async def _run_incident(
     assert final.phase is Phase.RESOLVED, final.outcome
     team_flag = json.loads(stack.flag_file.read_text())["flags"]["checkout.new-ui"]
     assert team_flag == TEAM_FLAG  # six writes to the file, the team's own flag untouched
-    trail = stack.trail.records(incident.incident_id)
+    trail = stack.trail.records(incident_id)
     kinds = {r.kind for r in trail}
     assert {s.name for s in final.steps if s.status == "succeeded"} >= RUNBOOK_STEPS
     assert {"signoff.decided", "canary.analysis", "canary.promoted"} <= kinds, sorted(kinds)
@@ -457,14 +465,14 @@ async def _run_incident(
 
 
 async def _stop_leftovers(
-    stack: Stack, handle: WorkflowHandle[object, IncidentState], incident: IncidentInput
+    stack: Stack, handle: WorkflowHandle[object, IncidentState], model: ModelManifest
 ) -> None:
     """Terminate what a promotion leaves running (the shadow's retirement timer) or a
     failed test left open, so the server shuts down cleanly."""
     retire = stack.env.client.get_workflow_handle(
-        f"{incident.incident_id}/retire-shadow/{incident.model.primary_version}"
+        f"{handle.id}/retire-shadow/{model.primary_version}"
     )
-    watch = stack.env.client.get_workflow_handle(watch_workflow_id(incident.model.id))
+    watch = stack.env.client.get_workflow_handle(watch_workflow_id(model.id))
     for running in (retire, handle, watch):
         with contextlib.suppress(RPCError):
             if (await running.describe()).status == WorkflowExecutionStatus.RUNNING:
