@@ -2,8 +2,9 @@
 the demo's, routed by an OpenFeature flag and judged on decisions its own service reports.
 
 Real parts throughout: the example's data, training script, manifest and fallback rules
-(examples/hiring/); the API over loopback HTTP (registration, decision and outcome
-ingestion); the production worker on the time-skipping server; the team's service with
+(examples/hiring/); the API over loopback HTTP (registration, the incident opened by the
+commander, sign-offs by each approver's token, decision and outcome ingestion); the
+production worker on the time-skipping server; the team's service with
 the real OpenFeature SDK and flagd provider in in-process file mode, reading the flag
 file a declared ``flagd-file`` target names. Fairlane never calls the service: the
 route changes only in the flag file, and the service follows it.
@@ -440,7 +441,7 @@ async def _run_incident(
     final = await state_of(handle)
     assert final.phase is Phase.RESOLVED, final.outcome
     team_flag = json.loads(stack.flag_file.read_text())["flags"]["checkout.new-ui"]
-    assert team_flag == TEAM_FLAG  # six writes to the file, the team's own flag untouched
+    assert team_flag == TEAM_FLAG  # every write kept the team's own flag
     trail = stack.trail.records(incident_id)
     kinds = {r.kind for r in trail}
     assert {s.name for s in final.steps if s.status == "succeeded"} >= RUNBOOK_STEPS
@@ -450,6 +451,7 @@ async def _run_incident(
     signed_off = [json.loads(r.detail) for r in trail if r.kind == "signoff.decided"]
     assert {d["assessment_digest"] for d in signed_off} == {assessment_digest}
     assert len(signed_off) == len(SIGNERS)
+    assert {r.actor for r in trail if r.kind == "signoff.decided"} == {w for w, _ in SIGNERS}
 
     watch = await stack.env.client.get_workflow_handle(watch_workflow_id(model)).query(
         QUERY_WATCH, result_type=WatchState
