@@ -42,13 +42,14 @@ from audit.configure import open_trail
 from audit.trail import AuditTrail
 from config import Settings
 from config.targets import FlagdFileTarget
+from contracts.fallback_rules import parse_rules
 from contracts.incident import IncidentState, Phase
 from contracts.model import ModelManifest
 from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
 from examples.hiring.data import generate_applicants
-from examples.hiring.fallback import RulesError, load_rules
 from examples.hiring.service import HiringService, Served
 from examples.hiring.train import HiringFiles, deploy_to_flag_file, prepare
+from router.rules import RulesEngine
 from stack.loopback import free_port
 from stack.worker import build_worker
 from store.db import create_tables, make_engine
@@ -212,7 +213,6 @@ def service(stack: Stack, hiring: HiringFiles) -> Iterator[HiringService]:
         model=hiring.manifest.id,
         flag_file=stack.flag_file,
         artifacts_dir=hiring.artifacts_dir,
-        rules=load_rules(hiring.rules),
         fairlane_url=stack.url,
         reporter_token=stack.tokens["scorer"],
         reader_token=stack.tokens["catalog"],
@@ -481,19 +481,25 @@ async def _stop_leftovers(
                 await running.terminate("test over")
 
 
-def test_the_fallback_rules_decide_in_order_and_refuse_a_typo_by_its_yaml_path(
-    tmp_path: Path,
+def test_the_example_s_fallback_rules_fit_its_manifest_and_read_no_group_or_proxy(
+    hiring: HiringFiles,
 ) -> None:
-    rules = load_rules(ROOT / "examples" / "hiring" / "fallback.yaml")
-    assert not rules.features() & {"race", "sex", "commute_zone"}  # no group, no proxy
-    senior = {"years_experience": 6, "test_score": 61, "degree_level": "none"}
-    assert rules.decide(senior) == (True, "experienced-and-tested")
-    graduate = {"years_experience": 2, "test_score": 56, "degree_level": "master"}
-    assert rules.decide(graduate) == (True, "graduate-with-some-experience")
-    assert rules.decide({**graduate, "degree_level": "none"}) == (False, "otherwise")
-
-    typo = tmp_path / "rules.yaml"
-    text = (ROOT / "examples" / "hiring" / "fallback.yaml").read_text()
-    typo.write_text(text.replace("test_score: {at_least: 80}", "test_score: {at_leats: 80}"))
-    with pytest.raises(RulesError, match=r"rules\.1\.when\.test_score\.at_leats"):
-        load_rules(typo)
+    manifest = hiring.manifest
+    rules = parse_rules(
+        hiring.rules.read_text(),
+        {f.name: f.type for f in manifest.features},
+        decision=True,
+        amount=False,
+    )
+    read = {feature for rule in rules.rules for feature in rule.when}
+    assert read and not read & {"race", "sex", "commute_zone"}
+    engine = RulesEngine(rules, decides=True, grants=False)
+    applicants = pd.DataFrame(
+        {
+            "years_experience": [6.0, 2.0, 2.0, 0.0],
+            "test_score": [61.0, 56.0, 56.0, 85.0],
+            "degree_level": ["none", "master", "none", "none"],
+        }
+    )
+    decided = engine.score(applicants).decision
+    assert decided is not None and decided.tolist() == [True, True, False, True]

@@ -9,7 +9,8 @@ its request path but files and HTTP:
   share is sticky per applicant.
 * **What answers** is the version's artifact (a plain scikit-learn pipeline, opened by
   name at its registered sha256 through Fairlane's one scorer), or the declarative
-  fallback rules while the flag says ``fallback``.
+  fallback rules (Fairlane's format, at their registered sha256, evaluated by the same
+  engine as Fairlane's gateway) while the flag says ``fallback``.
 * **Every decision** is reported to ``POST /v1/models/{id}/decisions`` over HTTP with a
   ``decision_reporter`` token, and the ground truth later to ``/outcomes``; Fairlane's
   canary and drift monitor read those.
@@ -37,8 +38,9 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails
 
 from analysis.scoring import Scorer, load_scorer
+from contracts.fallback_rules import FallbackRuleSet, parse_rules
 from contracts.model import ModelManifest
-from examples.hiring.fallback import FallbackRules
+from router.rules import RulesEngine
 from store.artifacts import ArtifactStore
 from targets.flagd_flag import flag_key
 
@@ -66,7 +68,6 @@ class HiringService:
         model: str,
         flag_file: Path,
         artifacts_dir: Path,
-        rules: FallbackRules,
         fairlane_url: str,
         reporter_token: str,
         reader_token: str,
@@ -74,12 +75,12 @@ class HiringService:
     ) -> None:
         self.model = model
         self.flag = flag_key(model)
-        self.rules = rules
         self._store = ArtifactStore(artifacts_dir)
         self._scorers: dict[str, Scorer] = {}
         self._http = httpx.Client(base_url=fairlane_url, timeout=30)
         self._reporter = {"Authorization": f"Bearer {reporter_token}"}
         self._reader = {"Authorization": f"Bearer {reader_token}"}
+        self.rules = self._fallback(self.manifest())
         self._domain = f"hiring-{uuid.uuid4().hex[:8]}"
         self._provider = FlagdProvider(
             resolver_type=ResolverType.FILE,
@@ -106,6 +107,19 @@ class HiringService:
         response.raise_for_status()
         return ModelManifest.model_validate(response.json())
 
+    def _fallback(self, manifest: ModelManifest) -> RulesEngine:
+        """The manifest's fallback rules, read at their registered sha256."""
+        if manifest.fallback is None:
+            raise ValueError(f"model {manifest.id!r} declares no fallback rules")
+        text = self._store.read_pinned(manifest.fallback.rules, manifest.fallback.sha256)
+        rules: FallbackRuleSet = parse_rules(
+            text.decode(),
+            {f.name: f.type for f in manifest.features},
+            decision=manifest.outcomes.decision is not None,
+            amount=manifest.outcomes.amount is not None,
+        )
+        return RulesEngine(rules, decides=True, grants=False)
+
     def _scorer(self, version: str) -> Scorer:
         if version not in self._scorers:
             registered = self.manifest().version(version)
@@ -129,8 +143,11 @@ class HiringService:
             scores = self._scorer(version).score(rows)
             assert scores.decision is not None, f"version {version} makes no decision"
             hired[rows.index] = scores.decision
-        for index, row in applicants[sides == "fallback"].iterrows():
-            hired[index] = self.rules.decide(row)[0]
+        by_rules = applicants[sides == "fallback"]
+        if len(by_rules):
+            decided = self.rules.score(by_rules).decision
+            assert decided is not None
+            hired[by_rules.index] = decided
         return [
             Served(str(a), str(s), str(v), bool(h))
             for a, s, v, h in zip(applicants["applicant_id"], sides, versions, hired, strict=True)

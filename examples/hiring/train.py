@@ -29,7 +29,7 @@ from config.targets import ResolvedFlagFile
 from contracts.model import ModelManifest
 from contracts.routing import RouteUpdate, Serving
 from examples.hiring.data import FEATURES, generate_applicants
-from store.artifacts import ArtifactStore
+from store.artifacts import ArtifactStore, sha256_file
 from targets.flag_file import FlagFileTarget
 
 HERE = Path(__file__).resolve().parent
@@ -88,6 +88,7 @@ def prepare(
     rules = store.path("hiring-screen/fallback.yaml")
     shutil.copyfile(HERE / "fallback.yaml", rules)
     raw = yaml.safe_load((HERE / "manifest.yaml").read_text())
+    raw["fallback"]["sha256"] = sha256_file(rules)
     raw["versions"][0].update(
         artifact=name,
         sha256=digest,
