@@ -106,8 +106,9 @@ async def deploy_to_flag_file(flag_file: Path, manifest: ModelManifest, target: 
     """Write the model's first route (its primary version serving) into the team's flag
     file, through Fairlane's own flag-file target: other flags in the file are kept.
 
-    What ``fairlane model deploy`` will do at a ``flagd-file`` target; until it exists
-    this is how the flag gets its first generation, which registration then checks.
+    ``fairlane model deploy`` deploys at HTTP routing layers only (a flag file holds
+    routes, not deployments: config/targets.py refuses it), so this is how the flag gets
+    its first generation, which registration then checks.
     """
     first = RouteUpdate(
         serving=Serving.PRIMARY,
