@@ -92,8 +92,7 @@ SIGNERS = [
 
 def runbook() -> str:
     """playbooks/ethical-audit.yaml, every step kept, sized for a decision-only model and
-    a test: attribution of the decision (the stock step explains an amount this model
-    does not make); the stock amount gate stays (validation switches off gates on
+    a test: the stock amount gate stays (validation switches off gates on
     outcomes the model does not make); fairness bounds loose enough for 99.9% intervals
     on a 2% group in test-sized data; a canary of minutes with small-sample minimums."""
     book = yaml.safe_load((ROOT / "playbooks" / "ethical-audit.yaml").read_text())
@@ -101,7 +100,8 @@ def runbook() -> str:
     attribution = next(
         s for s in steps["dissect-and-attribute"]["steps"] if s["name"] == "attribution"
     )
-    attribution.update(outcome="decision", sample_size=600)
+    assert "outcome" not in attribution  # the stock step explains whatever the model makes
+    attribution["sample_size"] = 600
     steps["sandbox-validate"]["gates"].update(
         # judged on 99.96% interval bounds for every race x sex intersection, the smallest
         # about 1% of 12,000 validation rows: estimates ~0.75 and ~0.1, bounds ~0.4, ~0.5
