@@ -376,7 +376,10 @@ async def _run_incident(
     # L: the canary ramps at the flag; the service splits by applicant and reports.
     percents: list[float] = []
     candidate_served = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 90
     while True:
+        assert loop.time() < deadline, f"no promotion; looks so far: {percents}"
         state = await state_of(handle)
         flag = stack.route(model)
         if (
@@ -384,7 +387,7 @@ async def _run_incident(
             and flag["variants"]["primary"]["version"] == candidate
         ):
             break  # promoted
-        assert not state.phase.closed, f"incident ended as {state.phase}: {state.outcome}"
+        assert state.phase is Phase.RUNNING, f"incident {state.phase}: {state.outcome}"
         percent = flag["metadata"].get("canaryPercent")
         if percent and (not percents or percents[-1] != percent):
             assert flag["defaultVariant"] == "fallback"  # the rest stays on the rules
