@@ -90,6 +90,12 @@ def held_out_half(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[1::2]
 
 
+def _explained_outcome(model: ModelManifest) -> Outcome:
+    """What an attribution step that names no outcome explains: the amount when the model
+    sets one (where a gap in money shows), else its decision."""
+    return "amount" if model.outcomes.amount is not None else "decision"
+
+
 def _outcomes(model: ModelManifest) -> list[Outcome]:
     """The outcomes the manifest declares, which the models compared must produce."""
     declared: list[Outcome] = []
@@ -158,7 +164,7 @@ class AnalysisActivities:
                 load_artifact(self._artifacts, version.artifact, version.sha256),
                 read_table(data),
                 protected=model.protected_attributes,
-                outcome=step.outcome,
+                outcome=step.outcome or _explained_outcome(model),
                 sample_size=step.sample_size,
                 suspected_proxies=request.suspected_proxies,
                 top_k=step.top_k,

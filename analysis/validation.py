@@ -141,6 +141,18 @@ def gate_spec(gates: GateSpec | Gates) -> GateSpec:
     return gates if isinstance(gates, GateSpec) else GateSpec.model_validate(gates.model_dump())
 
 
+def _measurable(spec: GateSpec, *, decision: str | None, amount: str | None) -> GateSpec:
+    """The gates on outcomes the model makes: a decision-only model has no amount to gate
+    (and an amount-only model no decision), so those gates are off, not "unmeasured" and
+    thus inconclusive on every run; a playbook's gate defaults were written for both."""
+    off: dict[str, None] = {}
+    if amount is None:
+        off["conditional_amount_disparity"] = None
+    if decision is None:
+        off.update(disparate_impact_ratio=None, equalized_odds_difference=None)
+    return spec.model_copy(update=off)
+
+
 def validate_candidate(
     held_out: pd.DataFrame,
     baseline: Scorer,
@@ -163,7 +175,7 @@ def validate_candidate(
     """
     protected, label = list(columns.protected), columns.label
     decision, amount = columns.decision, columns.amount
-    spec = gate_spec(gates)
+    spec = _measurable(gate_spec(gates), decision=decision, amount=amount)
     if decision is None and amount is None:
         raise ValueError("name a decision, an amount, or both to validate")
     if label is not None and decision is None:

@@ -142,7 +142,11 @@ class AttributionAuditStep(StepBase):
 
     kind: Literal["attribution_audit"]
     timeouts: TimeoutSpec = Field(default_factory=long_computation)
-    outcome: Literal["decision", "amount"] = "amount"
+    outcome: Literal["decision", "amount"] | None = Field(
+        default=None,
+        description="the outcome model explained; unset: the amount when the model sets "
+        "one, else its decision (a runbook shared by models of either shape)",
+    )
     sample_size: int = Field(default=2000, ge=50, le=200_000)
     top_k: int = Field(default=3, ge=1, le=50)
 

@@ -1,0 +1,1 @@
+"""A hiring-screen model brought to Fairlane by its own team (see README.md)."""
