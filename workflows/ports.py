@@ -15,6 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.channels import ChannelRef, NotificationEvent
+    from contracts.containment import CONTAIN_ROUTE, ContainedRoute, ContainRouteInput
     from contracts.incident import IncidentInput, IncidentState
     from contracts.model import RouterRef
     from contracts.routing import Route, RouteSpec, Serving
@@ -98,6 +99,33 @@ class RouterPort:
             return RouteChange(before=current, after=await self.verify(step_name, options, current))
         route = await self.write(step_name, options, current, spec, reason)
         return RouteChange(before=current, after=await self.verify(step_name, options, route))
+
+    async def contain_in_this_task(
+        self, step_name: str, options: dict[str, Any], reason: str
+    ) -> RouteChange:
+        """:meth:`ensure` of the contained route (fallback serving, the primary in shadow),
+        as one *local* activity run inside the current workflow task.
+
+        For the watch, where every second from alert to fallback counts: in a storm the
+        three activities of :meth:`ensure` each wait in the task queue and for another
+        workflow task. The activity (:mod:`activities.containment`) makes the same
+        read, compare, set-next-generation and verify, from the same routing activities.
+        ``options`` are local-activity options.
+        """
+        contained: ContainedRoute = await workflow.execute_local_activity(
+            CONTAIN_ROUTE,
+            ContainRouteInput(
+                target=self._router.target,
+                router_url=self._router.url,
+                model=self._model,
+                updated_by=self._updated_by,
+                reason=reason,
+            ),
+            result_type=ContainedRoute,
+            activity_id=self._books.activity_id(step_name),
+            **options,
+        )
+        return RouteChange(before=contained.before, after=contained.after)
 
     async def write(
         self,

@@ -32,7 +32,6 @@ from temporalio.exceptions import ActivityError, FailureError
 with workflow.unsafe.imports_passed_through():
     from contracts.alerts import AlertDelivery, AlertSource
     from contracts.audit import AuditEvent
-    from contracts.containment import CONTAIN_ROUTE, ContainedRoute, ContainRouteInput
     from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
     from contracts.routing import Route, RouteSpec, Serving
     from contracts.steps import Notification
@@ -65,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.bookkeeping import Bookkeeping
     from workflows.failures import failure_text
     from workflows.options import notify_options
-    from workflows.ports import RouteChange, RouterPort, send_notification
+    from workflows.ports import RouterPort, send_notification
     from workflows.routing import contained_route
 
 CONTAIN_OPTIONS: dict[str, Any] = {
@@ -435,7 +434,9 @@ class ModelWatchWorkflow:
 
         try:
             if workflow.patched(WATCH_CONTAINS_IN_ITS_TASK):
-                change = await self._contain_in_this_task(f"contain: {reason}"[:2000])
+                change = await self._router.contain_in_this_task(
+                    "contain", CONTAIN_LOCALLY, f"contain: {reason}"[:2000]
+                )
             else:
                 change = await self._router.ensure(
                     "contain", CONTAIN_OPTIONS, contained, f"contain: {reason}"[:2000]
@@ -462,24 +463,6 @@ class ModelWatchWorkflow:
             },
         )
         return current, after
-
-    async def _contain_in_this_task(self, reason: str) -> RouteChange:
-        """Containment as one local activity: the fallback serves before this task ends."""
-        router = self._watch.router_ref()
-        contained: ContainedRoute = await workflow.execute_local_activity(
-            CONTAIN_ROUTE,
-            ContainRouteInput(
-                target=router.target,
-                router_url=router.url,
-                model=self._watch.model,
-                updated_by=f"fairlane:{self._id}",
-                reason=reason,
-            ),
-            result_type=ContainedRoute,
-            activity_id=self._books.activity_id("contain"),
-            **CONTAIN_LOCALLY,
-        )
-        return RouteChange(before=contained.before, after=contained.after)
 
     async def _tell_containment_failed(self, reason: str, failure: str) -> None:
         policy = self._memory.monitor
