@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from config.targets import TargetResolver, UnknownTarget
+from config.targets import ResolvedFlagFile, TargetResolver, UnknownTarget
 from contracts.model import VersionName
+from contracts.routing import RouteUpdate, Serving
 from registry.service import ModelRegistry
 from router.client import RouterClient, RouterError
 from router.schemas import FallbackDocument
 from store.artifacts import ArtifactError, ArtifactStore
+from targets.flag_file import FlagFileTarget
+from targets.protocol import TargetError
 
 
 class DeployRequest(BaseModel):
@@ -96,9 +99,12 @@ async def deploy_registered(
             f"{known})",
         ) from None
     try:
-        target = targets.resolve(manifest.router.target, manifest.router.url)
+        declared = targets.resolve_route_target(manifest.router.target, manifest.router.url)
     except UnknownTarget as error:
         raise DeployRefused(422, ("router", "target"), str(error)) from None
+    if isinstance(declared, ResolvedFlagFile):
+        return await _first_route(declared, model_id, version.version, version.artifact)
+    target = declared
     fallback = (
         None
         if manifest.fallback is None
@@ -146,4 +152,39 @@ async def deploy_registered(
         primary_version=deployment.primary_version,
         generation=deployment.route.generation,
         rules_version=deployment.rules_version,
+    )
+
+
+async def _first_route(
+    flag_file: ResolvedFlagFile, model_id: str, version: str, artifact: str
+) -> Deployed:
+    """At a flag file, deploying gives the model its route: a flag file holds routes, and
+    the team's own service serves the versions the flag names. A model with no flag yet
+    gets one, ``version`` serving as primary at generation 1; a flag already there is
+    the route, and is left as it is (rollouts go through incidents and canaries)."""
+    target = FlagFileTarget(flag_file)
+    try:
+        route = await target.read_route(model_id)
+    except TargetError as error:
+        if error.type != "RouteNotFound":
+            raise DeployRefused(409, ("router", "target"), str(error)) from error
+        first = RouteUpdate(
+            serving=Serving.PRIMARY,
+            primary_version=version,
+            generation=1,
+            updated_by="fairlane:deploy",
+            reason=f"first route of {model_id}: {version} serving",
+        )
+        try:
+            route = await target.set_route(model_id, first)
+        except TargetError as refused:
+            raise DeployRefused(409, ("router", "target"), str(refused)) from refused
+    return Deployed(
+        model=model_id,
+        version=version,
+        target=flag_file.id,
+        versions={version: artifact},
+        primary_version=route.primary_version,
+        generation=route.generation,
+        rules_version=None,
     )

@@ -106,9 +106,9 @@ async def deploy_to_flag_file(flag_file: Path, manifest: ModelManifest, target: 
     """Write the model's first route (its primary version serving) into the team's flag
     file, through Fairlane's own flag-file target: other flags in the file are kept.
 
-    ``fairlane model deploy`` deploys at HTTP routing layers only (a flag file holds
-    routes, not deployments: config/targets.py refuses it), so this is how the flag gets
-    its first generation, which registration then checks.
+    The same first route ``fairlane model deploy`` writes at a flag file once the model
+    is registered (``registry/deployment.py``); done here before registration, so that
+    registration finds the target knowing the model without ``--allow-undeployed``.
     """
     first = RouteUpdate(
         serving=Serving.PRIMARY,
