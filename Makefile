@@ -25,7 +25,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	./scripts/ensure-test-programs.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --durations=15   # three processes: most tests wait on real servers, not on the CPU
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

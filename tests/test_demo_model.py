@@ -36,7 +36,7 @@ from demo.dataset import (
 )
 from fairness.outcomes import ConditionalDisparity, combine_strata, conditional_disparity
 from store.artifacts import ArtifactStore
-from tests.fixtures.gateway import rules_decision
+from tests.fixtures.gateway import rules_decision, rules_scores
 
 
 @pytest.fixture(scope="module")
@@ -150,15 +150,7 @@ def test_the_model_learns_the_redlining_and_the_rules_do_not(
     assert model_gap.relative_gap is not None
     assert 0.25 <= model_gap.relative_gap <= 0.35
 
-    ruled = [
-        rules_decision(row.income, row.credit_history_years, row.debt_ratio)
-        for row in validation.itertuples(index=False)
-    ]
-    rules_gap = limit_disparity(
-        validation,
-        pd.Series([approved for approved, _ in ruled]),
-        pd.Series([limit for _, limit in ruled]),
-    )
+    rules_gap = limit_disparity(validation, *rules_scores(validation))
     assert rules_gap.relative_gap is not None
     assert rules_gap.relative_gap < 0.05
 
