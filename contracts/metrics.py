@@ -30,7 +30,10 @@ class DecisionCell(BaseModel):
 
     side: Side
     group: str = Field(min_length=1)
-    stratum: str = Field(description="e.g. 'income_band|credit_band'; '' when unstratified")
+    stratum: str = Field(
+        description="the manifest's strata labels joined by '|', e.g. 'low|senior'; '' when "
+        "unstratified"
+    )
     approved: bool
     outcome: bool | None = Field(
         description="ground truth joined to the decision (True: good, e.g. repaid); "

@@ -114,6 +114,10 @@ class RecordedOutcomes:
     cells: list[OutcomeCell]
 
 
+class UnsupportedDatabase(ValueError):
+    """The decision store writes with ON CONFLICT, as SQLite and Postgres spell it."""
+
+
 def _insert(connection: Connection, table: Table) -> Any:
     """An INSERT that can say ON CONFLICT on this connection's dialect."""
     dialect = connection.dialect.name
@@ -121,7 +125,7 @@ def _insert(connection: Connection, table: Table) -> Any:
         return sqlite.insert(table)
     if dialect == "postgresql":
         return postgresql.insert(table)
-    raise NotImplementedError(f"decision store on {dialect!r}: SQLite or Postgres only")
+    raise UnsupportedDatabase(f"decision store on {dialect!r}: SQLite or Postgres only")
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
