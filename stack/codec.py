@@ -126,7 +126,7 @@ def _key_file(path: Path) -> PayloadKeys:
         try:
             os.link(temp, path)  # atomic: the first process to get here wins
         except FileExistsError:
-            pass
+            pass  # another process made the key file first: theirs is the one every process uses
         finally:
             temp.unlink()
     try:

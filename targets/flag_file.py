@@ -64,7 +64,7 @@ class _Snapshot:
 
 
 class _ChangedWhileWriting(Exception):
-    pass
+    """The file changed between our read and our replace: start the write over."""
 
 
 class FlagFile:
