@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Column, Engine, Index, SmallInteger, Table, U
 from sqlmodel import Field, SQLModel
 
 from decisions.columns import UtcDateTime
+from store.db import create_tables
 
 UNKNOWN = -1
 
@@ -96,4 +97,4 @@ ROLLUPS: Table = SQLModel.metadata.tables[MinuteRollupRow.__tablename__]
 
 def create_decision_tables(engine: Engine) -> None:
     """Create the two tables on ``engine`` if they are not there yet (idempotent)."""
-    SQLModel.metadata.create_all(engine, tables=[DECISIONS, ROLLUPS])
+    create_tables(engine, [DECISIONS, ROLLUPS])

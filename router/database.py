@@ -18,6 +18,7 @@ from sqlmodel import SQLModel, create_engine
 from decisions.tables import create_decision_tables
 from router.deployments import ArtifactPinRow, DeploymentRow
 from router.route_table import RouteRow
+from store.db import create_tables
 from store.files import private_sqlite
 
 
@@ -56,6 +57,6 @@ def create_router_engine(url: str) -> Engine:
         SQLModel.metadata.tables[row.__tablename__]
         for row in (RouteRow, DeploymentRow, ArtifactPinRow)
     ]
-    SQLModel.metadata.create_all(engine, tables=tables)
+    create_tables(engine, tables)
     create_decision_tables(engine)
     return engine

@@ -6,11 +6,14 @@ can share one file; Postgres URLs are pointed at the psycopg 3 driver.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel, create_engine
 
 from store.files import private_sqlite
@@ -44,9 +47,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_tables(engine: Engine) -> None:
-    """Create every table registered on SQLModel's metadata (idempotent)."""
-    SQLModel.metadata.create_all(engine)
+CREATE_ATTEMPTS = 5
+
+
+def create_tables(engine: Engine, tables: Sequence[Table] | None = None) -> None:
+    """Create ``tables`` (default: every table on SQLModel's metadata) that are missing.
+
+    Idempotent, and safe when several processes start on one fresh database at once
+    (the embedded stack starts two workers and the API together): ``create_all``
+    checks, then creates, and another process may create the table in between. That
+    loser gets "already exists" (SQLite, Postgres) or a unique violation on the
+    catalogue (Postgres), and simply checks again: the table is there now.
+    """
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            SQLModel.metadata.create_all(engine, tables=tables)
+            return
+        except DBAPIError:
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def is_sqlite(engine: Engine) -> bool:
