@@ -9,6 +9,7 @@ start-up on a race it should have shrugged off.
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ STARTERS = 6
 ROUNDS = 8
 
 
-def _start(url: str, go: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def _start(url: str, go: Event) -> None:
     import audit.trail  # noqa: F401  (registers the tables, as a process does)
     import registry.service  # noqa: F401
 
