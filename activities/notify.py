@@ -104,12 +104,12 @@ class NotifyActivities:
             await send_email(name, channel, email_for(message, channel.sender, channel.to))
             return None
         if isinstance(channel, PagerDutyChannel):
-            event = pagerduty_event(message, channel.routing_key.get_secret_value())
+            event = pagerduty_event(message, channel.key())
             url = channel.events_url
             what = f"PagerDuty channel {name}"
             body = event
         else:
-            url = channel.webhook_url.get_secret_value()
+            url = channel.url()
             what = f"Slack channel {name}"
             body = slack_payload(message)
         response = await post_json(what, url, body, message.idempotency_key, channel.timeout_s)

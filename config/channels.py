@@ -6,15 +6,22 @@ JSON: channel id -> declaration); a playbook only names one by kind and id
 threat model: whoever writes a playbook must not be able to make the worker send an
 SMTP password or a routing key to a place they chose, so a credential only travels
 with the address it was declared with.
+
+Every secret of a channel (the SMTP password, the Slack webhook URL, the PagerDuty
+routing key) is given inline (from a secret store through the environment) or as
+``<field>_file``, a file the operator mounted (Kubernetes, Docker secrets), read once
+when the settings are built (:func:`load_channel_secrets`), never both.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from config.secret_files import SecretFileError, inline_or_file
 from contracts.channels import CHANNEL_ID, ChannelRef
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -24,13 +31,39 @@ _CHANNEL_ID = re.compile(CHANNEL_ID)
 class _Declared(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields holding a credential; each may be given as ``<field>_file`` instead."""
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+
     timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _required_secrets_given(self) -> Self:
+        for field in self.required_secrets:
+            if getattr(self, field) is None and getattr(self, f"{field}_file") is None:
+                raise ValueError(f"give `{field}` or `{field}_file`")
+        return self
+
+    def with_secrets_read(self, channel_id: str) -> Self:
+        """This declaration with each ``<field>_file`` read into ``<field>``.
+
+        :class:`SecretFileError` names the channel and the field when a file is missing,
+        unreadable or empty, or when a secret is given both inline and as a file."""
+        what = f"notification channel {channel_id!r}"
+        update: dict[str, object] = {}
+        for field in self.secret_fields:
+            path: Path | None = getattr(self, f"{field}_file")
+            secret = inline_or_file(what, field, getattr(self, field), path)
+            if path is not None:
+                update |= {field: secret, f"{field}_file": None}
+        return self.model_copy(update=update) if update else self
 
 
 class EmailChannel(_Declared):
     """An SMTP server (STARTTLS, then AUTH when a username is given) and the recipients."""
 
     kind: Literal["email"]
+    secret_fields = ("password",)
     host: str = Field(min_length=1)
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = Field(
@@ -41,6 +74,7 @@ class EmailChannel(_Declared):
     )
     username: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = Field(default=None, description="a file holding the password")
     sender: str = Field(min_length=3, description="the From address")
     to: list[str] = Field(min_length=1, description="recipient addresses")
 
@@ -49,15 +83,35 @@ class SlackChannel(_Declared):
     """A Slack incoming webhook; its URL is the credential (anyone holding it can post)."""
 
     kind: Literal["slack"]
-    webhook_url: SecretStr
+    secret_fields = required_secrets = ("webhook_url",)
+    webhook_url: SecretStr | None = None
+    webhook_url_file: Path | None = Field(
+        default=None, description="a file holding the webhook URL"
+    )
+
+    def url(self) -> str:
+        """The webhook URL (the credential): only for the request that posts to it."""
+        if self.webhook_url is None:
+            raise SecretFileError("the Slack webhook URL was not read from its file")
+        return self.webhook_url.get_secret_value()
 
 
 class PagerDutyChannel(_Declared):
     """A PagerDuty service's Events API v2 integration."""
 
     kind: Literal["pagerduty"]
-    routing_key: SecretStr
+    secret_fields = required_secrets = ("routing_key",)
+    routing_key: SecretStr | None = None
+    routing_key_file: Path | None = Field(
+        default=None, description="a file holding the integration's routing key"
+    )
     events_url: str = Field(default=PAGERDUTY_EVENTS_URL, pattern=r"^https?://")
+
+    def key(self) -> str:
+        """The routing key (the credential): only for the event that carries it."""
+        if self.routing_key is None:
+            raise SecretFileError("the PagerDuty routing key was not read from its file")
+        return self.routing_key.get_secret_value()
 
 
 DeclaredChannel = Annotated[
@@ -76,11 +130,19 @@ def validate_channel_ids(channels: dict[str, DeclaredChannel]) -> dict[str, Decl
     return channels
 
 
+def load_channel_secrets(channels: dict[str, DeclaredChannel]) -> dict[str, DeclaredChannel]:
+    """Every channel with its secret files read (at start-up: a bad file stops it there)."""
+    return {
+        channel_id: channel.with_secrets_read(channel_id)
+        for channel_id, channel in channels.items()
+    }
+
+
 class ChannelResolver:
     """The worker's declared channels: a playbook's reference → the declaration."""
 
     def __init__(self, channels: dict[str, DeclaredChannel]) -> None:
-        self._channels = dict(channels)
+        self._channels = load_channel_secrets(channels)
 
     @property
     def refs(self) -> list[str]:

@@ -9,13 +9,19 @@ under ``data_dir`` and listens on loopback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.channels import ChannelResolver, DeclaredChannel, validate_channel_ids
+from config.channels import (
+    ChannelResolver,
+    DeclaredChannel,
+    load_channel_secrets,
+    validate_channel_ids,
+)
 from config.databases import DecisionDatabase, validate_database_ids
+from config.secret_files import inline_or_file
 from config.targets import (
     GATEWAY,
     DeclaredTarget,
@@ -133,7 +139,11 @@ class Settings(BaseSettings):
     # address. JSON, e.g. {"legal-team": {"kind": "email", "host": "smtp.internal",
     # "username": "fairlane", "password": "…", "sender": "fairlane@corp", "to": [...]},
     # "incident-room": {"kind": "slack", "webhook_url": "https://hooks.slack.com/…"},
-    # "oncall": {"kind": "pagerduty", "routing_key": "…"}} (config/channels.py).
+    # "oncall": {"kind": "pagerduty", "routing_key": "…"}} (config/channels.py). Each
+    # secret (`password`, `webhook_url`, `routing_key`) may instead be a file the operator
+    # mounted, `<field>_file` (absolute path), read once here at start-up: a missing,
+    # unreadable or empty file, or a secret given both ways, stops the process, naming
+    # the channel and the field.
     notification_channels: dict[str, DeclaredChannel] = Field(default_factory=dict)
     # The web console's public base URL, where browsers reach the API that serves it:
     # every message links into it (the incident's page, or its sign-off page), sign-in
@@ -143,6 +153,7 @@ class Settings(BaseSettings):
     # Slack's signing secret: every request Slack posts back (button clicks) must carry
     # its v0 HMAC-SHA256 signature, with a timestamp within the tolerance of now.
     slack_signing_secret: SecretStr | None = None
+    slack_signing_secret_file: Path | None = None  # or from this file, read at start-up
     slack_signature_tolerance_s: int = Field(default=300, ge=1, le=3600)
 
     # External alerts: the labels that name an alert's model (first present wins), and
@@ -230,7 +241,16 @@ class Settings(BaseSettings):
     @field_validator("notification_channels")
     @classmethod
     def _channel_ids(cls, channels: dict[str, DeclaredChannel]) -> dict[str, DeclaredChannel]:
-        return validate_channel_ids(channels)
+        return load_channel_secrets(validate_channel_ids(channels))
+
+    @model_validator(mode="after")
+    def _slack_signing_secret_from_file(self) -> Self:
+        path = self.slack_signing_secret_file
+        self.slack_signing_secret = inline_or_file(
+            "settings", "slack_signing_secret", self.slack_signing_secret, path
+        )
+        self.slack_signing_secret_file = None
+        return self
 
     def channel_resolver(self) -> ChannelResolver:
         return ChannelResolver(self.notification_channels)
