@@ -24,10 +24,18 @@ NotificationEvent = Literal[
     "containment_failing",
     "containment_confirmed",
     "incident_closed",
+    "canary_rolled_back",
+    "canary_promoted",
+    "canary_paused",
+    "canary_resumed",
 ]
-"""What a message is about. Channels use it: PagerDuty triggers on an escalation or a
-containment failure, acknowledges when containment is confirmed, resolves when the
-incident closes; sign-off messages link to the console's sign-off page."""
+"""What a message is about. Channels use it: PagerDuty triggers on an escalation, a
+containment failure or a canary rolled back, acknowledges when containment is confirmed,
+resolves when the incident closes; sign-off messages link to the console's sign-off page.
+The canary's promotion, pause and resume are news, not pages: they go to the step's
+channels other than PagerDuty (:data:`NOT_PAGES`)."""
+
+NOT_PAGES: frozenset[str] = frozenset({"canary_promoted", "canary_paused", "canary_resumed"})
 
 SIGNOFF_EVENTS: frozenset[str] = frozenset(
     {"signoff_requested", "signoff_reminder", "signoff_overdue"}

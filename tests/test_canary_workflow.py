@@ -169,14 +169,19 @@ class Incident:
         self.handle: WorkflowHandle[object, IncidentState] | None = None
 
     @asynccontextmanager
-    async def worker(self, providers: dict[str, SimulatedTraffic]) -> AsyncIterator[None]:
-        """The production worker on this incident's queue, reading ``providers``.
+    async def worker(
+        self, providers: dict[str, SimulatedTraffic], **settings: Any
+    ) -> AsyncIterator[None]:
+        """The production worker on this incident's queue, reading ``providers`` (and any
+        other worker ``settings``, declared notification channels say).
 
         Leaving it terminates the shadow-retirement timer a promotion abandons, while the
         worker still runs: a workflow left with a task on a queue no worker polls stops
         the time-skipping server from skipping time, and the next test would hang.
         """
-        async with running_worker(self.client, self.trail, self.router, self.queue, providers):
+        async with running_worker(
+            self.client, self.trail, self.router, self.queue, providers, **settings
+        ):
             try:
                 yield
             finally:
@@ -190,9 +195,9 @@ class Incident:
             f"{self.input.incident_id}/retire-shadow/{self.router.files.version}"
         )
 
-    async def run(self, providers: dict[str, SimulatedTraffic]) -> IncidentState:
+    async def run(self, providers: dict[str, SimulatedTraffic], **settings: Any) -> IncidentState:
         """Start the incident with a worker reading ``providers`` and wait for its end."""
-        async with self.worker(providers):
+        async with self.worker(providers, **settings):
             handle = await self.start()
             return await handle.result()
 
@@ -217,7 +222,7 @@ class Incident:
         control = CanaryControl(
             principal=who,
             principal_roles=roles or ["incident_commander"],
-            action=action,  # type: ignore[arg-type]
+            action=action,
             reason=f"{action} for the test",
         )
         receipt: ControlReceipt = await self.handle.execute_update(

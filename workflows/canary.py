@@ -10,7 +10,7 @@ audited here (who and why), then forwarded to the running step.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
@@ -37,11 +37,13 @@ with workflow.unsafe.imports_passed_through():
     from playbooks.base import KEEP_TRYING_EVERY
     from playbooks.canary import CanaryStep
     from workflows.bookkeeping import Bookkeeping
+    from workflows.canary_messages import CanaryMessages
     from workflows.containment import Containment
     from workflows.options import step_options
     from workflows.ports import IncidentPorts
 
-Notify = Callable[[str, str, str, CanaryStep], Awaitable[object]]
+if TYPE_CHECKING:
+    from workflows.steps.base import Notify
 
 
 class CanaryFailed(Exception):
@@ -63,12 +65,14 @@ class CanaryRamp:
         self._books = books
         self._ports = ports
         self._containment = containment
-        self._notify = notify
+        self._messages = CanaryMessages(incident, notify)
         self._child: ChildWorkflowHandle[object, RampStepOutcome] | None = None
+        self._step: CanaryStep | None = None
 
     # ---- the ramp ----------------------------------------------------------------------
 
     async def run(self, step: CanaryStep) -> str:
+        self._step = step
         version, artifact, sha256 = self._candidate(step)
         options = step_options(step)
         await workflow.execute_activity(
@@ -212,13 +216,7 @@ class CanaryRamp:
                 "analysis": evidence.model_dump(mode="json") if evidence else None,
             },
         )
-        await self._notify(
-            "incident",
-            f"Canary {status.state}: {self._incident.model.id}",
-            f"Incident {self._incident.incident_id}: {why}. The router now serves "
-            f"{route.serving.value} (generation {route.generation}).",
-            step,
-        )
+        await self._messages.rolled_back(step, status, why, route)
         raise CanaryFailed(why)
 
     async def _promote(self, step: CanaryStep) -> str:
@@ -268,6 +266,7 @@ class CanaryRamp:
                 "steps": [s.model_dump(mode="json") for s in status.completed],
             },
         )
+        await self._messages.promoted(step, status)
         return (
             f"{status.candidate_version} promoted to primary after "
             f"{len(status.completed)} ramp step(s); {retired} in shadow until "
@@ -307,6 +306,8 @@ class CanaryRamp:
         if control.action in (ControlAction.PAUSE, ControlAction.RESUME):
             status.paused = control.action is ControlAction.PAUSE
         await child.signal(SIGNAL_CANARY_CONTROL, control)
+        if self._step is not None:
+            await self._messages.controlled(self._step, status, control)
         return ControlReceipt(
             accepted=True,
             action=control.action,

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from contracts.channels import ChannelRef
 from contracts.durations import Duration
 from contracts.fairness import LiveThresholds
 from contracts.playbook.base import StepBase
@@ -72,6 +73,13 @@ class CanaryStep(StepBase):
     shadow_period: Duration = Field(
         default=timedelta(days=30),
         description="after promotion, how long the replaced version keeps scoring in shadow",
+    )
+    to: list[ChannelRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="declared channels told of the rollback (a PagerDuty channel is paged), "
+        "the promotion and each pause and resume; without them a rollback is an escalation "
+        "and goes to the playbook's escalate_to",
     )
     history_limit: int = Field(
         default=2000,

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from contracts.channels import ChannelRef
 from contracts.playbook.base import FailureAction, StepBase, Strict
+from contracts.playbook.canary import CanaryStep
 from contracts.playbook.steps import NotifyStep, RouteStep, SignoffStep, Step
 
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -95,7 +96,7 @@ class Playbook(Strict):
         refs = [(f"escalate_to[{i}]", ref) for i, ref in enumerate(self.escalate_to)]
         for index, step in enumerate(self.steps):
             path = f"steps[{index}]"
-            if isinstance(step, NotifyStep):
+            if isinstance(step, NotifyStep | CanaryStep):
                 refs += [(f"{path}.to[{i}]", ref) for i, ref in enumerate(step.to)]
             if isinstance(step, SignoffStep):
                 for r, role in enumerate(step.roles):
