@@ -23,6 +23,7 @@ from analysis.remediation import RemediationResult
 from analysis.reports import read_report, sha256_ref
 from analysis.validation import ValidationReport
 from contracts.analysis import Assessment, AssessmentInput
+from contracts.fallback_window import FallbackWindow
 from fairness.group_metrics import SlicingMetrics
 from fairness.intervals import Interval
 from store.paths import under
@@ -119,6 +120,9 @@ def _mechanism(request: AssessmentInput, attribution: AttributionReport | None) 
 def _evidence(request: AssessmentInput, attribution: AttributionReport | None) -> str:
     f = request.findings
     lines = ["## 2. Evidence"]
+    window = f.fallback_window
+    if window is not None:
+        lines.append(f"- During containment, the fallback: {_fallback_line(window)}")
     if f.provenance:
         lines += [
             f"- Provenance report `{f.provenance.report.digest}` over {f.provenance.rows} rows",
@@ -135,6 +139,18 @@ def _evidence(request: AssessmentInput, attribution: AttributionReport | None) -
                 f"({drivers})"
             )
     return "\n".join(lines)
+
+
+def _fallback_line(window: FallbackWindow) -> str:
+    """What the fallback decided while it served, in one line (the tables are the report's)."""
+    span = ""
+    if window.since is not None and window.until is not None:
+        span = f" from {window.since:%Y-%m-%d %H:%M} to {window.until:%Y-%m-%d %H:%M} UTC"
+    if window.analysis is None:
+        return f"no numbers{span}: {window.unavailable or 'no decision to judge'}"
+    return (
+        f"{window.decisions:,} live decisions{span} ({window.provider}): {window.analysis.headline}"
+    )
 
 
 def _remediation(request: AssessmentInput, remediation: RemediationResult | None) -> str:

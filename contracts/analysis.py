@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.fallback_window import FallbackWindow
 from contracts.model import SHA256_PATTERN, ArtifactName, ModelManifest, VersionName
 from contracts.playbook.steps import (
     AttributionAuditStep,
@@ -87,6 +88,11 @@ class Findings(BaseModel):
     validation: Validation | None = None
     assessment: Assessment | None = None
     remediation_rounds: int = 0
+    fallback_window: FallbackWindow | None = Field(
+        default=None,
+        description="the fallback's live decisions while it served, as of the latest "
+        "impact assessment",
+    )
 
 
 class ProvenanceInput(BaseModel):

@@ -1,13 +1,16 @@
 """The complaint itself: each group's outcomes and the gap, with intervals and counts.
 
 Before: the serving model, live (the monitor's window that opened the incident, when
-a watch opened it) and on held-out data. During containment: the fallback's live
-decisions, as the canary's recorded analysis compared them. After: the candidate on
-the same held-out data. A phase without evidence in this incident says so.
+a watch opened it) and on held-out data. During containment: what the fallback really
+decided while it served, read from the model's decision source when the assessment was
+written (``findings.fallback_window``), and, after a canary breach, the fallback beside
+the candidate as that analysis compared them. After: the candidate on the same held-out
+data. A phase without evidence in this incident says so, with the reason.
 """
 
 from __future__ import annotations
 
+from contracts.fallback_window import FallbackWindow
 from fairness.group_metrics import Disparity, SlicingMetrics
 from fairness.live import WindowAnalysis
 from reports.document import Section, Table
@@ -45,22 +48,12 @@ def complaint_section(evidence: Evidence) -> Section:
         held_out = f"held-out data, {validation.rows:,} rows"
         for slicing in validation.baseline.held_out.slicings:
             rows += _disparity_rows("before (serving model)", held_out, slicing)
+    rows += _fallback_rows(evidence.state.findings.fallback_window)
     canary = evidence.state.canary
     if canary is not None and canary.breach is not None:
         breach = canary.breach
         where = f"live canary look {breach.look}, {moment(breach.since)} to {moment(breach.until)}"
         rows += _live_rows("during containment (fallback vs candidate)", where, breach.analysis)
-    else:
-        rows.append(
-            [
-                "during containment (fallback)",
-                "live",
-                "no recorded analysis of the fallback's decisions in this incident",
-                MISSING,
-                MISSING,
-                MISSING,
-            ]
-        )
     if validation is not None:
         for slicing in validation.candidate.held_out.slicings:
             rows += _disparity_rows("after (candidate)", held_out, slicing)
@@ -85,6 +78,32 @@ def complaint_section(evidence: Evidence) -> Section:
         paragraphs=[f"Reported problem: {evidence.state.summary}"],
         tables=[table, *_group_tables(evidence)],
     )
+
+
+DURING = "during containment (fallback)"
+
+
+def _fallback_rows(window: FallbackWindow | None) -> list[list[str]]:
+    """What the fallback decided while it served: each group's decisions, then every gap
+    with its interval and counts; or, with no decision to judge, why, and no number."""
+    if window is None:
+        why = "the fallback's decisions were not read in this incident (no impact assessment"
+        why += " by a version that reads them)"
+        return [[DURING, "live", why, MISSING, MISSING, MISSING]]
+    where = "live"
+    if window.since is not None and window.until is not None:
+        where = f"live, {moment(window.since)} to {moment(window.until)}"
+    if window.provider is not None:
+        where += f" ({window.provider}, {window.decisions:,} decisions)"
+    if window.analysis is None:
+        why = window.unavailable or "no decision of the fallback to judge"
+        return [[DURING, where, f"no numbers: {why}", MISSING, MISSING, MISSING]]
+    by_group = window.analysis.samples.get("candidate", {})  # the judged side: the fallback
+    rows = [[DURING, where, "decisions by group", MISSING, MISSING, counts(by_group)]]
+    rows += _live_rows(DURING, where, window.analysis)
+    if not window.analysis.results:
+        rows.append([DURING, where, f"no comparison: {window.analysis.headline}", *[MISSING] * 3])
+    return rows
 
 
 def _disparity_rows(phase: str, where: str, slicing: SlicingMetrics) -> list[list[str]]:

@@ -34,6 +34,7 @@ from activities.audit_interceptor import AuditInterceptor
 from activities.canary import CanaryActivities
 from activities.containment import ContainmentActivities
 from activities.external_training import ExternalTrainingActivities
+from activities.fallback_window import FallbackWindowActivities
 from activities.incidents import IncidentActivities
 from activities.monitor import MonitorActivities
 from activities.notify import NotifyActivities
@@ -160,6 +161,7 @@ def build_worker(
         providers = metrics_providers(settings, targets, registry, trail.engine)
     canary = CanaryActivities(providers)
     monitor = MonitorActivities(providers)
+    fallback = FallbackWindowActivities(providers)
     incidents = IncidentActivities(
         client,
         settings.task_queue,
@@ -209,6 +211,7 @@ def build_worker(
             routing.deploy_version,
             canary.canary_analysis,
             monitor.evaluate_monitor_window,
+            fallback.analyse_fallback_window,
             incidents.open_incident,
             incidents.arm_monitor,
             notify.send_notification,

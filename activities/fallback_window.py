@@ -1,0 +1,60 @@
+"""The "during containment" evidence: the fallback's live decisions, read and judged.
+
+Read from the model's declared decision source through the metrics provider its
+monitoring policy names (the drift monitor's), and judged group against group by the
+monitor's own analysis (:func:`fairness.drift.judge_monitor_window`): each group's
+decisions, the gaps and their intervals. A window with no decision in it says so; a
+source that cannot be reached is retried, then said to be unavailable by the workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import activity
+
+from activities.providers import select_provider, undeclared_source
+from activities.routing import unknown_target
+from config.targets import UnknownTarget
+from contracts.fallback_window import ANALYSE_FALLBACK_WINDOW, FallbackWindow, FallbackWindowRequest
+from fairness.drift import judge_monitor_window
+from metrics.provider import MetricsProvider, UndeclaredSource
+
+NO_CANDIDATE_RAMPING = "(none)"
+"""The candidate a window asks about while the fallback serves: none. A decision log's
+window query needs a name (an empty one is refused), and no version can be called this
+(:data:`contracts.model.VERSION_PATTERN` has no parentheses), so no decision is counted
+as a candidate's: every live decision in the window is the fallback's."""
+
+
+class FallbackWindowActivities:
+    def __init__(self, providers: Mapping[str, MetricsProvider]) -> None:
+        self._providers = dict(providers)
+
+    @activity.defn(name=ANALYSE_FALLBACK_WINDOW)
+    async def analyse_fallback_window(self, request: FallbackWindowRequest) -> FallbackWindow:
+        provider = select_provider(self._providers, request.policy.provider)
+        try:
+            window = await provider.window(
+                request.router_ref(),
+                request.model,
+                NO_CANDIDATE_RAMPING,
+                request.since,
+                request.until,
+            )
+        except UnknownTarget as error:
+            raise unknown_target(error) from None
+        except UndeclaredSource as error:
+            raise undeclared_source(error) from None
+        read = FallbackWindow(
+            since=window.covered_since or request.since,
+            until=window.covered_until or request.until,
+            provider=window.provider,
+            decisions=window.decisions,
+        )
+        if window.decisions == 0:
+            return read.model_copy(
+                update={"unavailable": f"{window.provider} holds no live decision of the window"}
+            )
+        fairness, _, _ = judge_monitor_window(window.cells, request.policy, reference=None)
+        return read.model_copy(update={"analysis": fairness})
