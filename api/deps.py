@@ -72,7 +72,7 @@ def _incidents(
         registry,
         settings.playbooks_dir,
         lambda: signer.key,
-        settings.channel_resolver(),
+        settings.channel_resolver(read_secrets=False),  # checks references; sends nothing
     )
 
 

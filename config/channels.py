@@ -9,8 +9,8 @@ with the address it was declared with.
 
 Every secret of a channel (the SMTP password, the Slack webhook URL, the PagerDuty
 routing key) is given inline (from a secret store through the environment) or as
-``<field>_file``, a file the operator mounted (Kubernetes, Docker secrets), read once
-when the settings are built (:func:`load_channel_secrets`), never both.
+``<field>_file``, a file the operator mounted (Kubernetes, Docker secrets), never both.
+A worker reads the files once, when it starts (:func:`load_channel_secrets`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,19 @@ class _Declared(BaseModel):
             if getattr(self, field) is None and getattr(self, f"{field}_file") is None:
                 raise ValueError(f"give `{field}` or `{field}_file`")
         return self
+
+    def check_secret_forms(self, channel_id: str) -> None:
+        """Refuse a secret given both inline and as a file, or as a relative path, without
+        opening anything (every process that reads the declaration checks this)."""
+        what = f"notification channel {channel_id!r}"
+        for field in self.secret_fields:
+            path: Path | None = getattr(self, f"{field}_file")
+            if getattr(self, field) is not None and path is not None:
+                raise SecretFileError(f"{what}: give `{field}` or `{field}_file`, not both")
+            if path is not None and not path.is_absolute():
+                raise SecretFileError(
+                    f"{what}: {field}_file {str(path)!r} must be an absolute path"
+                )
 
     def with_secrets_read(self, channel_id: str) -> Self:
         """This declaration with each ``<field>_file`` read into ``<field>``.
@@ -124,14 +137,16 @@ class UndeclaredChannel(LookupError):
 
 
 def validate_channel_ids(channels: dict[str, DeclaredChannel]) -> dict[str, DeclaredChannel]:
-    for channel_id in channels:
+    for channel_id, channel in channels.items():
         if not _CHANNEL_ID.match(channel_id):
             raise ValueError(f"notification channel id {channel_id!r} must be a lower-case slug")
+        channel.check_secret_forms(channel_id)
     return channels
 
 
 def load_channel_secrets(channels: dict[str, DeclaredChannel]) -> dict[str, DeclaredChannel]:
-    """Every channel with its secret files read (at start-up: a bad file stops it there)."""
+    """Every channel with its secret files read (a worker's start-up: a bad file stops it
+    there, not at the first message hours later)."""
     return {
         channel_id: channel.with_secrets_read(channel_id)
         for channel_id, channel in channels.items()
@@ -139,10 +154,14 @@ def load_channel_secrets(channels: dict[str, DeclaredChannel]) -> dict[str, Decl
 
 
 class ChannelResolver:
-    """The worker's declared channels: a playbook's reference → the declaration."""
+    """The worker's declared channels: a playbook's reference → the declaration.
 
-    def __init__(self, channels: dict[str, DeclaredChannel]) -> None:
-        self._channels = load_channel_secrets(channels)
+    A worker, which sends, has the secret files read when it builds its resolver (its
+    start-up); the API only checks that a playbook's references are declared, so it
+    builds one with ``read_secrets=False`` and never needs the files mounted."""
+
+    def __init__(self, channels: dict[str, DeclaredChannel], read_secrets: bool = True) -> None:
+        self._channels = load_channel_secrets(channels) if read_secrets else dict(channels)
 
     @property
     def refs(self) -> list[str]:

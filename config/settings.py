@@ -17,7 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from config.channels import (
     ChannelResolver,
     DeclaredChannel,
-    load_channel_secrets,
     validate_channel_ids,
 )
 from config.databases import DecisionDatabase, validate_database_ids
@@ -141,9 +140,9 @@ class Settings(BaseSettings):
     # "incident-room": {"kind": "slack", "webhook_url": "https://hooks.slack.com/…"},
     # "oncall": {"kind": "pagerduty", "routing_key": "…"}} (config/channels.py). Each
     # secret (`password`, `webhook_url`, `routing_key`) may instead be a file the operator
-    # mounted, `<field>_file` (absolute path), read once here at start-up: a missing,
-    # unreadable or empty file, or a secret given both ways, stops the process, naming
-    # the channel and the field.
+    # mounted, `<field>_file` (absolute path), read once when a worker starts: a missing,
+    # unreadable or empty file stops it, naming the channel and the field; a secret given
+    # both ways or a relative path is refused here, in every process.
     notification_channels: dict[str, DeclaredChannel] = Field(default_factory=dict)
     # The web console's public base URL, where browsers reach the API that serves it:
     # every message links into it (the incident's page, or its sign-off page), sign-in
@@ -241,7 +240,7 @@ class Settings(BaseSettings):
     @field_validator("notification_channels")
     @classmethod
     def _channel_ids(cls, channels: dict[str, DeclaredChannel]) -> dict[str, DeclaredChannel]:
-        return load_channel_secrets(validate_channel_ids(channels))
+        return validate_channel_ids(channels)
 
     @model_validator(mode="after")
     def _slack_signing_secret_from_file(self) -> Self:
@@ -252,8 +251,10 @@ class Settings(BaseSettings):
         self.slack_signing_secret_file = None
         return self
 
-    def channel_resolver(self) -> ChannelResolver:
-        return ChannelResolver(self.notification_channels)
+    def channel_resolver(self, read_secrets: bool = True) -> ChannelResolver:
+        """The declared channels; with their secret files read unless ``read_secrets`` is
+        false (the API, which only checks a playbook's references, never reads them)."""
+        return ChannelResolver(self.notification_channels, read_secrets)
 
     @property
     def resolved_console_url(self) -> str:

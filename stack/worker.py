@@ -41,6 +41,7 @@ from activities.notify import NotifyActivities
 from activities.routing import RoutingActivities
 from audit.trail import AuditTrail
 from config import Settings
+from config.secret_files import SecretFileError
 from config.targets import TargetResolver
 from incidents.decisions import decision_key
 from incidents.training_callbacks import TrainingCallbacks
@@ -170,10 +171,14 @@ def build_worker(
         watch_task_queue=settings.resolved_containment_task_queue,
         decision_key=lambda: decision_key(settings),  # the API's public key, never its private key
     )
+    try:
+        channels = settings.channel_resolver()  # reads the channels' secret files, once
+    except SecretFileError as error:
+        raise SystemExit(f"the worker cannot start: {error}") from None
     notify = NotifyActivities(
         settings.notify_webhook_url,
         settings.notify_timeout_s,
-        channels=settings.channel_resolver(),
+        channels=channels,
         console_url=settings.resolved_console_url,
     )
     audit = AuditActivities(trail)

@@ -1,5 +1,6 @@
-"""Channel secrets mounted as files (Kubernetes, Docker secrets): read at start-up, each
-refused with an error naming the channel and the field, and never in a log or a repr.
+"""Channel secrets mounted as files (Kubernetes, Docker secrets): read when a worker
+starts, each refused with an error naming the channel and the field, and never in a log
+or a repr; the API, which only checks a playbook's references, never opens them.
 
 The secrets read from files are then used for real: an SMTP login (aiosmtpd, STARTTLS
 and AUTH), a post to the Slack stand-in at the webhook path from the file, a PagerDuty
@@ -14,18 +15,23 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import structlog
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
+from audit.trail import AuditTrail
 from config import Settings
+from config.secret_files import SecretFileError
 from contracts.channels import ChannelRef
 from contracts.steps import Notification
 from notifications.slack_signature import slack_signature, verify_slack_request
+from stack.worker import build_worker
+from store.db import create_tables, make_engine
 from tests.fixtures.receivers import Receiver, pagerduty_receiver, slack_receiver
 from tests.fixtures.smtp import Mailbox, smtp_server
 
@@ -169,13 +175,22 @@ def one_channel(kind: str, declared: dict[str, Any]) -> dict[str, Any]:
 
 
 def refusal(monkeypatch: pytest.MonkeyPatch, channels: dict[str, Any]) -> str:
+    """Why every process (worker or API) refuses these declarations."""
     with pytest.raises(ValidationError) as refused:
         settings_from_env(monkeypatch, channels)
     return str(refused.value)
 
 
+def worker_refusal(monkeypatch: pytest.MonkeyPatch, channels: dict[str, Any]) -> str:
+    """Why a worker, which reads the secret files when it starts, refuses to start."""
+    settings = settings_from_env(monkeypatch, channels)
+    with pytest.raises(SecretFileError) as refused:
+        settings.channel_resolver()
+    return str(refused.value)
+
+
 @pytest.mark.parametrize(("kind", "field", "rest"), CHANNEL_FIELDS)
-def test_a_missing_empty_or_unreadable_secret_file_stops_start_up_naming_channel_and_field(
+def test_a_missing_empty_or_unreadable_secret_file_stops_the_worker_naming_channel_and_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, field: str, rest: dict[str, Any]
 ) -> None:
     empty = secret_file(tmp_path, "empty", "  ")
@@ -184,13 +199,20 @@ def test_a_missing_empty_or_unreadable_secret_file_stops_start_up_naming_channel
     cases = {
         str(tmp_path / "absent"): "does not exist",
         str(empty): "is empty",
-        str(tmp_path): "is a directory",
+        str(tmp_path): "is a directory, not a file",
         str(binary): "is not UTF-8 text",
-        "relative/secret": "must be an absolute path",
     }
     for path, why in cases.items():
-        message = refusal(monkeypatch, one_channel(kind, {**rest, f"{field}_file": path}))
-        assert f"notification channel 'room-1': {field}_file {path!r} {why}" in message
+        channels = one_channel(kind, {**rest, f"{field}_file": path})
+        message = worker_refusal(monkeypatch, channels)
+        assert message == f"notification channel 'room-1': {field}_file {path!r} {why}"
+        # The API only checks a playbook's references: it never opens the files.
+        api = settings_from_env(monkeypatch, channels).channel_resolver(read_secrets=False)
+        assert api.refs == [f"{kind}:room-1"]
+    relative = one_channel(kind, {**rest, f"{field}_file": "relative/secret"})
+    assert f"{field}_file 'relative/secret' must be an absolute path" in refusal(
+        monkeypatch, relative
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
@@ -199,8 +221,28 @@ def test_a_secret_file_without_read_permission_is_refused(
 ) -> None:
     locked = secret_file(tmp_path, "locked", ROUTING_KEY)
     locked.chmod(0)
-    message = refusal(monkeypatch, one_channel("pagerduty", {"routing_key_file": str(locked)}))
+    channels = one_channel("pagerduty", {"routing_key_file": str(locked)})
+    message = worker_refusal(monkeypatch, channels)
     assert "routing_key_file" in message and "permission denied" in message
+
+
+def test_the_worker_does_not_start_with_a_bad_secret_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_worker reads the files before it builds anything that polls Temporal."""
+    channels = one_channel("slack", {"webhook_url_file": str(tmp_path / "absent")})
+    settings = settings_from_env(monkeypatch, channels).model_copy(
+        update={"router_token": SecretStr("t"), "data_dir": tmp_path}
+    )
+    engine = make_engine(settings.resolved_database_url)
+    create_tables(engine)
+    with pytest.raises(SystemExit) as stopped:
+        build_worker(cast(Client, None), settings, AuditTrail(engine))
+    assert str(stopped.value) == (
+        f"the worker cannot start: notification channel 'room-1': webhook_url_file "
+        f"{str(tmp_path / 'absent')!r} does not exist"
+    )
+    engine.dispose()
 
 
 @pytest.mark.parametrize(("kind", "field", "rest"), CHANNEL_FIELDS)
