@@ -18,13 +18,7 @@ from activities.routing import unknown_target
 from config.targets import UnknownTarget
 from contracts.fallback_window import ANALYSE_FALLBACK_WINDOW, FallbackWindow, FallbackWindowRequest
 from fairness.drift import judge_monitor_window
-from metrics.provider import MetricsProvider, UndeclaredSource
-
-NO_CANDIDATE_RAMPING = "(none)"
-"""The candidate a window asks about while the fallback serves: none. A decision log's
-window query needs a name (an empty one is refused), and no version can be called this
-(:data:`contracts.model.VERSION_PATTERN` has no parentheses), so no decision is counted
-as a candidate's: every live decision in the window is the fallback's."""
+from metrics.provider import NO_CANDIDATE, MetricsProvider, UndeclaredSource
 
 
 class FallbackWindowActivities:
@@ -38,7 +32,7 @@ class FallbackWindowActivities:
             window = await provider.window(
                 request.router_ref(),
                 request.model,
-                NO_CANDIDATE_RAMPING,
+                NO_CANDIDATE,
                 request.since,
                 request.until,
             )

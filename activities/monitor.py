@@ -18,10 +18,7 @@ from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEva
 from contracts.watch import EVALUATE_WINDOW
 from fairness.drift import judge_monitor_window, reference_from
 from fairness.live import MetricVerdict
-from metrics.provider import MetricsProvider, UndeclaredSource
-
-NO_CANDIDATE = ""
-"""A monitored model has no canary: every live decision is on the stable side."""
+from metrics.provider import NO_CANDIDATE, MetricsProvider, UndeclaredSource
 
 
 class MonitorActivities:

@@ -14,6 +14,13 @@ from typing import Protocol
 from contracts.metrics import DecisionWindow
 from contracts.targets import RouterRef
 
+NO_CANDIDATE = "(none)"
+"""The candidate a window names when none is ramping (a monitored model, a contained one):
+every live decision is then on the stable side. A decision log's window query needs a
+name (an empty one is refused, by the reference gateway among others), and no version can
+be called this (:data:`contracts.model.VERSION_PATTERN` has no parentheses), so no
+decision is ever counted as a candidate's."""
+
 
 class ProviderError(Exception):
     """The provider could not answer (unreachable, refused); worth retrying."""
