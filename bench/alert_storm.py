@@ -619,7 +619,9 @@ async def register_models(
         model = models[index]
         await deploy_credit(router, model, {files.version: files.artifact_name}, files.version)
         manifest = template.model_copy(update={"id": model})
-        (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
+        answer = await api.post("/v1/models", json=manifest.model_dump(mode="json"))
+        if answer.is_error:
+            raise SystemExit(f"registering {model}: {answer.status_code} {answer.text[:1000]}")
 
     await run_workers(count, 4, one)
     return models
