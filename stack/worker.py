@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -67,6 +67,8 @@ class FairlaneWorkers:
 
     main: Worker
     containment: Worker
+    close_clients: Callable[[], Awaitable[None]] | None = None
+    """Closes the HTTP clients the activities share, once the workers have stopped."""
 
     @property
     def all(self) -> list[Worker]:
@@ -83,9 +85,16 @@ class FairlaneWorkers:
         """Run the workers of ``queues`` until one stops (a fatal error, or shutdown): then
         stop the others."""
         workers = self.polling(queues)
-        async with asyncio.TaskGroup() as group:
-            for worker in workers:
-                group.create_task(self._run(worker, workers))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for worker in workers:
+                    group.create_task(self._run(worker, workers))
+        finally:
+            await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        if self.close_clients is not None:
+            await self.close_clients()
 
     @staticmethod
     async def _run(worker: Worker, workers: list[Worker]) -> None:
@@ -109,7 +118,10 @@ class FairlaneWorkers:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._stack.__aexit__(exc_type, exc, traceback)
+        try:
+            await self._stack.__aexit__(exc_type, exc, traceback)
+        finally:
+            await self._close_clients()
 
 
 def metrics_providers(
@@ -224,4 +236,4 @@ def build_worker(
         interceptors=interceptors,
         identity=identity,
     )
-    return FairlaneWorkers(main=main, containment=containment)
+    return FairlaneWorkers(main=main, containment=containment, close_clients=routing.aclose)
