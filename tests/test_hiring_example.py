@@ -122,10 +122,10 @@ def runbook() -> str:
         metrics={
             "min_disparate_impact_ratio": 0.4,
             "max_demographic_parity_difference": 0.4,
-            "max_equalized_odds_difference": None,
-            "max_conditional_disparity": None,
-            "max_approval_rate_shift": None,
-            "max_error_rate_increase": None,
+            "max_equalized_odds_difference": 0.10,
+            "max_conditional_disparity": 0.05,
+            "max_approval_rate_shift": 0.15,
+            "max_error_rate_increase": 0.05,
             "min_samples_per_group": 15,
             "min_outcomes_per_group": 5,
         },
@@ -379,6 +379,10 @@ async def _run_incident(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 90
     while True:
+        if loop.time() > deadline or state.phase.closed or "canary" in str(state.outcome):
+            import pathlib
+            looks = [r.detail for r in stack.trail.records(incident_id) if r.kind.startswith("canary.")]
+            pathlib.Path("/tmp/hiring_looks.json").write_text("[" + ",".join(looks) + "]")
         assert loop.time() < deadline, f"no promotion; looks so far: {percents}"
         state = await state_of(handle)
         flag = stack.route(model)
@@ -387,7 +391,7 @@ async def _run_incident(
             and flag["variants"]["primary"]["version"] == candidate
         ):
             break  # promoted
-        assert state.phase is Phase.RUNNING, f"incident {state.phase}: {state.outcome}"
+        assert state.phase in (Phase.RUNNING, Phase.AWAITING_SIGNOFF), f"incident {state.phase}: {state.outcome}"
         percent = flag["metadata"].get("canaryPercent")
         if percent and (not percents or percents[-1] != percent):
             assert flag["defaultVariant"] == "fallback"  # the rest stays on the rules

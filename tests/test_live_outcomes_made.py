@@ -148,7 +148,8 @@ async def test_the_canary_activity_judges_a_model_on_the_outcomes_its_manifest_d
     result: CanaryAnalysis = await registered.canary_analysis(request)
     assert result.verdict is MetricVerdict.PASS, result.analysis.headline
 
-    unknown = CanaryActivities({"fixed": provider}, {}.get)  # not registered: judged on both
+    nobody: dict[str, ModelManifest] = {}
+    unknown = CanaryActivities({"fixed": provider}, nobody.get)  # not registered: judged on both
     assert (await unknown.canary_analysis(request)).verdict is MetricVerdict.INCONCLUSIVE
 
 
