@@ -3,7 +3,9 @@ a monitoring policy gives.
 
 ``decision_log`` (the default everywhere) and ``manifest`` read each model from the
 decision source its manifest declares (:mod:`metrics.sources`); ``gateway``,
-``prometheus`` and ``ingest`` force one source whatever the manifest says.
+``prometheus`` and ``ingest`` force one source whatever the manifest says. The canary
+and the monitor also read which outcomes the model makes (:func:`outcomes_made`), so
+that a test on an outcome it does not make is not applicable rather than inconclusive.
 """
 
 from __future__ import annotations
