@@ -170,8 +170,8 @@ def build_worker(
     registry = ModelRegistry(trail.engine, artifacts)
     if providers is None:
         providers = metrics_providers(settings, targets, registry, trail.engine)
-    canary = CanaryActivities(providers)
-    monitor = MonitorActivities(providers)
+    canary = CanaryActivities(providers, registry.get)
+    monitor = MonitorActivities(providers, registry.get)
     incidents = IncidentActivities(
         client,
         settings.task_queue,
