@@ -72,7 +72,9 @@ async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: C
     assert len(decided) == 1 and digest in decided[0].detail and decided[0].actor == "lee"
 
 
-async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Console) -> None:
+async def test_a_second_approver_rejects_and_the_incident_goes_back_to_remediation(
+    console: Console,
+) -> None:
     incident = await open_incident(console)
     state = await incident_state(console, incident, awaiting_signoff)
     first = state["findings"]["assessment"]["digest"]
@@ -88,16 +90,35 @@ async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Con
             screenshot(driver, "signoff-after-rejection")
 
     await asyncio.to_thread(reject)
-    # Back to the step the playbook names on rejection: a new assessment, a new sign-off.
+    # Back to remediation, as the playbook says on rejection: a second round makes a new
+    # candidate, so a new assessment with a new digest awaits a new sign-off.
     again = await incident_state(
         console,
         incident,
         lambda s: awaiting_signoff(s) and s["findings"]["assessment"]["digest"] != first,
     )
     assert [r["votes"] for r in again["signoff"]["roles"]] == [[], []]
+    assert again["signoff"]["assessment_digest"] == again["findings"]["assessment"]["digest"]
     steps = [(s["name"], s["status"]) for s in again["steps"]]
-    assert ("approve", "failed") in steps and steps.count(("assess", "succeeded")) == 2
+    assert ("approve", "failed") in steps
+    assert steps.count(("remediate", "succeeded")) == 2
+    assert steps.count(("assess", "succeeded")) == 2
+    findings = again["findings"]
+    assert findings["remediation_rounds"] == 2
+    assert findings["candidate"]["version"].endswith("-r2")
+    assert findings["candidate"]["version"] != state["findings"]["candidate"]["version"]
     assert ("signoff.decided", "cora") in _trail_kinds(console, incident)
+    second = findings["assessment"]["digest"]
+
+    def read_the_new_assessment() -> None:
+        with chromium() as driver:
+            browser_sign_in(driver, console.url, "cora", f"/console/incidents/{incident}/signoff")
+            wait_for(driver, 'button[value="reject"]')
+            shown = driver.find_element(By.ID, "main").text
+            assert second in shown and first not in shown
+            screenshot(driver, "signoff-after-remediation")
+
+    await asyncio.to_thread(read_the_new_assessment)
 
 
 async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Console) -> None:
