@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +62,46 @@ def render(
     return response
 
 
-def refusal(request: Request, session: ConsoleSession | None, error: HTTPException) -> HTMLResponse:
-    """An API refusal (403, 404, 409, 422…) shown as a page, with its reason."""
-    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
-    return render(
+TITLES = {
+    400: "Bad request",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not possible here",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input",
+    502: "Temporal refused",
+    503: "Unavailable for now",
+}
+
+
+def error_page(
+    request: Request,
+    session: ConsoleSession | None,
+    status_code: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """A refusal or failure shown as a page with its status and reason (never JSON to a
+    person); a 503 also says when to retry."""
+    if status_code == 503:
+        wait = (headers or {}).get("Retry-After")
+        message = message.removesuffix("; try again later").rstrip(". ")
+        message = f"{message}. Please try again" + (f" in {wait} seconds." if wait else " shortly.")
+    response = render(
         request,
         "message.html",
         session,
-        status_code=error.status_code,
-        title="Refused",
-        message=detail,
+        status_code=status_code,
+        title=TITLES.get(status_code) or HTTPStatus(status_code).phrase,
+        message=message,
     )
+    response.headers.update(headers or {})
+    return response
+
+
+def refusal(request: Request, session: ConsoleSession | None, error: HTTPException) -> HTMLResponse:
+    """An API refusal (403, 404, 409, 422…) shown as a page, with its reason."""
+    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
+    return error_page(request, session, error.status_code, detail, error.headers)
