@@ -39,11 +39,11 @@ class BakeClock:
 
 def timeline(records: Sequence[AuditRecord]) -> list[TimelineEntry]:
     """Entries for a page of the trail (read without the charted kinds)."""
-    return [TimelineEntry(r.at, r.kind, r.actor, r.step, _summary(r.detail)) for r in records]
+    return [TimelineEntry(r.at, r.kind, r.actor, r.step, summary(r.detail)) for r in records]
 
 
-def _summary(detail: str, limit: int = 240) -> str:
-    """A short line of the record's detail: its scalar fields, in order."""
+def summary(detail: str, limit: int = 240) -> str:
+    """A short line of a record's detail (its JSON): its scalar fields, in order."""
     try:
         data = json.loads(detail)
     except ValueError:

@@ -15,10 +15,12 @@ from api.security import READERS
 from api.tokens import APPROVER_ROLES, Role
 from api.trail import TRAIL_READERS
 from console.access import allowed
+from console.incident_view import summary
 from console.sessions import ConsoleSession
 from contracts.canary import CONTROLLER_ROLE
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["summary"] = summary
 
 # Extra security headers for console pages: no framing (clickjacking on the approve
 # button), no inline script, no referrer leaking incident ids to other sites.
@@ -86,7 +88,7 @@ def error_page(
     """A refusal or failure shown as a page with its status and reason (never JSON to a
     person); a 503 also says when to retry."""
     if status_code == 503:
-        wait = (headers or {}).get("Retry-After")
+        wait = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
         message = message.removesuffix("; try again later").rstrip(". ")
         message = f"{message}. Please try again" + (f" in {wait} seconds." if wait else " shortly.")
     response = render(

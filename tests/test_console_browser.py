@@ -7,6 +7,7 @@ Screenshots of every page land in test-artifacts/console/.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -36,6 +37,12 @@ def _trail_kinds(console: Console, incident: str) -> list[tuple[str, str]]:
 
 def _buttons(driver: WebDriver) -> list[str]:
     return [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text]
+
+
+def _posting_forms(driver: WebDriver) -> list[str]:
+    """Where the page's forms that change something post to (searches are GET forms)."""
+    forms = driver.find_elements(By.CSS_SELECTOR, 'form[method="post"]')
+    return [urlsplit(str(f.get_attribute("action"))).path for f in forms]
 
 
 async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: Console) -> None:
@@ -167,7 +174,8 @@ async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
             wait_for(driver, "#timeline-h")
             timeline = driver.find_element(By.ID, "timeline-h").find_element(By.XPATH, "..").text
             assert "incident.opened" in timeline and "UTC" in timeline
-            assert _buttons(driver) == ["Sign out"]
+            assert set(_buttons(driver)) == {"Sign out", "Search"}  # a search changes nothing
+            assert _posting_forms(driver) == ["/console/sign-out"]
             screenshot(driver, "incident-auditor")
             driver.get(f"{console.url}/console/incidents/{incident}/signoff")
             wait_for(driver, "#assessment-h")
@@ -178,7 +186,8 @@ async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
             wait_for(driver, "#verify-h")
             assert "Verified:" in driver.find_element(By.CSS_SELECTOR, "p.ok").text
             assert "incident.opened" in driver.find_element(By.TAG_NAME, "table").text
-            assert set(_buttons(driver)) == {"Sign out", "Search"}  # searching changes nothing
+            assert set(_buttons(driver)) == {"Sign out", "Show its trail", "Search"}
+            assert _posting_forms(driver) == ["/console/sign-out"]  # reading changes nothing
             screenshot(driver, "audit-auditor")
             driver.get(f"{console.url}/console/")
             wait_for(driver, "table")
