@@ -55,7 +55,7 @@ def _page_or(handler: Handler) -> Handler:
         response = handler(request, error)
         if inspect.isawaitable(response):
             response = await response
-        if not wants_page(request):
+        if response is None or not wants_page(request):  # None: a websocket's handler
             return response
         headers = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
         return error_page(
