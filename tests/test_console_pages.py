@@ -229,3 +229,22 @@ async def test_temporal_unavailable_is_a_page_that_says_retry(tmp_path: Path) ->
         )
         assert api.status_code == 503 and "Temporal is unavailable" in api.json()["detail"]
         assert api.headers["Retry-After"] == "5"
+
+
+async def test_a_failure_nothing_handled_is_a_page_that_shows_nothing_of_it(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path, temporal_address=f"127.0.0.1:{free_port()}")
+    app = create_app(settings)
+
+    def broken() -> None:
+        raise RuntimeError("secret internals: /etc/fairlane/key")
+
+    app.add_api_route("/console/broken", broken)
+    app.add_api_route("/v1/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fairlane") as client:
+        text = _is_page(await client.get("/console/broken"), 500, "Something went wrong")
+        assert "secret internals" not in text
+        api = await client.get("/v1/broken")
+        assert api.status_code == 500 and api.text == "Internal Server Error"
