@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import select_provider, undeclared_source
+from activities.providers import Manifests, outcomes_made, select_provider, undeclared_source
 from activities.routing import unknown_target
 from config.targets import UnknownTarget
 from contracts.canary import CANARY_ANALYSIS, AnalysisRequest, CanaryAnalysis
@@ -20,8 +20,12 @@ from metrics.provider import MetricsProvider, UndeclaredSource
 
 
 class CanaryActivities:
-    def __init__(self, providers: Mapping[str, MetricsProvider]) -> None:
+    def __init__(
+        self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
+    ) -> None:
+        """``manifests`` (the registry's lookup) says which outcomes each model makes."""
         self._providers = dict(providers)
+        self._manifests = manifests
 
     @activity.defn(name=CANARY_ANALYSIS)
     async def canary_analysis(self, request: AnalysisRequest) -> CanaryAnalysis:
@@ -38,7 +42,12 @@ class CanaryActivities:
             raise unknown_target(error) from None
         except UndeclaredSource as error:
             raise undeclared_source(error) from None
-        analysis = analyse_window(window.cells, request.thresholds, alpha=request.alpha)
+        analysis = analyse_window(
+            window.cells,
+            request.thresholds,
+            alpha=request.alpha,
+            **await outcomes_made(self._manifests, request.model),
+        )
         return CanaryAnalysis(
             look=request.look,
             since=request.since,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import select_provider, undeclared_source
+from activities.providers import Manifests, outcomes_made, select_provider, undeclared_source
 from activities.routing import unknown_target
 from config.targets import UnknownTarget
 from contracts.fallback_window import ANALYSE_FALLBACK_WINDOW, FallbackWindow, FallbackWindowRequest
@@ -22,8 +22,12 @@ from metrics.provider import NO_CANDIDATE, MetricsProvider, UndeclaredSource
 
 
 class FallbackWindowActivities:
-    def __init__(self, providers: Mapping[str, MetricsProvider]) -> None:
+    def __init__(
+        self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
+    ) -> None:
+        """``manifests`` (the registry's lookup) says which outcomes each model makes."""
         self._providers = dict(providers)
+        self._manifests = manifests
 
     @activity.defn(name=ANALYSE_FALLBACK_WINDOW)
     async def analyse_fallback_window(self, request: FallbackWindowRequest) -> FallbackWindow:
@@ -50,5 +54,10 @@ class FallbackWindowActivities:
             return read.model_copy(
                 update={"unavailable": f"{window.provider} holds no live decision of the window"}
             )
-        fairness, _, _ = judge_monitor_window(window.cells, request.policy, reference=None)
+        fairness, _, _ = judge_monitor_window(
+            window.cells,
+            request.policy,
+            None,
+            **await outcomes_made(self._manifests, request.model),
+        )
         return read.model_copy(update={"analysis": fairness})

@@ -21,7 +21,7 @@ from contracts.watch import (
     OpenIncidentRequest,
 )
 from incidents.service import IncidentService, UnknownModelError
-from incidents.watch import signal_watch
+from incidents.watch import WatchQueues, signal_watch
 from registry.service import ModelRegistry
 
 log = structlog.get_logger(__name__)
@@ -43,7 +43,9 @@ class IncidentActivities:
         API's public decision key when an incident opens (the API may export it after this
         worker started)."""
         self._client = client
-        self._watch_task_queue = watch_task_queue or task_queue
+        self._watch_queues = WatchQueues(
+            watch=watch_task_queue or task_queue, bookkeeping=task_queue
+        )
         self._incidents = IncidentService(
             self._connected, task_queue, registry, playbooks_dir, decision_key
         )
@@ -74,7 +76,11 @@ class IncidentActivities:
         """Arm the model's drift monitor (starting its watch if need be)."""
         manifest = self._manifest(request.model)
         return await signal_watch(
-            self._client, self._watch_task_queue, manifest, SIGNAL_ARM_MONITOR, request.arm
+            self._client,
+            self._watch_queues,
+            manifest,
+            SIGNAL_ARM_MONITOR,
+            request.arm,
         )
 
     async def _connected(self) -> Client:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import select_provider, undeclared_source
+from activities.providers import Manifests, outcomes_made, select_provider, undeclared_source
 from activities.routing import unknown_target
 from config.targets import UnknownTarget
 from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
@@ -22,8 +22,12 @@ from metrics.provider import NO_CANDIDATE, MetricsProvider, UndeclaredSource
 
 
 class MonitorActivities:
-    def __init__(self, providers: Mapping[str, MetricsProvider]) -> None:
+    def __init__(
+        self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
+    ) -> None:
+        """``manifests`` (the registry's lookup) says which outcomes each model makes."""
         self._providers = dict(providers)
+        self._manifests = manifests
 
     @activity.defn(name=EVALUATE_WINDOW)
     async def evaluate_monitor_window(self, request: EvaluationRequest) -> EvaluationResult:
@@ -37,7 +41,12 @@ class MonitorActivities:
             raise unknown_target(error) from None
         except UndeclaredSource as error:
             raise undeclared_source(error) from None
-        fairness, drift, verdict = judge_monitor_window(window.cells, policy, request.reference)
+        fairness, drift, verdict = judge_monitor_window(
+            window.cells,
+            policy,
+            request.reference,
+            **await outcomes_made(self._manifests, request.model),
+        )
         reference = request.reference
         if reference is None and _settled(fairness.samples, policy.min_drift_samples, verdict):
             reference = reference_from(window.cells, request.since, request.until)

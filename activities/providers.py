@@ -3,16 +3,37 @@ a monitoring policy gives.
 
 ``decision_log`` (the default everywhere) and ``manifest`` read each model from the
 decision source its manifest declares (:mod:`metrics.sources`); ``gateway``,
-``prometheus`` and ``ingest`` force one source whatever the manifest says.
+``prometheus`` and ``ingest`` force one source whatever the manifest says. The canary
+and the monitor also read which outcomes the model makes (:func:`outcomes_made`), so
+that a test on an outcome it does not make is not applicable rather than inconclusive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 
 from temporalio.exceptions import ApplicationError
 
+from contracts.model import ModelManifest
 from metrics.provider import MetricsProvider, UndeclaredSource
+
+Manifests = Callable[[str], ModelManifest | None]
+"""The registry's lookup of a model's manifest by id (``ModelRegistry.get``)."""
+
+
+async def outcomes_made(manifests: Manifests | None, model: str) -> dict[str, bool]:
+    """Which outcomes ``model`` makes, as :func:`fairness.live.analyse_window` takes them.
+
+    A model the registry does not know (or a worker given no registry) is judged on
+    both, as before: the tests then run and say for themselves what they lack. The
+    registry reads a database, so off the event loop.
+    """
+    manifest = await asyncio.to_thread(manifests, model) if manifests is not None else None
+    if manifest is None:
+        return {"decision": True, "amount": True}
+    outcomes = manifest.outcomes
+    return {"decision": outcomes.decision is not None, "amount": outcomes.amount is not None}
 
 
 def select_provider(providers: Mapping[str, MetricsProvider], name: str) -> MetricsProvider:

@@ -35,18 +35,22 @@ from router.client import RouterError
 from router.schemas import DecisionRequest
 from targets.flag_file import FlagFileTarget
 from targets.gateway import GatewayTarget, gateway_error
-from targets.open import open_target
+from targets.open import TargetClients
 from targets.protocol import TargetError
 
 
 class RoutingActivities:
     def __init__(self, targets: TargetResolver, timeout_s: float = 10.0) -> None:
         self._targets = targets
-        self._timeout_s = timeout_s
+        self._clients = TargetClients(timeout_s)
 
     def _target(self, request: RoutedTo) -> GatewayTarget | FlagFileTarget:
         """The declared target ``request`` names, whatever its kind (gateway, flag file)."""
-        return open_target(resolve_route_target(self._targets, request), self._timeout_s)
+        return self._clients.open(resolve_route_target(self._targets, request))
+
+    async def aclose(self) -> None:
+        """Close the targets' shared clients (the worker is stopping)."""
+        await self._clients.aclose()
 
     @activity.defn(name=READ_ROUTE)
     async def read_route(self, request: ReadRouteInput) -> TargetRoute:

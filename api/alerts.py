@@ -53,7 +53,7 @@ from api.tokens import Principal, Role
 from config import Settings
 from contracts.alerts import AlertDelivery, AlertEvent
 from contracts.watch import SIGNAL_ALERTS, watch_workflow_id
-from incidents.watch import signal_watch
+from incidents.watch import WatchQueues, signal_watch
 from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -295,7 +295,7 @@ async def _signal_watch(
         )
         await signal_watch(
             client,
-            settings.resolved_containment_task_queue,
+            WatchQueues.of(settings),
             group.manifest,
             SIGNAL_ALERTS,
             delivery,

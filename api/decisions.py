@@ -20,7 +20,7 @@ else, so a service's token cannot open, steer or approve anything.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import structlog
@@ -169,16 +169,19 @@ async def report_decisions(
     batch = _body(DecisionBatch, raw)
     _within_limit(settings, "decisions", len(batch.decisions))
     manifest = await run_in_threadpool(_ingesting, registry, model_id)
-    accepted = await run_in_threadpool(_log_decisions, engine, manifest, batch)
+    max_ahead = timedelta(seconds=settings.reported_decision_max_ahead_s)
+    accepted = await run_in_threadpool(_log_decisions, engine, manifest, batch, max_ahead)
     await run_in_threadpool(
         _record, trail, DECISIONS_REPORTED, model_id, principal, raw, accepted.trail_detail()
     )
     return accepted
 
 
-def _log_decisions(engine: Engine, manifest: ModelManifest, batch: DecisionBatch) -> Logged:
+def _log_decisions(
+    engine: Engine, manifest: ModelManifest, batch: DecisionBatch, max_ahead: timedelta
+) -> Logged:
     try:
-        records = to_records(manifest, batch.decisions)
+        records = to_records(manifest, batch.decisions, max_ahead=max_ahead)
     except BadRecord as error:
         _refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, "decisions", error)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,9 +23,12 @@ READERS = (
 )
 
 
-def authenticate(
+async def authenticate(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Principal:
+    """The token's principal. Async on purpose: the lookup is a stat and a dict read, and a
+    plain ``def`` dependency costs every request a hop through the thread pool, which in
+    an alert storm is where requests queued."""
     if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -43,11 +46,11 @@ def authenticate(
     return principal
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits principals holding at least one of ``roles``."""
     allowed = ", ".join(r.value for r in roles)
 
-    def check(principal: Principal = Depends(authenticate)) -> Principal:
+    async def check(principal: Principal = Depends(authenticate)) -> Principal:
         if not principal.holds(*roles):
             held = ", ".join(r.value for r in principal.roles)
             raise HTTPException(

@@ -32,7 +32,7 @@ from contracts.watch import (
     WatchState,
     watch_workflow_id,
 )
-from incidents.watch import signal_watch
+from incidents.watch import WatchQueues, signal_watch
 from registry.service import ModelRegistry
 
 router = APIRouter(prefix="/v1/models/{model_id}", tags=["monitoring"])
@@ -90,9 +90,7 @@ async def arm_monitor(
     policy = body.policy or manifest.monitoring
     arm = MonitorArm(actor=principal.name, reason=body.reason, policy=policy)
     client = await temporal.client()
-    watch = await signal_watch(
-        client, settings.resolved_containment_task_queue, manifest, SIGNAL_ARM_MONITOR, arm
-    )
+    watch = await signal_watch(client, WatchQueues.of(settings), manifest, SIGNAL_ARM_MONITOR, arm)
     return WatchReceipt(watch=watch, policy=policy)
 
 

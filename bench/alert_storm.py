@@ -619,7 +619,9 @@ async def register_models(
         model = models[index]
         await deploy_credit(router, model, {files.version: files.artifact_name}, files.version)
         manifest = template.model_copy(update={"id": model})
-        (await api.post("/v1/models", json=manifest.model_dump(mode="json"))).raise_for_status()
+        answer = await api.post("/v1/models", json=manifest.model_dump(mode="json"))
+        if answer.is_error:
+            raise SystemExit(f"registering {model}: {answer.status_code} {answer.text[:1000]}")
 
     await run_workers(count, 4, one)
     return models
@@ -796,15 +798,20 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
             def post_rejected() -> Awaitable[httpx.Response]:
                 return api.post(ALERTMANAGER_PATH, content=unregistered, headers=headers)
 
+            baseline_requests = args.baseline_requests or len(notes)
             rejected = await baseline(
                 "POST webhook, model unregistered (422)",
-                len(notes),
+                baseline_requests,
                 args.concurrency,
                 post_rejected,
                 expected=422,
             )
             healthz = await baseline(
-                "GET /healthz", len(notes), args.concurrency, lambda: api.get("/healthz"), 200
+                "GET /healthz",
+                baseline_requests,
+                args.concurrency,
+                lambda: api.get("/healthz"),
+                200,
             )
             logs_at_storm = log_sizes(data_dir / "logs")
 
@@ -819,7 +826,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
             await history_breakdown(temporal, models)
             rejected_after = await baseline(
                 "POST webhook, model unregistered (422), again after the storm",
-                len(notes),
+                baseline_requests,
                 args.concurrency,
                 post_rejected,
                 expected=422,
@@ -896,6 +903,12 @@ def main() -> None:
     parser.add_argument("--notifications", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs)")
+    parser.add_argument(
+        "--baseline-requests",
+        type=int,
+        default=0,
+        help="requests per baseline run (default: as many as notifications)",
+    )
     args = parser.parse_args()
     if args.models < 1 or args.notifications < args.models:
         parser.error("need at least one model and one notification per model")

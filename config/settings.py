@@ -218,6 +218,10 @@ class Settings(BaseSettings):
     decision_databases: dict[str, DecisionDatabase] = Field(default_factory=dict)
     # Decisions reported to `POST /v1/models/{id}/decisions`: at most this many per batch.
     decision_batch_max: int = Field(default=2000, ge=1, le=100_000)
+    # ... and each decision's `at` at most this far ahead of the API's clock (clocks drift;
+    # the future does not report). Tests on Temporal's time-skipping server, whose clock
+    # runs hours or days ahead of the wall clock, widen it; production keeps minutes.
+    reported_decision_max_ahead_s: int = Field(default=300, ge=0)
 
     @field_validator("decision_databases")
     @classmethod

@@ -16,12 +16,14 @@ from sqlalchemy.engine import Engine
 from config import Settings
 from console import auth_routes, decisions, pages
 from console.access import CsrfRefused, SignInRequired
+from console.errors import install_error_pages
 from console.render import render
 from console.sessions import SESSION_COOKIE, SessionProblem, SessionStore
 
 
 def install_console(app: FastAPI, engine: Engine, settings: Settings) -> None:
     app.state.console_sessions = SessionStore(engine, settings)
+    install_error_pages(app)  # before the handlers below, which answer pages already
     for module in (auth_routes, pages, decisions):
         app.include_router(module.router)
     app.mount(

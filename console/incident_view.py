@@ -12,7 +12,8 @@ from console.charts import Series, series_from_trail
 from contracts.canary import RampStepProgress
 
 # Looks are many (one an hour for weeks); they are drawn in the chart, not listed.
-CHARTED_KINDS = frozenset({"canary.analysis"})
+LOOK_KIND = "canary.analysis"
+CHARTED_KINDS = frozenset({LOOK_KIND})
 
 
 @dataclass
@@ -37,15 +38,12 @@ class BakeClock:
 
 
 def timeline(records: Sequence[AuditRecord]) -> list[TimelineEntry]:
-    return [
-        TimelineEntry(r.at, r.kind, r.actor, r.step, _summary(r.detail))
-        for r in records
-        if r.kind not in CHARTED_KINDS
-    ]
+    """Entries for a page of the trail (read without the charted kinds)."""
+    return [TimelineEntry(r.at, r.kind, r.actor, r.step, summary(r.detail)) for r in records]
 
 
-def _summary(detail: str, limit: int = 240) -> str:
-    """A short line of the record's detail: its scalar fields, in order."""
+def summary(detail: str, limit: int = 240) -> str:
+    """A short line of a record's detail (its JSON): its scalar fields, in order."""
     try:
         data = json.loads(detail)
     except ValueError:

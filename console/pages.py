@@ -18,12 +18,14 @@ from api import incidents, models, watch
 from api import trail as api_trail
 from api.security import READERS
 from api.tokens import Role
+from audit.browse import records_of_kind
 from console.access import allowed, ensure, registry, signed_in, temporal, trail
 from console.charts import svg
-from console.incident_view import bake_clock, canary_series, timeline
+from console.incident_view import CHARTED_KINDS, LOOK_KIND, bake_clock, canary_series, timeline
 from console.live_route import read_live_route
 from console.render import refusal, render
 from console.sessions import ConsoleSession
+from console.trail_view import TrailQuery, trail_query, trail_view
 from contracts.canary import ControlAction
 from contracts.incident import Phase
 from contracts.model import ModelManifest
@@ -92,7 +94,14 @@ async def incidents_page(
 
 
 @router.get("/incidents/{incident_id}")
-async def incident_page(request: Request, session: Session, incident_id: IncidentId) -> Response:
+async def incident_page(
+    request: Request,
+    session: Session,
+    incident_id: IncidentId,
+    query: Annotated[TrailQuery, Depends(trail_query)],
+) -> Response:
+    """The incident, with the latest page of its timeline (older pages linked, searchable)
+    and its canary's looks drawn as charts."""
     who = session.principal
     try:
         ensure(who, *READERS)
@@ -101,10 +110,20 @@ async def incident_page(request: Request, session: Session, incident_id: Inciden
         return refusal(request, session, error)
     manifest = registry(request).get(state.model)
     live = await read_live_route(request.app.state.settings, manifest) if manifest else None
-    records = []
+    view, looks = None, []
     if allowed(who, *api_trail.TRAIL_READERS):
-        records = await asyncio.to_thread(trail(request).records, incident_id)
-    series = canary_series(records)
+        engine = trail(request).engine
+        view = await trail_view(
+            engine,
+            incident_id,
+            query,
+            path=f"/console/incidents/{incident_id}",
+            fragment="timeline-h",
+            hidden_kinds=CHARTED_KINDS,
+        )
+        if state.canary is not None:
+            looks = await asyncio.to_thread(records_of_kind, engine, incident_id, LOOK_KIND)
+    series = canary_series(looks)
     settings = request.app.state.settings
     return render(
         request,
@@ -112,7 +131,8 @@ async def incident_page(request: Request, session: Session, incident_id: Inciden
         session,
         state=state,
         live=live,
-        timeline=timeline(records),
+        trail=view,
+        timeline=timeline(view.page.records) if view else [],
         charts=[(s, svg(s)) for s in series],
         bake=bake_clock(state.canary.live if state.canary else None),
         done=_done(request),
@@ -159,9 +179,10 @@ async def models_page(request: Request, session: Session) -> Response:
 async def audit_page(
     request: Request,
     session: Session,
+    query: Annotated[TrailQuery, Depends(trail_query)],
     incident: Annotated[str | None, Query(max_length=100)] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
+    """An incident's trail, a page at a time and searchable, and the chain's verification."""
     who = session.principal
     try:
         ensure(who, *api_trail.TRAIL_READERS)
@@ -172,12 +193,15 @@ async def audit_page(
             )
     except HTTPException as error:
         return refusal(request, session, error)
-    records = await asyncio.to_thread(trail(request).records, incident) if incident else []
-    if q:
-        needle = q.lower()
-        records = [
-            r for r in records if needle in f"{r.kind} {r.actor} {r.step or ''} {r.detail}".lower()
-        ]
+    view = None
+    if incident:
+        view = await trail_view(
+            trail(request).engine,
+            incident,
+            query,
+            path="/console/audit",
+            keep={"incident": incident},
+        )
     verification = None
     if allowed(who, Role.AUDITOR, Role.ADMIN):
         verification = await asyncio.to_thread(api_trail.verify_trail, trail(request), who)
@@ -186,8 +210,8 @@ async def audit_page(
         "audit.html",
         session,
         incident=incident or "",
-        q=q or "",
-        records=records,
+        query=query,
+        trail=view,
         verification=verification,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,12 @@ from api.security import READERS
 from api.tokens import APPROVER_ROLES, Role
 from api.trail import TRAIL_READERS
 from console.access import allowed
+from console.incident_view import summary
 from console.sessions import ConsoleSession
 from contracts.canary import CONTROLLER_ROLE
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["summary"] = summary
 
 # Extra security headers for console pages: no framing (clickjacking on the approve
 # button), no inline script, no referrer leaking incident ids to other sites.
@@ -60,14 +64,46 @@ def render(
     return response
 
 
-def refusal(request: Request, session: ConsoleSession | None, error: HTTPException) -> HTMLResponse:
-    """An API refusal (403, 404, 409, 422…) shown as a page, with its reason."""
-    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
-    return render(
+TITLES = {
+    400: "Bad request",
+    401: "Sign-in needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not possible here",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input",
+    502: "Temporal refused",
+    503: "Unavailable for now",
+}
+
+
+def error_page(
+    request: Request,
+    session: ConsoleSession | None,
+    status_code: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """A refusal or failure shown as a page with its status and reason (never JSON to a
+    person); a 503 also says when to retry."""
+    if status_code == 503:
+        wait = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+        message = message.removesuffix("; try again later").rstrip(". ")
+        message = f"{message}. Please try again" + (f" in {wait} seconds." if wait else " shortly.")
+    response = render(
         request,
         "message.html",
         session,
-        status_code=error.status_code,
-        title="Refused",
-        message=detail,
+        status_code=status_code,
+        title=TITLES.get(status_code) or HTTPStatus(status_code).phrase,
+        message=message,
     )
+    response.headers.update(headers or {})
+    return response
+
+
+def refusal(request: Request, session: ConsoleSession | None, error: HTTPException) -> HTMLResponse:
+    """An API refusal (403, 404, 409, 422…) shown as a page, with its reason."""
+    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
+    return error_page(request, session, error.status_code, detail, error.headers)

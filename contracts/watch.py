@@ -170,6 +170,12 @@ class WatchInput(RoutedTo):
     default_playbook: str = "drift-rollback"
     default_severity: Severity = Severity.SEV2
     memory: WatchMemory = Field(default_factory=WatchMemory)
+    bookkeeping_task_queue: str | None = Field(
+        default=None,
+        description="where the watch records each alert on the trail (the main task queue), "
+        "so that its own worker's slots stay free for containing; None (watches started "
+        "before this field): in the watch's own workflow task",
+    )
 
 
 class WatchState(BaseModel):

@@ -21,8 +21,8 @@ from contracts.routing import Serving
 from decisions.records import DECISION_ID, KEY_LENGTH, DecisionRecord, OutcomeRecord
 
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
-"""How far ahead of Fairlane's clock a decision's time may be (clocks drift; the future
-does not report)."""
+"""How far ahead of Fairlane's clock a decision's time may be by default (clocks drift;
+the future does not report); ``Settings.reported_decision_max_ahead_s``."""
 
 Value = str | int | float | bool
 
@@ -77,9 +77,13 @@ def to_records(
     reported: Sequence[ReportedDecision],
     *,
     now: datetime | None = None,
+    max_ahead: timedelta = MAX_CLOCK_AHEAD,
 ) -> list[DecisionRecord]:
-    """The batch as records of ``manifest``'s model; :class:`BadRecord` at the first bad one."""
-    latest = (now or datetime.now(UTC)) + MAX_CLOCK_AHEAD
+    """The batch as records of ``manifest``'s model; :class:`BadRecord` at the first bad one.
+
+    A decision stamped more than ``max_ahead`` after ``now`` (the wall clock) is refused.
+    """
+    latest = (now or datetime.now(UTC)) + max_ahead
     versions = {v.version for v in manifest.versions}
     return [_record(manifest, versions, latest, i, item) for i, item in enumerate(reported)]
 

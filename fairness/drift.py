@@ -153,16 +153,22 @@ def judge_monitor_window(
     cells: Sequence[DecisionCell],
     policy: MonitoringPolicy,
     reference: DriftReference | None,
+    *,
+    decision: bool = True,
+    amount: bool = True,
 ) -> tuple[WindowAnalysis, list[DriftResult], MetricVerdict]:
     """The fairness analysis of a monitored window, its drift, and the combined verdict.
 
     Every live decision counts (a monitored model has no canary): the cells are judged
     as one side, group against group, with the canary's analysis and the policy's
     bands. A breach of either fairness or drift is a breach; otherwise an inconclusive
-    fairness analysis (too few decisions) makes the look inconclusive.
+    fairness analysis (too few decisions) makes the look inconclusive. ``decision`` and
+    ``amount`` say which outcomes the model makes (see :func:`fairness.live.analyse_window`).
     """
     live = [c.model_copy(update={"side": Side.CANDIDATE}) for c in cells if c.side == Side.STABLE]
-    fairness = analyse_window(live, policy.thresholds, alpha=policy.alpha)
+    fairness = analyse_window(
+        live, policy.thresholds, alpha=policy.alpha, decision=decision, amount=amount
+    )
     drift: list[DriftResult] = []
     if reference is not None and policy.max_psi is not None:
         drift = drift_results(

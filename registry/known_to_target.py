@@ -35,7 +35,8 @@ async def unknown_to_target(resolver: TargetResolver, manifest: ModelManifest) -
     except UnknownTarget as error:
         return str(error)
     try:
-        await open_target(resolved, TIMEOUT_S).read_route(model)
+        async with open_target(resolved, TIMEOUT_S) as target:
+            await target.read_route(model)
     except TargetError as error:
         if error.type in NOT_THERE:
             return (

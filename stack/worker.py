@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -69,6 +69,8 @@ class FairlaneWorkers:
 
     main: Worker
     containment: Worker
+    close_clients: Callable[[], Awaitable[None]] | None = None
+    """Closes the HTTP clients the activities share, once the workers have stopped."""
 
     @property
     def all(self) -> list[Worker]:
@@ -85,9 +87,16 @@ class FairlaneWorkers:
         """Run the workers of ``queues`` until one stops (a fatal error, or shutdown): then
         stop the others."""
         workers = self.polling(queues)
-        async with asyncio.TaskGroup() as group:
-            for worker in workers:
-                group.create_task(self._run(worker, workers))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for worker in workers:
+                    group.create_task(self._run(worker, workers))
+        finally:
+            await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        if self.close_clients is not None:
+            await self.close_clients()
 
     @staticmethod
     async def _run(worker: Worker, workers: list[Worker]) -> None:
@@ -111,7 +120,10 @@ class FairlaneWorkers:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._stack.__aexit__(exc_type, exc, traceback)
+        try:
+            await self._stack.__aexit__(exc_type, exc, traceback)
+        finally:
+            await self._close_clients()
 
 
 def metrics_providers(
@@ -160,9 +172,9 @@ def build_worker(
     registry = ModelRegistry(trail.engine, artifacts)
     if providers is None:
         providers = metrics_providers(settings, targets, registry, trail.engine)
-    canary = CanaryActivities(providers)
-    monitor = MonitorActivities(providers)
-    fallback = FallbackWindowActivities(providers)
+    canary = CanaryActivities(providers, registry.get)
+    monitor = MonitorActivities(providers, registry.get)
+    fallback = FallbackWindowActivities(providers, registry.get)
     incidents = IncidentActivities(
         client,
         settings.task_queue,
@@ -232,4 +244,4 @@ def build_worker(
         interceptors=interceptors,
         identity=identity,
     )
-    return FairlaneWorkers(main=main, containment=containment)
+    return FairlaneWorkers(main=main, containment=containment, close_clients=routing.aclose)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,11 @@ import skops.io as sio
 from store.paths import PathEscape, under
 
 SKOPS_SUFFIX = ".skops"
+SKOPS_LOCK = threading.RLock()
+"""One skops (de)serialisation at a time per process. skops builds its object tree through
+``ast``, and CPython 3.11's AST constructor is not safe across threads (gh-106905): two
+registrations checking their artifacts at once failed with "SystemError: AST constructor
+recursion depth mismatch". Re-entrant: a load checks the file's types inside it."""
 
 EXTRA_TRUSTED_TYPES: frozenset[str] = frozenset(
     {
@@ -151,7 +157,8 @@ class ArtifactStore:
                 raise ArtifactError(
                     "artifact", f"artifact {name!r} is unreadable: {error}"
                 ) from error
-        return sio.loads(content, trusted=sorted(self._untrusted(name, content)))
+        with SKOPS_LOCK:
+            return sio.loads(content, trusted=sorted(self._untrusted(name, content)))
 
     def save(self, obj: Any, *parts: str) -> tuple[str, str]:
         """Write ``obj`` as skops at ``parts`` under the root (atomically); its name and sha256."""
@@ -160,8 +167,9 @@ class ArtifactStore:
             raise ArtifactError("artifact", f"new artifacts are written as skops: {name!r}")
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        content = sio.dumps(obj)
-        untrusted = set(sio.get_untrusted_types(data=content)) - EXTRA_TRUSTED_TYPES
+        with SKOPS_LOCK:
+            content = sio.dumps(obj)
+            untrusted = set(sio.get_untrusted_types(data=content)) - EXTRA_TRUSTED_TYPES
         if untrusted:
             raise ArtifactError(
                 "artifact",
@@ -189,7 +197,8 @@ class ArtifactStore:
     def _untrusted(self, name: str, content: bytes) -> set[str]:
         """The non-default types the file needs, all of them in EXTRA_TRUSTED_TYPES."""
         try:
-            needed = set(sio.get_untrusted_types(data=content))
+            with SKOPS_LOCK:
+                needed = set(sio.get_untrusted_types(data=content))
         except (zipfile.BadZipFile, KeyError, ValueError) as error:
             raise ArtifactError(
                 "artifact", f"artifact {name!r} is not a skops file ({type(error).__name__})"

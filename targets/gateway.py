@@ -36,12 +36,23 @@ def _at_target(route: Route) -> TargetRoute:
 
 
 class GatewayTarget:
-    """``async with GatewayTarget(resolved) as gateway: await gateway.read_route(model)``."""
+    """``async with GatewayTarget(resolved) as gateway: await gateway.read_route(model)``.
 
-    def __init__(self, resolved: ResolvedTarget, timeout_s: float = 10.0) -> None:
+    With ``shared``, it drives a client someone else owns (:class:`targets.open.TargetClients`)
+    and leaves it open on exit; otherwise it makes its own and closes it.
+    """
+
+    def __init__(
+        self,
+        resolved: ResolvedTarget,
+        timeout_s: float = 10.0,
+        *,
+        shared: RouterClient | None = None,
+    ) -> None:
         self._id = resolved.id
         self.probes = resolved.probes
-        self.router = RouterClient(resolved.url, resolved.token or "", timeout=timeout_s)
+        self._owns_client = shared is None
+        self.router = shared or RouterClient(resolved.url, resolved.token or "", timeout=timeout_s)
         """The gateway's full client, for what only a gateway offers (probes, deployments)."""
 
     @property
@@ -57,7 +68,8 @@ class GatewayTarget:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.router.aclose()
+        if self._owns_client:
+            await self.router.aclose()
 
     async def read_route(self, model: str) -> TargetRoute:
         try:

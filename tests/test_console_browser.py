@@ -7,6 +7,7 @@ Screenshots of every page land in test-artifacts/console/.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -36,6 +37,12 @@ def _trail_kinds(console: Console, incident: str) -> list[tuple[str, str]]:
 
 def _buttons(driver: WebDriver) -> list[str]:
     return [b.text for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text]
+
+
+def _posting_forms(driver: WebDriver) -> list[str]:
+    """Where the page's forms that change something post to (searches are GET forms)."""
+    forms = driver.find_elements(By.CSS_SELECTOR, 'form[method="post"]')
+    return [urlsplit(str(f.get_attribute("action"))).path for f in forms]
 
 
 async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: Console) -> None:
@@ -72,7 +79,9 @@ async def test_an_approver_signs_in_reads_the_assessment_and_approves(console: C
     assert len(decided) == 1 and digest in decided[0].detail and decided[0].actor == "lee"
 
 
-async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Console) -> None:
+async def test_a_second_approver_rejects_and_the_incident_goes_back_to_remediation(
+    console: Console,
+) -> None:
     incident = await open_incident(console)
     state = await incident_state(console, incident, awaiting_signoff)
     first = state["findings"]["assessment"]["digest"]
@@ -88,16 +97,35 @@ async def test_a_second_approver_rejects_and_the_incident_goes_back(console: Con
             screenshot(driver, "signoff-after-rejection")
 
     await asyncio.to_thread(reject)
-    # Back to the step the playbook names on rejection: a new assessment, a new sign-off.
+    # Back to remediation, as the playbook says on rejection: a second round makes a new
+    # candidate, so a new assessment with a new digest awaits a new sign-off.
     again = await incident_state(
         console,
         incident,
         lambda s: awaiting_signoff(s) and s["findings"]["assessment"]["digest"] != first,
     )
     assert [r["votes"] for r in again["signoff"]["roles"]] == [[], []]
+    assert again["signoff"]["assessment_digest"] == again["findings"]["assessment"]["digest"]
     steps = [(s["name"], s["status"]) for s in again["steps"]]
-    assert ("approve", "failed") in steps and steps.count(("assess", "succeeded")) == 2
+    assert ("approve", "failed") in steps
+    assert steps.count(("remediate", "succeeded")) == 2
+    assert steps.count(("assess", "succeeded")) == 2
+    findings = again["findings"]
+    assert findings["remediation_rounds"] == 2
+    assert findings["candidate"]["version"].endswith("-r2")
+    assert findings["candidate"]["version"] != state["findings"]["candidate"]["version"]
     assert ("signoff.decided", "cora") in _trail_kinds(console, incident)
+    second = findings["assessment"]["digest"]
+
+    def read_the_new_assessment() -> None:
+        with chromium() as driver:
+            browser_sign_in(driver, console.url, "cora", f"/console/incidents/{incident}/signoff")
+            wait_for(driver, 'button[value="reject"]')
+            shown = driver.find_element(By.ID, "main").text
+            assert second in shown and first not in shown
+            screenshot(driver, "signoff-after-remediation")
+
+    await asyncio.to_thread(read_the_new_assessment)
 
 
 async def test_an_incident_commander_pauses_and_resumes_the_canary(console: Console) -> None:
@@ -146,7 +174,8 @@ async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
             wait_for(driver, "#timeline-h")
             timeline = driver.find_element(By.ID, "timeline-h").find_element(By.XPATH, "..").text
             assert "incident.opened" in timeline and "UTC" in timeline
-            assert _buttons(driver) == ["Sign out"]
+            assert set(_buttons(driver)) == {"Sign out", "Search"}  # a search changes nothing
+            assert _posting_forms(driver) == ["/console/sign-out"]
             screenshot(driver, "incident-auditor")
             driver.get(f"{console.url}/console/incidents/{incident}/signoff")
             wait_for(driver, "#assessment-h")
@@ -157,7 +186,8 @@ async def test_an_auditor_sees_the_timeline_and_verification_and_no_control(
             wait_for(driver, "#verify-h")
             assert "Verified:" in driver.find_element(By.CSS_SELECTOR, "p.ok").text
             assert "incident.opened" in driver.find_element(By.TAG_NAME, "table").text
-            assert set(_buttons(driver)) == {"Sign out", "Search"}  # searching changes nothing
+            assert set(_buttons(driver)) == {"Sign out", "Show its trail", "Search"}
+            assert _posting_forms(driver) == ["/console/sign-out"]  # reading changes nothing
             screenshot(driver, "audit-auditor")
             driver.get(f"{console.url}/console/")
             wait_for(driver, "table")

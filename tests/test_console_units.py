@@ -4,6 +4,7 @@ where a sign-in may send the browser back to."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from api.tokens import Role
 from audit.records import AuditRecord
 from config import Settings
 from console.auth_routes import safe_next
-from console.charts import series_from_trail, svg
+from console.charts import COLOURS, series_from_trail, svg
 from console.oidc import OidcClient, Provider, SignInError
 
 
@@ -54,7 +55,9 @@ def test_the_chart_has_a_point_and_interval_per_look_and_escapes_names() -> None
     assert [p.look for p in series.points] == [1, 2, 3]
     assert series.points[1].high is None  # an infinite bound is drawn open
     drawn = str(svg(series))
-    assert drawn.count("<circle") == 3 and drawn.count('class="interval"') == 2
+    bars = re.findall(r'<path d="([^"]+)" stroke="([^"]+)" fill="none" class="interval"/>', drawn)
+    assert drawn.count("<circle") == 3 and sum(d.count("M") for d, _ in bars) == 2
+    assert {colour for _, colour in bars} == {COLOURS["pass"], COLOURS["breach"]}
     assert "<b>" not in drawn and "&lt;b&gt;B&lt;/b&gt;/A" in drawn
     assert "look 3: 0.75 breach" in drawn
 

@@ -26,7 +26,7 @@ from contracts.decisions import STAND_DOWN
 from contracts.incident import IncidentState, Phase
 from contracts.routing import Serving
 from contracts.watch import QUERY_WATCH, SIGNAL_ALERTS, WatchState, watch_workflow_id
-from incidents.watch import signal_watch
+from incidents.watch import WatchQueues, signal_watch
 from playbooks.loader import PlaybookError, load_playbook_text
 from registry.service import ModelRegistry
 from tests.fixtures.gateway import deploy_credit
@@ -277,7 +277,7 @@ async def test_the_alert_path_tells_people_and_its_incident_keeps_trying(
                 )
             ],
         )
-        await signal_watch(env.client, queue, manifest, SIGNAL_ALERTS, delivery)
+        await signal_watch(env.client, WatchQueues(queue, queue), manifest, SIGNAL_ALERTS, delivery)
         watch = env.client.get_workflow_handle(watch_id)
         incident_id = None
         for _ in range(600):  # the watch tries for WATCH_CONTAIN_BUDGET of real time

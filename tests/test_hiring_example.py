@@ -9,9 +9,11 @@ the real OpenFeature SDK and flagd provider in in-process file mode, reading the
 file a declared ``flagd-file`` target names. Fairlane never calls the service: the
 route changes only in the flag file, and the service follows it.
 
-The canary is the stock playbook's with a short clock: decisions are reported with the
-server's time, and the ingestion route refuses times more than 5 minutes ahead of the
-wall clock, so the bakes (skipped by ``env.sleep``) must add up to less than that.
+The canary judges with every stock threshold and minimum, and bakes for hours of the
+server's time (skipped by ``env.sleep``): the service stamps its decisions with the
+server's time, which runs that far ahead of the wall clock, so the API under test
+accepts decisions up to two days ahead of its own clock
+(``reported_decision_max_ahead_s``; production keeps 5 minutes).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ import pytest
 import pytest_asyncio
 import yaml
 from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -46,6 +51,8 @@ from contracts.fallback_rules import parse_rules
 from contracts.incident import IncidentState, Phase
 from contracts.model import ModelManifest
 from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
+from decisions.store import window
+from decisions.tables import DECISIONS
 from examples.hiring.data import generate_applicants
 from examples.hiring.service import HiringService, Served
 from examples.hiring.train import HiringFiles, deploy_to_flag_file, prepare
@@ -67,7 +74,15 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = "hiring-flags"
 WAIT_S = 15.0
-LOOK = timedelta(seconds=20)
+BAKE = timedelta(hours=2)
+LOOK = timedelta(minutes=30)
+"""The canary's analysis interval: one wave of applicants per look."""
+WAVE = 7_500
+"""Applicants per look. At 50% a 2-hour step (4 looks) gives the candidate ~15,000
+decisions, ~150 for each 1% intersection (indigenous x sex): the stock minimum of 200
+per group is reached after an extension, as a real canary of a small group would be."""
+SERVER_CLOCK_AHEAD_S = 2 * 24 * 3600
+"""How far ahead of the wall clock the time-skipping server may run by the end."""
 RUNBOOK_STEPS = {
     "enforce-fallback",
     "brief-contained",
@@ -92,9 +107,10 @@ SIGNERS = [
 
 def runbook() -> str:
     """playbooks/ethical-audit.yaml, every step kept, sized for a decision-only model and
-    a test: the stock amount gate stays (validation switches off gates on
-    outcomes the model does not make); fairness bounds loose enough for 99.9% intervals
-    on a 2% group in test-sized data; a canary of minutes with small-sample minimums."""
+    a test: the stock amount gates stay (validation and the canary switch off tests on
+    outcomes the model does not make); sandbox bounds loose enough for 99.96% intervals
+    on a 2% group in test-sized data; the canary keeps every stock threshold and minimum
+    and ramps in two 2-hour steps instead of five 7-day ones."""
     book = yaml.safe_load((ROOT / "playbooks" / "ethical-audit.yaml").read_text())
     steps = {step["name"]: step for step in book["steps"]}
     attribution = next(
@@ -112,24 +128,17 @@ def runbook() -> str:
         bootstrap_samples=100,
     )
     steps["remediate"]["max_accuracy_loss"] = 0.05
+    stock = dict(steps["canary"]["metrics"])
+    assert all(value is not None for value in stock.values())  # every test on, stock values
     steps["canary"].update(
         ramp=[50, 100],
-        bake="40s",
-        analysis_interval="20s",
-        extend_by="20s",
-        inconclusive_limit=2,
+        bake="2h",
+        analysis_interval="30m",
+        extend_by="1h",
+        inconclusive_limit=3,
         shadow_period="30d",
-        metrics={
-            "min_disparate_impact_ratio": 0.4,
-            "max_demographic_parity_difference": 0.4,
-            "max_equalized_odds_difference": None,
-            "max_conditional_disparity": None,
-            "max_approval_rate_shift": None,
-            "max_error_rate_increase": None,
-            "min_samples_per_group": 15,
-            "min_outcomes_per_group": 5,
-        },
     )
+    assert steps["canary"]["metrics"] == stock
     return yaml.safe_dump(book, sort_keys=False)
 
 
@@ -141,6 +150,7 @@ class Stack:
     trail: AuditTrail
     flag_file: Path
     queue: str
+    engine: Engine
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -179,6 +189,7 @@ async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
             decision_signing_key=TEST_DECISION_SEED,
             decision_public_key=TEST_DECISION_PUBLIC,
             decision_max_age_s=TEST_DECISION_MAX_AGE_S,
+            reported_decision_max_ahead_s=SERVER_CLOCK_AHEAD_S,
         )
         people = {
             "admin": [Role.ADMIN],
@@ -196,7 +207,7 @@ async def stack(hiring: HiringFiles, tmp_path: Path) -> AsyncIterator[Stack]:
         trail = open_trail(engine, settings)
         async with build_worker(env.client, settings, trail):
             with serve(create_app(settings), free_port()) as url:
-                running = Stack(env, url, tokens, trail, flag_file, queue)
+                running = Stack(env, url, tokens, trail, flag_file, queue, engine)
                 async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                     registered = await client.post(
                         "/v1/models",
@@ -222,20 +233,31 @@ def service(stack: Stack, hiring: HiringFiles) -> Iterator[HiringService]:
 
 
 class Traffic:
-    """Waves of fresh applicants through the team's service, each reported to Fairlane."""
+    """Waves of fresh applicants through the team's service, each reported to Fairlane
+    with the server's time, and with the decisions of the versions kept in shadow."""
 
     def __init__(self, stack: Stack, service: HiringService) -> None:
         self.stack = stack
         self.service = service
         self.wave = 0
-        self.reported = 0
+        self.live = 0
+        self.shadow: dict[str, int] = {}  # shadowed version -> decisions reported
+        self.first_at: datetime | None = None
+
+    @property
+    def reported(self) -> int:
+        return self.live + sum(self.shadow.values())
 
     async def wave_of(self, n: int, outcomes: bool = True) -> list[Served]:
         self.wave += 1
         applicants = generate_applicants(n, 1_000 + self.wave)
         now = await self.stack.env.get_current_time()
+        self.first_at = self.first_at or now
         served = await asyncio.to_thread(self._serve_and_report, applicants, now, outcomes)
-        self.reported += len(served)
+        self.live += len(served)
+        for shadowed in served:
+            for version, _ in shadowed.shadows:
+                self.shadow[version] = self.shadow.get(version, 0) + 1
         return served
 
     def _serve_and_report(
@@ -243,7 +265,8 @@ class Traffic:
     ) -> list[Served]:
         served = self.service.serve(applicants)
         manifest = self.service.manifest()
-        assert self.service.report(manifest, applicants, served, at) == len(served)
+        shadows = sum(len(s.shadows) for s in served)
+        assert self.service.report(manifest, applicants, served, at) == len(served) + shadows
         if outcomes:
             self.service.report_outcomes(applicants, manifest.label or "qualified")
         return served
@@ -331,7 +354,7 @@ async def _run_incident(
 
     # E: contained. The flag file says fallback, and the service answers by the rules.
     async def contained() -> bool:
-        return stack.route(model)["defaultVariant"] == "fallback"
+        return bool(stack.route(model)["defaultVariant"] == "fallback")
 
     await wait_for(contained, "containment in the flag file")
     flag = stack.route(model)
@@ -343,6 +366,8 @@ async def _run_incident(
     during = await traffic.wave_of(400)
     assert sides(during) == {"fallback": 400}
     assert {s.version for s in during} == {service.rules.version}
+    assert {s.shadows[0][0] for s in during} == {"v1"}  # the biased model, in shadow
+    assert sum(s.shadows[0][1] for s in during) > 0
 
     # T, H, I, C, A: the audits find the proxy, remediation drops it, validation passes.
     state = await phase_or_end(handle, Phase.AWAITING_SIGNOFF, timeout_s=150)
@@ -377,7 +402,7 @@ async def _run_incident(
     percents: list[float] = []
     candidate_served = 0
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 90
+    deadline = loop.time() + 600
     while True:
         assert loop.time() < deadline, f"no promotion; looks so far: {percents}"
         state = await state_of(handle)
@@ -395,7 +420,7 @@ async def _run_incident(
             generations.append(flag["metadata"]["generation"])
             await flag_generation_served(service, flag["metadata"]["generation"])
         if percent:
-            served = await traffic.wave_of(1_500)
+            served = await traffic.wave_of(WAVE)
             counted = sides(served)
             candidate_served += counted.get("candidate", 0)
             if percent < 100:
@@ -404,7 +429,7 @@ async def _run_incident(
     assert percents == [50, 100]
     assert candidate_served > 0
 
-    # The looks judged the reported decisions; each step ended on a passing look.
+    # The looks judged the reported decisions, and each step ended on a passing look.
     looks = [
         json.loads(r.detail)
         for r in stack.trail.records(incident_id)
@@ -412,6 +437,7 @@ async def _run_incident(
     ]
     assert looks and all(look["provider"] for look in looks)
     assert max(look["decisions"] for look in looks) > 0
+    _every_stock_test_judged(stack, incident_id)
     finished_steps = [
         json.loads(r.detail)
         for r in stack.trail.records(incident_id)
@@ -467,6 +493,58 @@ async def _run_incident(
         if r.kind == "decisions.reported"
     ]
     assert sum(b["decisions"] for b in batches) == traffic.reported  # every decision reported
+    _shadow_logged_not_live(stack, traffic, model, candidate)
+
+
+def _every_stock_test_judged(stack: Stack, incident_id: str) -> None:
+    """The last look of each step passed on the stock thresholds and minimums: every test
+    judged, but the amount test a decision-only model cannot feed and, at 100%, the
+    guards, which have no stable side left to compare with."""
+    last_look: dict[float, dict[str, Any]] = {}
+    percent = 0.0
+    for record in stack.trail.records(incident_id):
+        detail = json.loads(record.detail)
+        if record.kind == "canary.step_started":
+            percent = detail["percent"]
+        elif record.kind == "canary.analysis":
+            last_look[percent] = detail["analysis"]
+    assert sorted(last_look) == [50, 100], sorted(last_look)
+    guards = {"approval_rate_shift", "error_rate_increase"}
+    for step, analysis in last_look.items():
+        assert analysis["verdict"] == "pass", analysis["headline"]
+        assert min(analysis["samples"]["candidate"].values()) >= 200  # the stock minimum
+        verdicts: dict[str, set[str]] = {r["metric"]: set() for r in analysis["results"]}
+        for result in analysis["results"]:
+            verdicts[result["metric"]].add(result["verdict"])
+        assert verdicts.pop("conditional_disparity") == {"not_applicable"}
+        judged_guards = {"pass"} if step < 100 else {"not_applicable"}
+        for guard in guards:
+            assert verdicts.pop(guard) == judged_guards, (step, analysis["results"])
+        assert verdicts.pop("disparate_impact_ratio") == {"pass"}
+        assert verdicts.pop("demographic_parity_difference") == {"pass"}
+        assert set(verdicts) == {"equalized_odds_tpr_difference", "equalized_odds_fpr_difference"}
+        for advisory in verdicts.values():  # on ground truth: judged, never breached
+            assert "pass" in advisory and advisory <= {"pass", "inconclusive"}, advisory
+
+
+def _shadow_logged_not_live(stack: Stack, traffic: Traffic, model: str, candidate: str) -> None:
+    """The shadow decisions are in Fairlane's decision log as shadow, and a window over
+    the whole test (the canary's read, with the candidate) counts only the live ones."""
+    assert traffic.shadow and set(traffic.shadow) == {"v1"}, traffic.shadow
+    with Session(stack.engine) as session:
+        rows = session.execute(
+            select(DECISIONS.c.version, DECISIONS.c.decision_id).where(
+                DECISIONS.c.model == model, DECISIONS.c.shadow.is_(True)
+            )
+        ).all()
+        assert len(rows) == traffic.shadow["v1"]
+        assert {version for version, _ in rows} == {"v1"}
+        assert all(decision_id.endswith("/shadow/v1") for _, decision_id in rows)
+        assert traffic.first_at is not None
+        everything = window(
+            session, model, candidate, traffic.first_at, traffic.first_at + timedelta(days=2)
+        )
+    assert everything.decisions == traffic.live
 
 
 async def _stop_leftovers(

@@ -184,3 +184,46 @@ def test_an_artifact_part_of_the_wrong_kind_is_refused(demo_files: DemoModelFile
 
     with pytest.raises(ModelFileError, match="should be a decision model"):
         read_artifact(content, source="swapped")
+
+
+def test_artifacts_load_one_at_a_time_across_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent registrations each load their artifact in a thread of the API. skops
+    parses array headers through ``ast``, and CPython 3.11's AST constructor keeps its
+    recursion depth per interpreter, not per thread (gh-106905): two loads at once
+    failed a registration with "SystemError: AST constructor recursion depth mismatch".
+    Every load must therefore run alone, however many threads ask at once."""
+    import threading
+    import time
+
+    store = ArtifactStore(tmp_path)
+    estimator = LogisticRegression().fit(numeric_frame(), np.arange(200) % 2)
+    name, sha256 = store.save({"decision": estimator}, "m", "v1.skops")
+    inside, most = 0, 0
+    count = threading.Lock()
+    real_loads = sio.loads
+
+    def loads(*args: object, **kwargs: object) -> object:
+        nonlocal inside, most
+        with count:
+            inside += 1
+            most = max(most, inside)
+        try:
+            time.sleep(0.01)  # a slow load: the others would overlap it
+            return real_loads(*args, **kwargs)
+        finally:
+            with count:
+                inside -= 1
+
+    monkeypatch.setattr(sio, "loads", loads)
+    loaded: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: loaded.append(store.load(name, sha256))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(loaded) == 8
+    assert most == 1

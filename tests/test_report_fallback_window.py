@@ -52,7 +52,7 @@ def activities(tmp_path: Path) -> Iterator[tuple[FallbackWindowActivities, Engin
     registry = ModelRegistry(engine)
     registry.register(hiring_manifest(), "admin")  # decisions: reported to Fairlane
     providers = metrics_providers(settings, settings.target_resolver(), registry, engine)
-    yield FallbackWindowActivities(providers), engine
+    yield FallbackWindowActivities(providers, registry.get), engine
     engine.dispose()
 
 
@@ -195,9 +195,11 @@ async def test_the_assessment_reads_what_the_fallback_decided_at_the_router(
     assert final.phase is Phase.RESOLVED
     window = final.findings.fallback_window
     assert window is not None and window.unavailable is None, window
-    assert window.decisions == len(answers)
+    # Every decision made while contained; the log counts whole minutes, so decisions
+    # another test sent in the minute the route changed may be in it too.
+    assert window.decisions >= len(answers)
     assert window.analysis is not None
-    assert sum(window.analysis.samples["candidate"].values()) == len(answers)
+    assert sum(window.analysis.samples["candidate"].values()) == window.decisions
     # From the route's change, to the minute (the router's log counts whole minutes).
     contained_at = final.route_now.updated_at if final.route_now else None
     assert contained_at is not None and window.since is not None
@@ -206,4 +208,4 @@ async def test_the_assessment_reads_what_the_fallback_decided_at_the_router(
     assessment = final.findings.assessment
     assert assessment is not None
     markdown = Path(assessment.markdown).read_text()  # noqa: ASYNC240
-    assert f"During containment, the fallback: {len(answers):,} live decisions" in markdown
+    assert f"During containment, the fallback: {window.decisions:,} live decisions" in markdown

@@ -152,3 +152,27 @@ async def test_a_failing_router_is_a_typed_retryable_failure_with_its_own_messag
     DefaultFailureConverter().to_failure(error, DefaultPayloadConverter(), failure)
     assert failure.message.startswith(says)
     assert failure.application_failure_info.type == kind
+
+
+async def test_a_workers_routing_activities_share_one_connection_per_target() -> None:
+    """A client made per activity built a new SSL context and a new connection every time:
+    in an alert storm, half the containment worker's CPU, while models waited for their
+    fallback. The worker keeps one client per declared target, and its connection."""
+    callers: list[int] = []
+    app = FastAPI()
+
+    @app.get("/v1/models/{model}/route")
+    async def route(model: str, request: Request) -> Response:
+        assert request.client is not None
+        callers.append(request.client.port)
+        return Response("busy", status_code=503)
+
+    with serve(app, free_port()) as url:
+        activities = RoutingActivities(TargetResolver.single(url, "t"))
+        env = ActivityEnvironment()
+        for _ in range(5):
+            with pytest.raises(ApplicationError):
+                await env.run(activities.read_route, ReadRouteInput(target=GATEWAY, model="m"))
+        await activities.aclose()
+    assert len(callers) == 5
+    assert len(set(callers)) == 1, f"{len(set(callers))} connections for 5 reads"

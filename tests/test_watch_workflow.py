@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -39,7 +39,7 @@ from contracts.watch import (
     watch_workflow_id,
 )
 from fairness.live import LiveThresholds, MetricVerdict
-from incidents.watch import signal_watch
+from incidents.watch import WatchQueues, signal_watch
 from metrics.simulated import (
     AmountModel,
     ArmModel,
@@ -88,7 +88,7 @@ def policy(**changes: Any) -> MonitoringPolicy:
     return MonitoringPolicy(**settings)
 
 
-def traffic(now: datetime, per_hour: float = 150, gaps: list[tuple[int, int]] = ()) -> Any:
+def traffic(now: datetime, per_hour: float = 150, gaps: Sequence[tuple[int, int]] = ()) -> Any:
     """Two groups treated alike, except B's limits cut to GAP during each (from, to) hour
     span after ``now`` (the test server's clock, which earlier tests skipped ahead)."""
     arm = ArmModel(
@@ -127,13 +127,14 @@ class Watch:
         self.router = router
         self.trail = trail
         self.queue = f"watch-{uuid.uuid4().hex[:8]}"
+        self.queues = WatchQueues(watch=self.queue, bookkeeping=self.queue)
         self.manifest: ModelManifest = manifest_for(router)
         ModelRegistry(trail.engine).register(self.manifest, "test")
         self.handle = self.client.get_workflow_handle(watch_workflow_id(self.manifest.id))
 
     async def arm(self, monitoring: MonitoringPolicy) -> None:
         arm = MonitorArm(actor="dana.ic", reason="test", policy=monitoring)
-        await signal_watch(self.client, self.queue, self.manifest, SIGNAL_ARM_MONITOR, arm)
+        await signal_watch(self.client, self.queues, self.manifest, SIGNAL_ARM_MONITOR, arm)
 
     async def alert(self, *alerts: AlertEvent) -> None:
         delivery = AlertDelivery(
@@ -142,7 +143,7 @@ class Watch:
             received_at=await self.env.get_current_time(),
             alerts=list(alerts),
         )
-        await signal_watch(self.client, self.queue, self.manifest, SIGNAL_ALERTS, delivery)
+        await signal_watch(self.client, self.queues, self.manifest, SIGNAL_ALERTS, delivery)
 
     async def state(self) -> WatchState:
         state: WatchState = await self.handle.query(QUERY_WATCH, result_type=WatchState)
@@ -428,7 +429,8 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
             received_at=t0,
             alerts=[alert("fp-1", AlertStatus.FIRING, t0)],
         )
-        await signal_watch(env.client, containment_queue, watch.manifest, SIGNAL_ALERTS, delivery)
+        both = WatchQueues(watch=containment_queue, bookkeeping=watch.queue)
+        await signal_watch(env.client, both, watch.manifest, SIGNAL_ALERTS, delivery)
         state = await watch.until(lambda s: s.memory.open_incident is not None)
         incident_id = state.memory.open_incident
         assert incident_id is not None
@@ -444,8 +446,12 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
                 )
         # Containment ran as a local activity inside the watch's workflow task (a
         # marker, no activity waiting in any queue), and was confirmed at the target
-        # before the incident was even asked to open.
-        assert queues == {"open_incident": {containment_queue}}
+        # before the incident was even asked to open. The alerts' trail records wait
+        # for the main queue's worker: bookkeeping never holds the containment worker.
+        assert queues == {
+            "open_incident": {containment_queue},
+            "record_audit_events": {watch.queue},
+        }
         contained_at = next(
             i
             for i, event in enumerate(history.events)
@@ -458,11 +464,18 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
             if event.HasField("activity_task_scheduled_event_attributes")
         )
         assert contained_at < opened_at
-        await record_history(watch.handle, "watch-contains-in-its-task")
         assert (await watch.handle.describe()).task_queue == containment_queue
         incident = env.client.get_workflow_handle(incident_id)
         assert (await incident.describe()).task_queue == watch.queue
+        assert "alert.received" not in watch.kinds(incident_id)  # nobody polls main yet
         await incident.terminate("test over")
+        async with workers.main:  # the books are kept once the main worker runs
+            for _ in range(300):
+                if "alert.received" in watch.kinds(incident_id):
+                    break
+                await asyncio.sleep(0.1)
+            assert "alert.received" in watch.kinds(incident_id)
+        await record_history(watch.handle, "watch-bookkeeps-elsewhere")
         await watch.handle.terminate("test over")
 
     assert "watch.contained" in watch.kinds(watch_workflow_id(watch.manifest.id))

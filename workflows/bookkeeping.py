@@ -16,6 +16,7 @@ instead of being taken for a duplicate of whatever held its place the first time
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ class Bookkeeping:
         self._incident_id = incident_id
         self._activity_seq = 0
         self._occurrences: dict[str, int] = {}
+        self._elsewhere: list[asyncio.Task[Any]] = []
 
     def activity_id(self, step_name: str) -> str:
         self._activity_seq += 1
@@ -72,6 +74,35 @@ class Bookkeeping:
                 start_to_close_timeout=AUDIT_TIMEOUT,
                 retry_policy=AUDIT_RETRY,
             )
+
+    def record_elsewhere(self, events: list[AuditEvent], step: str, task_queue: str) -> None:
+        """Record ``events`` through an activity on ``task_queue``, without waiting for it.
+
+        For bookkeeping that must not hold this workflow's task or its worker's slots: a
+        watch in an alert storm records thousands of alerts, and the worker that contains
+        models should spend its slots containing them. The activity retries until the
+        trail has the events (ids by content: a retry writes nothing twice); call
+        :meth:`settled` before the run ends or continues as new.
+        """
+        if not events:
+            return
+        self._elsewhere = [task for task in self._elsewhere if not task.done()]
+        self._elsewhere.append(
+            workflow.start_activity(
+                RECORD_AUDIT_EVENTS,
+                events,
+                task_queue=task_queue,
+                activity_id=self.activity_id(step),
+                start_to_close_timeout=AUDIT_TIMEOUT,
+                retry_policy=AUDIT_RETRY,
+            )
+        )
+
+    async def settled(self) -> None:
+        """Wait until everything recorded elsewhere is on the trail."""
+        pending, self._elsewhere = self._elsewhere, []
+        if pending:
+            await asyncio.gather(*pending)
 
     def event(
         self,

@@ -83,6 +83,11 @@ WATCH_CONTAINS_IN_ITS_TASK = "watch-contains-in-its-task"
 """Patch id: before it, the watch contained through three activities (read, set, verify),
 each a round trip and a workflow task; since, through one local activity run inside the
 workflow task that received the alert (:mod:`activities.containment`)."""
+WATCH_BOOKKEEPS_ELSEWHERE = "watch-bookkeeps-elsewhere"
+"""Patch id: before it, the watch recorded every alert on the trail in its own workflow
+task, through a local activity on its own worker; in a storm those writes held the
+containment worker's workflow task slots while other models waited to be contained.
+Since, an activity on the main queue records them, and the watch does not wait for it."""
 WATCH_TELLS_WHEN_CONTAINMENT_FAILS = "watch-tells-when-containment-fails"
 """Patch id: before it, a watch that could not contain told nobody."""
 ESCALATION_CHANNEL = "escalation"
@@ -163,9 +168,11 @@ class ModelWatchWorkflow:
             if self._evaluation_due():
                 await self._evaluate()
             if self._history_full() and not self._has_work():
+                await self._books.settled()  # every alert on the trail before the run ends
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                self._memory.runs += 1
-                workflow.continue_as_new(watch.model_copy(update={"memory": self._memory}))
+                if not self._has_work():  # nothing arrived while the books settled
+                    self._memory.runs += 1
+                    workflow.continue_as_new(watch.model_copy(update={"memory": self._memory}))
 
     def _has_work(self) -> bool:
         return bool(self._deliveries or self._controls or self._closed)
@@ -276,7 +283,11 @@ class ModelWatchWorkflow:
             )
             for item in classified
         ]
-        await self._books.audit_batch(events, step="alerts")
+        queue = self._watch.bookkeeping_task_queue
+        if queue is not None and workflow.patched(WATCH_BOOKKEEPS_ELSEWHERE):
+            self._books.record_elsewhere(events, "alerts", queue)
+        else:
+            await self._books.audit_batch(events, step="alerts")
 
     async def _attach(self, incident: str, classified: list[ClassifiedAlert]) -> None:
         handle = workflow.get_external_workflow_handle(incident)

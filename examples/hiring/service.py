@@ -13,7 +13,9 @@ its request path but files and HTTP:
   engine as Fairlane's gateway) while the flag says ``fallback``.
 * **Every decision** is reported to ``POST /v1/models/{id}/decisions`` over HTTP with a
   ``decision_reporter`` token, and the ground truth later to ``/outcomes``; Fairlane's
-  canary and drift monitor read those.
+  canary and drift monitor read those. The versions the flag keeps in shadow
+  (``shadowVersions``, e.g. the biased model while contained) score every applicant too;
+  their decisions are never returned, and are reported marked as shadow.
 
 A version the service has not seen (a remediation candidate) is looked up in Fairlane's
 registry (``GET /v1/models/{id}``, a read-only token) and loaded from the shared
@@ -40,6 +42,7 @@ from openfeature.flag_evaluation import FlagEvaluationDetails
 from analysis.scoring import Scorer, load_scorer
 from contracts.fallback_rules import FallbackRuleSet, parse_rules
 from contracts.model import ModelManifest
+from router.decision_log import shadow_id
 from router.rules import RulesEngine
 from store.artifacts import ArtifactStore
 from targets.flagd_flag import flag_key
@@ -51,12 +54,13 @@ BATCH = 1_000
 
 @dataclass(frozen=True)
 class Served:
-    """One applicant's decision and who made it."""
+    """One applicant's decision and who made it, and what each shadowed version said."""
 
     applicant_id: str
     serving: str  # primary | candidate | fallback
     version: str  # the model version, or the rules' version
     hired: bool
+    shadows: tuple[tuple[str, bool], ...] = ()  # (version, its decision), never returned
 
 
 class HiringService:
@@ -129,8 +133,10 @@ class HiringService:
         return self._scorers[version]
 
     def serve(self, applicants: pd.DataFrame) -> list[Served]:
-        """Decide every applicant as the flag routes them (scored in one batch per version)."""
-        routes = [self.route(str(i)).value for i in applicants["applicant_id"]]
+        """Decide every applicant as the flag routes them (scored in one batch per version),
+        and score them with each version the flag keeps in shadow too."""
+        details = [self.route(str(i)) for i in applicants["applicant_id"]]
+        routes = [d.value for d in details]
         sides = pd.Series(
             [str(r.get("serving", "fallback")) for r in routes], index=applicants.index
         )
@@ -140,18 +146,51 @@ class HiringService:
         hired = pd.Series(False, index=applicants.index)
         for version in versions[sides != "fallback"].unique():
             rows = applicants[(versions == version) & (sides != "fallback")]
-            scores = self._scorer(version).score(rows)
-            assert scores.decision is not None, f"version {version} makes no decision"
-            hired[rows.index] = scores.decision
+            hired[rows.index] = self._decide(version, rows)
         by_rules = applicants[sides == "fallback"]
         if len(by_rules):
             decided = self.rules.score(by_rules).decision
             assert decided is not None
             hired[by_rules.index] = decided
+        shadows = self._shadows(applicants, details, versions)
         return [
-            Served(str(a), str(s), str(v), bool(h))
-            for a, s, v, h in zip(applicants["applicant_id"], sides, versions, hired, strict=True)
+            Served(str(a), str(s), str(v), bool(h), shadow)
+            for a, s, v, h, shadow in zip(
+                applicants["applicant_id"], sides, versions, hired, shadows, strict=True
+            )
         ]
+
+    def _decide(self, version: str, rows: pd.DataFrame) -> pd.Series:
+        scores = self._scorer(version).score(rows)
+        assert scores.decision is not None, f"version {version} makes no decision"
+        return pd.Series(scores.decision, index=rows.index)
+
+    def _shadows(
+        self,
+        applicants: pd.DataFrame,
+        details: Sequence[FlagEvaluationDetails[Any]],
+        versions: pd.Series,
+    ) -> list[tuple[tuple[str, bool], ...]]:
+        """Per applicant, each shadowed version's decision, as the gateway shadows: every
+        applicant the flag's ``shadowVersions`` name, except where that version answered
+        live (its live decision already says the same)."""
+        named = [
+            [v for v in str(d.flag_metadata.get("shadowVersions", "")).split(",") if v]
+            for d in details
+        ]
+        shadowed: list[list[tuple[str, bool]]] = [[] for _ in named]
+        for version in sorted({v for names in named for v in names}):
+            wanted = [
+                i
+                for i, names in enumerate(named)
+                if version in names and versions.iloc[i] != version
+            ]
+            if not wanted:
+                continue
+            decided = self._decide(version, applicants.iloc[wanted])
+            for i, hired in zip(wanted, decided, strict=True):
+                shadowed[i].append((version, bool(hired)))
+        return [tuple(s) for s in shadowed]
 
     def report(
         self,
@@ -160,20 +199,39 @@ class HiringService:
         served: Sequence[Served],
         at: datetime,
     ) -> int:
-        """Report the decisions (batches of :data:`BATCH`); how many were new to Fairlane."""
+        """Report the decisions (batches of :data:`BATCH`); how many were new to Fairlane.
+
+        Shadow decisions are marked as the gateway's decision log marks them: ``shadow``,
+        the shadowed version, the live side's ``served_by``, and the live decision's id
+        with ``/shadow/<version>`` (:func:`router.decision_log.shadow_id`). Fairlane logs
+        them, and the canary and the monitor leave them out."""
         columns = reported_columns(manifest)
-        records = [
-            {
-                "decision_id": s.applicant_id,
-                "version": s.version,
+        records: list[dict[str, Any]] = []
+        for s, (_, row) in zip(served, applicants.iterrows(), strict=True):
+            common = {
                 "served_by": s.serving,
                 "at": at.isoformat(),
                 "values": {c: _plain(row[c]) for c in columns},
-                "decision": s.hired,
-                **({"rules_version": self.rules.version} if s.serving == "fallback" else {}),
             }
-            for s, (_, row) in zip(served, applicants.iterrows(), strict=True)
-        ]
+            records.append(
+                {
+                    **common,
+                    "decision_id": s.applicant_id,
+                    "version": s.version,
+                    "decision": s.hired,
+                    **({"rules_version": self.rules.version} if s.serving == "fallback" else {}),
+                }
+            )
+            records += [
+                {
+                    **common,
+                    "decision_id": shadow_id(s.applicant_id, version),
+                    "version": version,
+                    "shadow": True,
+                    "decision": hired,
+                }
+                for version, hired in s.shadows
+            ]
         return self._post("decisions", records)
 
     def report_outcomes(self, applicants: pd.DataFrame, label: str) -> int:

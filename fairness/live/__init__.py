@@ -50,8 +50,9 @@ The package follows the look's seams: :mod:`.tallies` reduces the cells to suffi
 statistics per side and group; :mod:`.verdicts` turns one interval into a verdict
 (pass, breach, inconclusive) with its reason and sample sizes; :mod:`.pairwise` holds
 the fairness metrics between two groups of the candidate and :mod:`.guards` the
-comparisons of the candidate with the stable side; :mod:`.window` runs them all and
-reaches the look's verdict. The thresholds and result types are data that cross
+comparisons of the candidate with the stable side; :mod:`.measurable` switches off the
+tests on an outcome the model does not make; :mod:`.window` runs them all and reaches
+the look's verdict. The thresholds and result types are data that cross
 boundaries (playbooks, manifests, workflow histories), so they live in
 :mod:`contracts.fairness` and are re-exported here.
 """

@@ -20,6 +20,7 @@ from contracts.fairness import (
 from contracts.metrics import DecisionCell, Side
 from fairness.intervals import corrected_alpha
 from fairness.live.guards import guard_tests
+from fairness.live.measurable import measurable
 from fairness.live.pairwise import pairwise_tests
 from fairness.live.tallies import Tally, pooled, tally_sides
 from fairness.live.verdicts import Judge, describe_interval, excess, format_figure
@@ -32,17 +33,26 @@ ADVISORY = frozenset(
     }
 )
 """Metrics on ground truth: their breach rolls back, their inconclusive holds nothing back."""
+ALL_GROUPS = "all groups"
 
 
 def analyse_window(
-    cells: Sequence[DecisionCell], thresholds: LiveThresholds, *, alpha: float
+    cells: Sequence[DecisionCell],
+    thresholds: LiveThresholds,
+    *,
+    alpha: float,
+    decision: bool = True,
+    amount: bool = True,
 ) -> WindowAnalysis:
     """Judge one look at a ramp step's cumulative live decisions.
 
     ``alpha`` is the family-wise alpha of this look (see :mod:`fairness.sequential`).
     Groups are those present on either side; a group only the stable side has seen is
-    judged with zero candidate decisions, i.e. inconclusive.
+    judged with zero candidate decisions, i.e. inconclusive. ``decision`` and ``amount``
+    say which outcomes the model makes (its manifest's): a test on an outcome it does
+    not make is not applicable (:mod:`.measurable`), and spends none of the alpha.
     """
+    thresholds, unmeasurable = measurable(thresholds, decision=decision, amount=amount)
     sides = tally_sides(cells)
     candidate, stable = sides[Side.CANDIDATE], sides[Side.STABLE]
     groups = sorted(set(candidate) | set(stable))
@@ -65,6 +75,10 @@ def analyse_window(
     judged += [guard(judge, candidate, pooled_candidate, pooled_stable) for guard in guards]
 
     results = [result for result, _ in judged]
+    results += [
+        judge.not_applicable(metric, ALL_GROUPS, {}, threshold, why)
+        for metric, threshold, why in unmeasurable
+    ]
     needed = dict.fromkeys(groups, 0)
     for result, needs in judged:
         if result.metric not in ADVISORY:
