@@ -63,9 +63,9 @@ class Served:
     def reported_batches(self) -> int:
         engine = make_engine(self.settings.resolved_database_url)
         trail = open_trail(engine, self.settings)
-        events = [r for r in trail.records(watch_workflow_id(MODEL)) if r.kind == DECISIONS_REPORTED]
+        records = trail.records(watch_workflow_id(MODEL))
         engine.dispose()
-        return len(events)
+        return sum(1 for r in records if r.kind == DECISIONS_REPORTED)
 
     def requests_counted(self, status: str) -> float:
         headers = {"Authorization": f"Bearer {self.tokens['auditor']}"}
