@@ -283,8 +283,10 @@ async def look_figures(
     return LookFigures(look_s, raw_s, decisions, rollup_rows, load_s)
 
 
-async def run(data_dir: Path, batches: int, decisions: int, span_hours: float) -> None:
-    settings = settings_on_free_ports(data_dir)
+async def run(
+    data_dir: Path, batches: int, decisions: int, span_hours: float, api_workers: int
+) -> None:
+    settings = settings_on_free_ports(data_dir).model_copy(update={"api_workers": api_workers})
     model_id = "bench-reported"
     token = reporting_model(settings, model_id)
     stack = EmbeddedStack(settings)
@@ -313,10 +315,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 to report")
     parser.add_argument("--decisions", type=int, default=LOOKED_AT, help="decisions to look over")
     parser.add_argument("--span-hours", type=float, default=6, help="the window they span")
+    parser.add_argument("--api-workers", type=int, default=2, help="the API's processes")
     args = parser.parse_args()
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory(prefix="fairlane-bench-") as scratch:
-        asyncio.run(run(Path(scratch), args.batches, args.decisions, args.span_hours))
+        asyncio.run(
+            run(Path(scratch), args.batches, args.decisions, args.span_hours, args.api_workers)
+        )
 
 
 if __name__ == "__main__":
