@@ -32,6 +32,7 @@ from config.logging import configure_logging
 from store.files import private_dir
 
 METRICS_DIR = "api-metrics"
+HEALTHCHECK_TIMEOUT_S = 60
 
 
 def serve(settings: Settings) -> None:
@@ -46,6 +47,9 @@ def serve(settings: Settings) -> None:
         f"{__name__}:{app_from_environment.__name__}",
         factory=True,
         workers=settings.api_workers,
+        # uvicorn kills a worker that does not answer its ping within this; its default
+        # (5 s) kills busy workers on a loaded two-core box, failing their requests.
+        timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT_S,
         host=host,
         port=port,
         log_level="warning",
