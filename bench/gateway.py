@@ -136,7 +136,9 @@ async def run(
         scoring_single, scoring_batch = scoring_per_s(
             settings.artifact_store(), files.artifact_name, rows
         )
-        ingest = await ingest_decisions_per_s(settings.api_url, reporter, "bench-reported")
+        ingest = await ingest_decisions_per_s(
+            settings.api_url, reporter, "bench-reported", api_pid=stack.process("api").pid
+        )
         looks = await look_figures(settings.resolved_database_url, decisions=look_decisions)
     finally:
         stack.stop()
@@ -150,13 +152,14 @@ async def run(
         f"({batch / scoring_batch:.1%})"
     )
     print(f"ingestion through the API in {api_workers} process(es), batches of {BATCH}")
+    print(ingest.line())
     print(
         f"look over {looks.decisions} decisions: {looks.rollup_rows} rollup rows "
         f"(loaded in {looks.load_s:.1f}s)"
     )
     print(
         f"gateway single_rps={single:.0f} batch_decisions_per_s={batch:.0f} "
-        f"ingest_decisions_per_s={ingest:.0f} look_1m_s={looks.look_1m_s:.3f} "
+        f"ingest_decisions_per_s={ingest.per_s:.0f} look_1m_s={looks.look_1m_s:.3f} "
         f"raw_look_1m_s={looks.raw_look_1m_s:.3f}"
     )
 
