@@ -4,7 +4,9 @@ A lone surrogate (``"\\ud800"``) passes pydantic's ``str`` validation and breaks
 later encode of it, in Temporal's payload converter, the database or the answer; a body
 nested hundreds of levels deep exhausts the recursion of whatever walks it next. Both
 are refused here, once, for every route: **422** naming the field (``loc``, FastAPI's
-shape), before the body is parsed for the route.
+shape), before the body is parsed for the route. The raw text is read first
+(:func:`~contracts.bounds.plainly_within_bounds`); only a body it cannot vouch for is
+parsed and walked.
 
 It sits inside :class:`~api.body_limit.BodyLimit`, which bounds what is buffered here.
 A body that is not JSON, or not parseable, is passed on untouched for the route to refuse
@@ -18,7 +20,7 @@ import json
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.bounds import MAX_DEPTH, Loc, first_problem
+from contracts.bounds import MAX_DEPTH, Loc, first_problem, plainly_within_bounds
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -62,8 +64,8 @@ def _json(scope: Scope) -> bool:
 
 
 def _problem_in(body: bytes) -> dict[str, object] | None:
-    if not body.strip():
-        return None
+    if not body.strip() or plainly_within_bounds(body):
+        return None  # the common case, read from the raw text: no parse, no walk
     try:
         value = json.loads(body)
     except RecursionError:

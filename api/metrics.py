@@ -15,12 +15,21 @@
 
 Each app keeps its own registry (``app.state.metrics``), so several apps can share a
 process. Tokens and payloads never become labels.
+
+An API served by several processes (``api_workers``, :mod:`api.processes`) counts in
+prometheus_client's multiprocess mode: every process writes its counters and
+histograms to files in one directory, and a scrape, whichever process answers it, sums
+them all, so a counter never seems to go back when another process answers. The open
+incidents are not counted per process but asked of Temporal at scrape time, so they
+are a collector of their own, outside those files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Iterator
 from typing import Annotated
 
 import structlog
@@ -29,10 +38,12 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
@@ -46,6 +57,8 @@ log = structlog.get_logger(__name__)
 
 UNMATCHED = "unmatched"
 _COUNT_TIMEOUT_S = 5.0
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""The variable that puts prometheus_client in multiprocess mode (read when it is imported)."""
 
 router = APIRouter(tags=["metrics"])
 
@@ -73,12 +86,8 @@ class ApiMetrics:
             ("source", "kind"),
             registry=self.registry,
         )
-        self.open_incidents = Gauge(
-            "fairlane_open_incidents",
-            "running incidents by phase, from Temporal's visibility",
-            ("phase",),
-            registry=self.registry,
-        )
+        self.open_incidents = OpenIncidents()
+        self.registry.register(self.open_incidents)
 
     async def refresh_open_incidents(self, client: Client) -> None:
         """Count running incidents per open phase; on failure, leave the gauge out."""
@@ -89,11 +98,39 @@ class ApiMetrics:
                 _COUNT_TIMEOUT_S,
             )
         except Exception as exc:
-            self.open_incidents.clear()
+            self.open_incidents.counts = {}
             log.warning("open incidents not counted", error_type=type(exc).__name__, error=str(exc))
             return
-        for phase, counted in zip(phases, counts, strict=True):
-            self.open_incidents.labels(phase.value).set(counted.count)
+        self.open_incidents.counts = {
+            phase.value: counted.count for phase, counted in zip(phases, counts, strict=True)
+        }
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: this process's metrics, or every API process's."""
+        shared = os.environ.get(MULTIPROCESS_DIR)
+        if not shared:
+            return generate_latest(self.registry)
+        everyone = CollectorRegistry()
+        MultiProcessCollector(everyone, shared)  # type: ignore[no-untyped-call]
+        everyone.register(self.open_incidents)
+        return generate_latest(everyone)
+
+
+class OpenIncidents(Collector):
+    """``fairlane_open_incidents{phase}`` as last counted (none after a failed count)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "fairlane_open_incidents",
+            "running incidents by phase, from Temporal's visibility",
+            labels=("phase",),
+        )
+        for phase, count in self.counts.items():
+            gauge.add_metric((phase,), count)
+        yield gauge
 
 
 def _open_in(phase: Phase) -> str:
@@ -156,9 +193,9 @@ async def metrics(
     temporal: TemporalDep,
     _principal: Annotated[Principal, Depends(require(Role.AUDITOR, Role.ADMIN))],
 ) -> Response:
-    """Prometheus metrics of this API process (auditor or admin)."""
+    """Prometheus metrics of the API, all its processes summed (auditor or admin)."""
     state: ApiMetrics = request.app.state.metrics
     client = temporal.connected  # no connection is made for a scrape
     if client is not None:
         await state.refresh_open_incidents(client)
-    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.exposition(), media_type=CONTENT_TYPE_LATEST)

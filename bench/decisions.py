@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from api.tokens import Role, issue_token
+from bench.cpu import tree_cpu_seconds
 from config import Settings
 from config.logging import configure_logging
 from config.targets import GATEWAY
@@ -136,6 +137,24 @@ def _bodies(batches: int, batch_size: int, seed: int) -> list[bytes]:
     return bodies
 
 
+@dataclass(frozen=True)
+class Ingested:
+    per_s: float
+    """decisions per second through the route, wall clock"""
+    api_cpu_s_per_1000: float | None
+    """CPU seconds the API (all its processes) spent per 1,000 decisions; None without /proc"""
+
+    def line(self) -> str:
+        """What a run prints beside its last line: the CPU figure, robust to neighbours."""
+        if self.api_cpu_s_per_1000 is None:
+            return "API CPU per 1,000 decisions: not measured (no /proc)"
+        cpu_ms = self.api_cpu_s_per_1000 * 1000
+        return (
+            f"API CPU per 1,000 decisions: {cpu_ms:.0f} ms, i.e. "
+            f"{1000 / self.api_cpu_s_per_1000:.0f} decisions per API core-second"
+        )
+
+
 async def ingest_decisions_per_s(
     api_url: str,
     token: str,
@@ -145,8 +164,10 @@ async def ingest_decisions_per_s(
     batch_size: int = BATCH,
     clients: int = 2,
     seed: int = 1,
-) -> float:
-    """Decisions per second through the ingestion route (``batches`` x ``batch_size``)."""
+    api_pid: int | None = None,
+) -> Ingested:
+    """Decisions per second through the ingestion route (``batches`` x ``batch_size``),
+    and the CPU the API process ``api_pid`` and its children spent on them."""
     bodies = _bodies(batches, batch_size, seed)
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
@@ -166,10 +187,16 @@ async def ingest_decisions_per_s(
     async with httpx.AsyncClient(base_url=api_url, timeout=120) as client:
         warmup = _bodies(1, batch_size, seed + 1000)[0]
         (await client.post(url, content=warmup, headers=headers)).raise_for_status()
+        cpu_before = tree_cpu_seconds(api_pid) if api_pid else None
         start = time.perf_counter()
         await asyncio.gather(*(report(client) for _ in range(clients)))
         elapsed = time.perf_counter() - start
-    return batches * batch_size / elapsed
+        cpu_after = tree_cpu_seconds(api_pid) if api_pid else None
+    decisions = batches * batch_size
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = (cpu_after - cpu_before) / decisions * 1000
+    return Ingested(decisions / elapsed, cpu)
 
 
 @dataclass(frozen=True)
@@ -283,27 +310,34 @@ async def look_figures(
     return LookFigures(look_s, raw_s, decisions, rollup_rows, load_s)
 
 
-async def run(data_dir: Path, batches: int, decisions: int, span_hours: float) -> None:
-    settings = settings_on_free_ports(data_dir)
+async def run(
+    data_dir: Path, batches: int, decisions: int, span_hours: float, api_workers: int
+) -> None:
+    settings = settings_on_free_ports(data_dir).model_copy(update={"api_workers": api_workers})
     model_id = "bench-reported"
     token = reporting_model(settings, model_id)
     stack = EmbeddedStack(settings)
     await stack.start()
     try:
-        per_s = await ingest_decisions_per_s(
-            stack.settings.api_url, token, model_id, batches=batches
+        ingested = await ingest_decisions_per_s(
+            stack.settings.api_url,
+            token,
+            model_id,
+            batches=batches,
+            api_pid=stack.process("api").pid,
         )
         looks = await look_figures(
             stack.settings.resolved_database_url, decisions=decisions, span_hours=span_hours
         )
     finally:
         stack.stop()
+    print(f"ingestion through the API in {api_workers} process(es); {ingested.line()}")
     print(
         f"look over {looks.decisions} decisions in {span_hours:g} h: {looks.rollup_rows} rollup "
         f"rows (loaded in {looks.load_s:.1f}s, {looks.decisions / looks.load_s:.0f}/s in-process)"
     )
     print(
-        f"decisions ingest_decisions_per_s={per_s:.0f} look_1m_s={looks.look_1m_s:.3f} "
+        f"decisions ingest_decisions_per_s={ingested.per_s:.0f} look_1m_s={looks.look_1m_s:.3f} "
         f"raw_look_1m_s={looks.raw_look_1m_s:.3f}"
     )
 
@@ -313,10 +347,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches of 1,000 to report")
     parser.add_argument("--decisions", type=int, default=LOOKED_AT, help="decisions to look over")
     parser.add_argument("--span-hours", type=float, default=6, help="the window they span")
+    parser.add_argument("--api-workers", type=int, default=2, help="the API's processes")
     args = parser.parse_args()
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory(prefix="fairlane-bench-") as scratch:
-        asyncio.run(run(Path(scratch), args.batches, args.decisions, args.span_hours))
+        asyncio.run(
+            run(Path(scratch), args.batches, args.decisions, args.span_hours, args.api_workers)
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ Clients share the two cores with every service; the ratios hold on a noisy machi
 better than the absolute figures do.
 
     .venv/bin/python -m bench.gateway [--seconds 20] [--batches 30] [--look-decisions 1000000]
+        [--api-workers 2]
+
+``--api-workers`` is the stack's ``api_workers`` (the API's processes): ingestion is
+Python work in the API, so on two cores the API in two processes keeps both busy.
 """
 
 from __future__ import annotations
@@ -108,8 +112,10 @@ def scoring_per_s(store: ArtifactStore, name: str, rows: pd.DataFrame) -> tuple[
     return single, len(batches) * BATCH / (time.perf_counter() - started)
 
 
-async def run(data_dir: Path, seconds: float, batches: int, look_decisions: int) -> None:
-    settings = settings_on_free_ports(data_dir)
+async def run(
+    data_dir: Path, seconds: float, batches: int, look_decisions: int, api_workers: int
+) -> None:
+    settings = settings_on_free_ports(data_dir).model_copy(update={"api_workers": api_workers})
     files = prepare_demo_model(data_dir, artifacts=settings.artifact_store())
     reporter = reporting_model(settings, "bench-reported")
     stack = EmbeddedStack(settings)
@@ -130,7 +136,9 @@ async def run(data_dir: Path, seconds: float, batches: int, look_decisions: int)
         scoring_single, scoring_batch = scoring_per_s(
             settings.artifact_store(), files.artifact_name, rows
         )
-        ingest = await ingest_decisions_per_s(settings.api_url, reporter, "bench-reported")
+        ingest = await ingest_decisions_per_s(
+            settings.api_url, reporter, "bench-reported", api_pid=stack.process("api").pid
+        )
         looks = await look_figures(settings.resolved_database_url, decisions=look_decisions)
     finally:
         stack.stop()
@@ -143,13 +151,15 @@ async def run(data_dir: Path, seconds: float, batches: int, look_decisions: int)
         f"({single / scoring_single:.1%} of bare scoring), {batch:.0f}/s in batches of {BATCH} "
         f"({batch / scoring_batch:.1%})"
     )
+    print(f"ingestion through the API in {api_workers} process(es), batches of {BATCH}")
+    print(ingest.line())
     print(
         f"look over {looks.decisions} decisions: {looks.rollup_rows} rollup rows "
         f"(loaded in {looks.load_s:.1f}s)"
     )
     print(
         f"gateway single_rps={single:.0f} batch_decisions_per_s={batch:.0f} "
-        f"ingest_decisions_per_s={ingest:.0f} look_1m_s={looks.look_1m_s:.3f} "
+        f"ingest_decisions_per_s={ingest.per_s:.0f} look_1m_s={looks.look_1m_s:.3f} "
         f"raw_look_1m_s={looks.raw_look_1m_s:.3f}"
     )
 
@@ -159,10 +169,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--look-decisions", type=int, default=1_000_000)
+    parser.add_argument("--api-workers", type=int, default=2, help="the API's processes")
     args = parser.parse_args()
     configure_logging("console", "warning")
     with tempfile.TemporaryDirectory(prefix="fairlane-bench-gateway-") as scratch:
-        asyncio.run(run(Path(scratch), args.seconds, args.batches, args.look_decisions))
+        asyncio.run(
+            run(Path(scratch), args.seconds, args.batches, args.look_decisions, args.api_workers)
+        )
 
 
 if __name__ == "__main__":

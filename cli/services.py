@@ -86,14 +86,12 @@ def worker(
 
 
 def api() -> None:
-    """Serve the HTTP API."""
-    from api.app import create_app
+    """Serve the HTTP API (in FAIRLANE_API_WORKERS processes)."""
+    from api.processes import serve
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning"
-    )
+    serve(settings)
 
 
 def router() -> None:

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # before authentication); alert deliveries, whole Alertmanager groups, get their own.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     max_alert_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # Processes `fairlane api` serves with, on one port (uvicorn workers): one answers
+    # at the speed of one core. Above 1, the API's metrics are kept in
+    # `<data_dir>/api-metrics` and summed over the processes at each scrape (api/processes.py).
+    api_workers: int = Field(default=1, ge=1, le=64)
 
     # Model artifacts are opened only by name from this directory (default
     # `<data_dir>/artifacts`), only when their sha256 matches the registry's record, and

@@ -11,11 +11,16 @@ later, far from where they came in:
 
 :func:`first_problem` finds the first of either anywhere in a value (parsed JSON, or
 pydantic models holding free-form data), walking iteratively so that depth itself
-cannot overflow the walk.
+cannot overflow the walk. :func:`plainly_within_bounds` answers the same question for
+raw JSON text without parsing it, for the common case only: it says True only when the
+text certainly keeps both bounds, so a caller walks the parsed value only when it says
+False.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -85,3 +90,42 @@ def _unencodable(text: str, loc: Loc) -> BoundsProblem | None:
             "string_unicode",
         )
     return None
+
+
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")  # what json.loads' surrogatepass reads
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_INNERMOST = re.compile(rb"\{\}|\[\]")
+
+
+def plainly_within_bounds(body: bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether the JSON text ``body`` certainly keeps both bounds, read without parsing it.
+
+    Walking a parsed batch of a thousand decisions node by node costs more than
+    validating and writing it; this reads the raw bytes at C speed instead. True means
+    that :func:`first_problem` of the parsed value would find nothing (or the text is not
+    JSON at all, which the reader refuses in its own words); False only means "not
+    certain": an escape that may spell a surrogate half (a valid pair too), text not in
+    UTF-8, or containers nested too deep or not closed. Then the caller parses and walks.
+
+    Depth is read from the brackets left once every string is cut out: each pass removes
+    the innermost empty containers, so a text that empties within ``max_depth`` passes
+    nests at most ``max_depth`` containers deep.
+    """
+    if json.detect_encoding(body) != "utf-8":
+        return False
+    if b"\xed" in body and _ENCODED_SURROGATE.search(body):
+        return False
+    if b"\\" in body:
+        if _ESCAPED_SURROGATE.search(body):
+            return False
+        outside_strings = _STRING.sub(b"", body)
+    else:  # no escapes: every string runs from one quote to the next
+        outside_strings = b"".join(body.split(b'"')[::2])
+    brackets = outside_strings.translate(None, _NOT_BRACKET)
+    for _ in range(max_depth):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub(b"", brackets)
+    return not brackets

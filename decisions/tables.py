@@ -60,9 +60,13 @@ class DecisionRow(SQLModel, table=True):
 
 class MinuteRollupRow(SQLModel, table=True):
     """Sufficient statistics of one cell in one minute. The key leads with (model, minute)
-    so that a window is one range scan of the primary key."""
+    so that a window is one range scan of the primary key. On SQLite the table is
+    clustered on that key (``WITHOUT ROWID``): the scan reads the cells' sums where it
+    finds their keys, instead of one table lookup per cell and minute, and an upsert
+    writes one b-tree, not a table and its key's index."""
 
     __tablename__ = "decision_minute"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     model: str = Field(max_length=100, primary_key=True)
     minute: int = Field(primary_key=True)

@@ -74,6 +74,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
             "FAIRLANE_CONTAINMENT_TASK_QUEUE": settings.resolved_containment_task_queue,
             "FAIRLANE_API_HOST": settings.api_host,
             "FAIRLANE_API_PORT": str(settings.api_port),
+            "FAIRLANE_API_WORKERS": str(settings.api_workers),
             "FAIRLANE_ROUTER_HOST": settings.router_host,
             "FAIRLANE_ROUTER_PORT": str(settings.router_port),
             "FAIRLANE_ROUTER_URL": settings.router_url,
