@@ -29,7 +29,7 @@ from audit.records import AuditHead, AuditRecord
 from audit.signing import key_id
 from audit.verify import ChainVerifier, VerifyReport
 from contracts.audit import AuditEvent, TrailCheckpoint
-from store.db import is_sqlite
+from store.db import is_sqlite, write_turn
 
 _APPEND_LOCK_KEY = int.from_bytes(b"fl-audit", "big")
 """Postgres advisory lock key that every appender takes; any constant all agree on."""
@@ -83,7 +83,7 @@ class AuditTrail:
         """:meth:`append_many`, and the checkpoint the append signed, if its policy made one."""
         if not events:
             return [], None
-        with Session(self._engine, expire_on_commit=False) as session:
+        with write_turn(self._engine), Session(self._engine, expire_on_commit=False) as session:
             self._lock_for_append(session)
             ids = [event.event_id for event in events]
             existing = {

@@ -402,6 +402,27 @@ class TrailCount:
     verify_s: float
 
 
+async def until_on_trail(
+    database_url: str, expected: int, begin: float
+) -> tuple[TrailCount, float]:
+    """Count the trail until it holds every accepted alert (or stops growing): the watches
+    record alerts through an activity on the main queue and do not wait for it, so the
+    trail catches up after the watches have counted."""
+    last, last_progress = -1, time.perf_counter()
+    while True:
+        trail = await asyncio.to_thread(count_trail, database_url)
+        recorded = sum(trail.alerts.values())
+        if recorded >= expected:
+            return trail, time.perf_counter() - begin
+        if recorded != last:
+            last, last_progress = recorded, time.perf_counter()
+        elif time.perf_counter() - last_progress > STALL_S:
+            print(f"!! the trail stalled {STALL_S:.0f}s at {recorded}/{expected} alerts")
+            return trail, time.perf_counter() - begin
+        print(f"  trail holds {recorded}/{expected} alerts", flush=True)
+        await asyncio.sleep(2)
+
+
 def count_trail(database_url: str) -> TrailCount:
     engine = make_engine(database_url)
     try:
@@ -498,6 +519,8 @@ class WatchTimeline:
     in_route_activities_s: float = 0.0  # read_route + set_route, scheduled -> completed
     route_activities_queued_s: float = 0.0  # of which scheduled -> started
     to_incident_s: float | None = None  # first event -> open_incident completed
+    contain_task_queued_s: float | None = None  # the containing task: scheduled -> started
+    contain_task_ran_s: float | None = None  # ... and started -> completed (the local activity)
 
 
 def timeline(events: list[HistoryEvent]) -> WatchTimeline:
@@ -506,6 +529,7 @@ def timeline(events: list[HistoryEvent]) -> WatchTimeline:
     task_scheduled: dict[int, float] = {}
     activities: dict[int, tuple[str, float]] = {}
     started: dict[int, float] = {}  # activity scheduled event id -> its start
+    task: tuple[float, float, float] = (begin, begin, begin)  # last task scheduled, started, done
     for event in events:
         kind = event.event_type
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
@@ -515,8 +539,10 @@ def timeline(events: list[HistoryEvent]) -> WatchTimeline:
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
             scheduled = event.workflow_task_started_event_attributes.scheduled_event_id
             line.task_waits_s.append(_at(event) - task_scheduled[scheduled])
+            task = (task_scheduled[scheduled], _at(event), _at(event))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             line.workflow_tasks += 1
+            task = (task[0], task[1], _at(event))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             line.sticky_timeouts += 1
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
@@ -526,6 +552,8 @@ def timeline(events: list[HistoryEvent]) -> WatchTimeline:
             # when the workflow task that ran it completes, just after the route was set.
             if b"contain_route" in event.marker_recorded_event_attributes.SerializeToString():
                 line.to_route_set_s = _at(event) - begin
+                line.contain_task_queued_s = task[1] - task[0]
+                line.contain_task_ran_s = task[2] - task[1]
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             activities[event.event_id] = (name, _at(event))
@@ -576,6 +604,19 @@ async def history_breakdown(temporal: Client, models: list[str]) -> None:
         f"to the incident opened p50 {statistics.median(opened or [0.0]):.1f}s "
         f"max {max(opened, default=0.0):.1f}s"
     )
+    task_queued = [
+        line.contain_task_queued_s for line in contained if line.contain_task_queued_s is not None
+    ]
+    task_ran = [
+        line.contain_task_ran_s for line in contained if line.contain_task_ran_s is not None
+    ]
+    if task_queued:
+        q50, q99 = p50_p99(task_queued)
+        r50, r99 = p50_p99(task_ran)
+        print(
+            f"  the workflow task that contained: waited to be picked up p50 {q50:.2f}s p99 "
+            f"{q99:.1f}s, ran (containing, then recording it) p50 {r50:.2f}s p99 {r99:.1f}s"
+        )
     print(
         f"  {sum(line.workflow_tasks for line in lines)} workflow tasks for "
         f"{sum(line.signals for line in lines)} signals; a task's wait to be picked up p50 "
@@ -822,7 +863,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
             states, counted_s = await until_counted(temporal, dict(expected), storm.t0)
             print(f"watches counted every accepted alert by {counted_s:.1f}s after the first POST")
             visible = await count_incidents(temporal, models)
-            trail = await asyncio.to_thread(count_trail, settings.resolved_database_url)
+            trail, on_trail_s = await until_on_trail(
+                settings.resolved_database_url, sum(expected.values()), storm.t0
+            )
+            print(f"every accepted alert on the trail by {on_trail_s:.1f}s after the first POST")
             await history_breakdown(temporal, models)
             rejected_after = await baseline(
                 "POST webhook, model unregistered (422), again after the storm",

@@ -1,4 +1,4 @@
-"""Processes that start together on one fresh database all get their tables.
+"""Several processes on one SQLite file: they all get their tables, and writers take turns.
 
 The embedded stack starts the API and two workers at once; each creates the tables it
 needs. ``create_all`` checks and then creates, so two of them can both see a table
@@ -50,3 +50,38 @@ def test_processes_starting_together_on_a_fresh_database_all_start(
 
     created = set(inspect(make_engine(url)).get_table_names())
     assert set(SQLModel.metadata.tables) <= created
+
+
+def _hold_turn(url: str, held: Event, release: Event) -> None:
+    from store.db import write_turn
+
+    with write_turn(make_engine(url)):
+        held.set()
+        release.wait(30)
+
+
+def test_a_write_turn_is_one_process_at_a_time_and_private(tmp_path: Path) -> None:
+    """Writers queue for a SQLite file's write turn in the kernel (``store.db.write_turn``):
+    while one process holds it no other gets it, and the next gets it once it is let go.
+    The sidecar lock file is private, like the database."""
+    from store.db import write_turn
+
+    url = f"sqlite:///{tmp_path / 'fairlane.db'}"
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_turn, args=(url, held, release))
+    holder.start()
+    assert held.wait(30)
+    import fcntl
+
+    lock = tmp_path / "fairlane.db.write-turn"
+    with lock.open("rb") as probe:
+        with pytest.raises(BlockingIOError):  # the holder has it
+            fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        release.set()
+        holder.join(30)
+        fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go with the process
+        fcntl.flock(probe.fileno(), fcntl.LOCK_UN)
+    with write_turn(make_engine(url)):
+        pass
+    assert lock.stat().st_mode & 0o777 == 0o600
