@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import SecretStr
 
+from store.files import create_private_once
+
 
 class TrailKeyError(Exception):
     """A signing or public key cannot be loaded or written; the message names the file."""
@@ -125,20 +127,7 @@ def write_public_key(
 
 
 def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(partial, path)  # fails if another process created the key first: use theirs
-    except FileExistsError:
-        pass
-    finally:
-        partial.unlink()
+    create_private_once(path, pem)  # another process may have made it first: use theirs

@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from api.tokens import Principal, Role
 from config import Settings
-from store.files import write_private
+from store.files import create_private_once
 
 SESSION_COOKIE = "fairlane_session"
 SIGNIN_COOKIE = "fairlane_signin"
@@ -72,8 +72,8 @@ def session_secret(settings: Settings) -> str:
     if settings.console_session_secret is not None:
         return settings.console_session_secret.get_secret_value()
     path = settings.resolved_console_session_secret_file
-    if not path.exists():
-        write_private(path, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    if not path.exists():  # processes starting together all end up with the first one's
+        create_private_once(path, base64.urlsafe_b64encode(secrets.token_bytes(32)))
     return path.read_text().strip()
 
 

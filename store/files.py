@@ -48,6 +48,31 @@ def write_private(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def create_private_once(path: Path, content: bytes) -> bool:
+    """Create ``path`` holding ``content`` (0600) unless it exists; whether this call made it.
+
+    For a secret each process makes on first start (a signing key, the console's session
+    secret): processes starting together each write their own candidate and hard-link it
+    into place, which fails for all but the first, so every process reads the same file.
+    A replace would let the last writer win after the others had read theirs.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink()
+    return True
+
+
 def private_sqlite(path: Path) -> None:
     """A SQLite database file and its WAL/SHM/journal, owner-only.
 

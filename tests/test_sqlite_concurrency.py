@@ -85,3 +85,35 @@ def test_a_write_turn_is_one_process_at_a_time_and_private(tmp_path: Path) -> No
     with write_turn(make_engine(url)):
         pass
     assert lock.stat().st_mode & 0o777 == 0o600
+
+
+def _read_secret(data_dir: str, go: Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from config import Settings
+    from console.sessions import session_secret
+
+    settings = Settings(data_dir=Path(data_dir))
+    go.wait()
+    out.put(session_secret(settings))
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_processes_starting_together_share_one_console_session_secret(
+    tmp_path: Path, round_: int
+) -> None:
+    """Each API process signs console cookies with the data dir's session secret, made on
+    first start. Made by replacing the file, processes starting together each kept their
+    own, and a cookie signed by one was refused by the other (a sign-out every other
+    request behind a load balancer). The first one made is everyone's."""
+    context = multiprocessing.get_context("fork")
+    go, out = context.Event(), context.Queue()
+    readers = [
+        context.Process(target=_read_secret, args=(str(tmp_path), go, out)) for _ in range(6)
+    ]
+    for reader in readers:
+        reader.start()
+    go.set()
+    secrets = {out.get(timeout=60) for _ in readers}
+    for reader in readers:
+        reader.join(timeout=60)
+    assert len(secrets) == 1
+    assert not list(tmp_path.rglob("*.partial"))
