@@ -46,17 +46,25 @@ async def authenticate(
     return principal
 
 
+def check_roles(principal: Principal, *roles: Role) -> Principal:
+    """``principal`` if it holds at least one of ``roles``; else the 403 that says so.
+
+    The one role check: the API's dependencies and the console's controls both call it.
+    """
+    if not principal.holds(*roles):
+        held = ", ".join(r.value for r in principal.roles)
+        allowed = ", ".join(r.value for r in roles)
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{principal.name} holds [{held}]; this needs one of [{allowed}]",
+        )
+    return principal
+
+
 def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits principals holding at least one of ``roles``."""
-    allowed = ", ".join(r.value for r in roles)
 
     async def check(principal: Principal = Depends(authenticate)) -> Principal:
-        if not principal.holds(*roles):
-            held = ", ".join(r.value for r in principal.roles)
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"{principal.name} holds [{held}]; this needs one of [{allowed}]",
-            )
-        return principal
+        return check_roles(principal, *roles)
 
     return check

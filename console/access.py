@@ -1,6 +1,6 @@
 """Who is at the console: the session behind the cookie, its CSRF token, role checks.
 
-Role checks are the JSON API's own (:func:`api.security.require`), applied to the
+Role checks are the JSON API's own (:func:`api.security.check_roles`), applied to the
 session's principal, so a control the console shows and the route it posts to are
 governed by the same role lists as the API.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request, status
 
-from api.security import require
+from api.security import check_roles
 from api.temporal import TemporalConnection
 from api.tokens import Principal, Role
 from audit.trail import AuditTrail
@@ -61,7 +61,7 @@ async def checked_form(request: Request, session: ConsoleSession) -> dict[str, s
 def allowed(principal: Principal, *roles: Role) -> bool:
     """Whether the API's own role check would admit ``principal`` (for showing controls)."""
     try:
-        require(*roles)(principal)
+        check_roles(principal, *roles)
     except HTTPException:
         return False
     return True
@@ -69,7 +69,7 @@ def allowed(principal: Principal, *roles: Role) -> bool:
 
 def ensure(principal: Principal, *roles: Role) -> None:
     """The API's role check, refusing with its 403 and reason."""
-    require(*roles)(principal)
+    check_roles(principal, *roles)
 
 
 def forbidden(detail: str) -> HTTPException:

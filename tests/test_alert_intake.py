@@ -306,7 +306,7 @@ def normalised(body: dict[str, Any], model: str) -> list[AlertEvent]:
 
 
 async def test_an_alertmanager_delivery_starts_the_watch_with_its_alerts(
-    intake: Intake, fresh_models: Callable[[int], list[str]]
+    intake: Intake, intake_settings: Settings, fresh_models: Callable[[int], list[str]]
 ) -> None:
     [model] = fresh_models(1)
     body = retarget(sample("firing"), model)
@@ -325,6 +325,8 @@ async def test_an_alertmanager_delivery_starts_the_watch_with_its_alerts(
             target=GATEWAY,
             default_playbook="drift-rollback",
             default_severity=Severity.SEV1,
+            # its alerts are recorded on the trail from the main queue, not its own
+            bookkeeping_task_queue=intake_settings.task_queue,
         )
     ]
     [delivery] = history.deliveries

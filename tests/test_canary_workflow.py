@@ -76,9 +76,13 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def candidate_artifact(demo_files: DemoModelFiles) -> tuple[str, str]:
-    """The candidate, in the artifacts directory the router and the worker open: name, sha256."""
+    """The candidate, in the artifacts directory the router and the worker open: name, sha256.
+
+    Once per session, like the router that pins its digest: made again (a module fixture
+    is, when xdist interleaves modules), its bytes differ and the router rightly refuses
+    the changed file."""
     return save_model(
         ArtifactStore(demo_files.artifacts_dir),
         train_credit_model(generate_applicants(3_000, 7), CANDIDATE),
