@@ -11,12 +11,10 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import Manifests, outcomes_made, select_provider, undeclared_source
-from activities.routing import unknown_target
-from config.targets import UnknownTarget
+from activities.providers import DecisionWindows, Manifests
 from contracts.canary import CANARY_ANALYSIS, AnalysisRequest, CanaryAnalysis
 from fairness.live import analyse_window
-from metrics.provider import MetricsProvider, UndeclaredSource
+from metrics.provider import MetricsProvider
 
 
 class CanaryActivities:
@@ -24,29 +22,23 @@ class CanaryActivities:
         self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
     ) -> None:
         """``manifests`` (the registry's lookup) says which outcomes each model makes."""
-        self._providers = dict(providers)
-        self._manifests = manifests
+        self._windows = DecisionWindows(providers, manifests)
 
     @activity.defn(name=CANARY_ANALYSIS)
     async def canary_analysis(self, request: AnalysisRequest) -> CanaryAnalysis:
-        provider = select_provider(self._providers, request.provider)
-        try:
-            window = await provider.window(
-                request.router_ref(),
-                request.model,
-                request.candidate_version,
-                request.since,
-                request.until,
-            )
-        except UnknownTarget as error:
-            raise unknown_target(error) from None
-        except UndeclaredSource as error:
-            raise undeclared_source(error) from None
+        window = await self._windows.read(
+            request.provider,
+            request.router_ref(),
+            request.model,
+            request.candidate_version,
+            request.since,
+            request.until,
+        )
         analysis = analyse_window(
             window.cells,
             request.thresholds,
             alpha=request.alpha,
-            **await outcomes_made(self._manifests, request.model),
+            **await self._windows.outcomes(request.model),
         )
         return CanaryAnalysis(
             look=request.look,

@@ -13,12 +13,10 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import Manifests, outcomes_made, select_provider, undeclared_source
-from activities.routing import unknown_target
-from config.targets import UnknownTarget
+from activities.providers import DecisionWindows, Manifests
 from contracts.fallback_window import ANALYSE_FALLBACK_WINDOW, FallbackWindow, FallbackWindowRequest
 from fairness.drift import judge_monitor_window
-from metrics.provider import NO_CANDIDATE, MetricsProvider, UndeclaredSource
+from metrics.provider import NO_CANDIDATE, MetricsProvider
 
 
 class FallbackWindowActivities:
@@ -26,24 +24,18 @@ class FallbackWindowActivities:
         self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
     ) -> None:
         """``manifests`` (the registry's lookup) says which outcomes each model makes."""
-        self._providers = dict(providers)
-        self._manifests = manifests
+        self._windows = DecisionWindows(providers, manifests)
 
     @activity.defn(name=ANALYSE_FALLBACK_WINDOW)
     async def analyse_fallback_window(self, request: FallbackWindowRequest) -> FallbackWindow:
-        provider = select_provider(self._providers, request.policy.provider)
-        try:
-            window = await provider.window(
-                request.router_ref(),
-                request.model,
-                NO_CANDIDATE,
-                request.since,
-                request.until,
-            )
-        except UnknownTarget as error:
-            raise unknown_target(error) from None
-        except UndeclaredSource as error:
-            raise undeclared_source(error) from None
+        window = await self._windows.read(
+            request.policy.provider,
+            request.router_ref(),
+            request.model,
+            NO_CANDIDATE,
+            request.since,
+            request.until,
+        )
         read = FallbackWindow(
             since=window.covered_since or request.since,
             until=window.covered_until or request.until,
@@ -58,6 +50,6 @@ class FallbackWindowActivities:
             window.cells,
             request.policy,
             None,
-            **await outcomes_made(self._manifests, request.model),
+            **await self._windows.outcomes(request.model),
         )
         return read.model_copy(update={"analysis": fairness})

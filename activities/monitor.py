@@ -11,14 +11,12 @@ from collections.abc import Mapping
 
 from temporalio import activity
 
-from activities.providers import Manifests, outcomes_made, select_provider, undeclared_source
-from activities.routing import unknown_target
-from config.targets import UnknownTarget
+from activities.providers import DecisionWindows, Manifests
 from contracts.monitoring import EvaluationRequest, EvaluationResult, MonitorEvaluation
 from contracts.watch import EVALUATE_WINDOW
 from fairness.drift import judge_monitor_window, reference_from
 from fairness.live import MetricVerdict
-from metrics.provider import NO_CANDIDATE, MetricsProvider, UndeclaredSource
+from metrics.provider import NO_CANDIDATE, MetricsProvider
 
 
 class MonitorActivities:
@@ -26,26 +24,24 @@ class MonitorActivities:
         self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
     ) -> None:
         """``manifests`` (the registry's lookup) says which outcomes each model makes."""
-        self._providers = dict(providers)
-        self._manifests = manifests
+        self._windows = DecisionWindows(providers, manifests)
 
     @activity.defn(name=EVALUATE_WINDOW)
     async def evaluate_monitor_window(self, request: EvaluationRequest) -> EvaluationResult:
         policy = request.policy
-        provider = select_provider(self._providers, policy.provider)
-        try:
-            window = await provider.window(
-                request.router_ref(), request.model, NO_CANDIDATE, request.since, request.until
-            )
-        except UnknownTarget as error:
-            raise unknown_target(error) from None
-        except UndeclaredSource as error:
-            raise undeclared_source(error) from None
+        window = await self._windows.read(
+            policy.provider,
+            request.router_ref(),
+            request.model,
+            NO_CANDIDATE,
+            request.since,
+            request.until,
+        )
         fairness, drift, verdict = judge_monitor_window(
             window.cells,
             policy,
             request.reference,
-            **await outcomes_made(self._manifests, request.model),
+            **await self._windows.outcomes(request.model),
         )
         reference = request.reference
         if reference is None and _settled(fairness.samples, policy.min_drift_samples, verdict):

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from temporalio.exceptions import ApplicationError
 
+from activities.routing import unknown_target
+from config.targets import UnknownTarget
+from contracts.metrics import DecisionWindow
 from contracts.model import ModelManifest
+from contracts.targets import RouterRef
 from metrics.provider import MetricsProvider, UndeclaredSource
 
 Manifests = Callable[[str], ModelManifest | None]
@@ -52,3 +57,37 @@ def select_provider(providers: Mapping[str, MetricsProvider], name: str) -> Metr
 def undeclared_source(error: UndeclaredSource) -> ApplicationError:
     """No retry can declare a database or server: an operator has to act."""
     return ApplicationError(str(error), type="UndeclaredDecisionSource", non_retryable=True)
+
+
+class DecisionWindows:
+    """A model's live decisions over a window, read the one way the canary, the monitor and
+    the fallback's window all read them: from the provider their policy names, with a
+    failure no retry can mend made non-retryable, beside which outcomes the model makes."""
+
+    def __init__(
+        self, providers: Mapping[str, MetricsProvider], manifests: Manifests | None = None
+    ) -> None:
+        """``manifests`` (the registry's lookup) says which outcomes each model makes."""
+        self._providers = dict(providers)
+        self._manifests = manifests
+
+    async def read(
+        self,
+        provider: str,
+        router: RouterRef,
+        model: str,
+        candidate_version: str,
+        since: datetime,
+        until: datetime,
+    ) -> DecisionWindow:
+        source = select_provider(self._providers, provider)
+        try:
+            return await source.window(router, model, candidate_version, since, until)
+        except UnknownTarget as error:
+            raise unknown_target(error) from None
+        except UndeclaredSource as error:
+            raise undeclared_source(error) from None
+
+    async def outcomes(self, model: str) -> dict[str, bool]:
+        """Which outcomes ``model`` makes (:func:`outcomes_made`)."""
+        return await outcomes_made(self._manifests, model)
