@@ -187,6 +187,10 @@ async def _eventually(read: Callable[[], Awaitable[T]], check: Callable[[T], boo
         await asyncio.sleep(0.05)
 
 
+async def _received(trail: AuditTrail, subject: str) -> list[Any]:
+    return [r for r in trail.records(subject) if r.kind == "alert.received"]
+
+
 def alert(fingerprint: str, status: AlertStatus, starts_at: datetime) -> AlertEvent:
     return AlertEvent(
         model="credit-limit",
@@ -329,7 +333,10 @@ async def test_alert_storm_opens_one_incident_and_a_refire_after_it_closed_opens
         incident = await watch.incident_until(first, lambda s: s.alerts.counts.received == 6)
         assert incident.trigger is not None and incident.trigger.source is AlertSource.ALERTMANAGER
         assert sorted(incident.alerts.firing) == ["fp-1", "fp-2"]
-        recorded = [r for r in trail.records(first) if r.kind == "alert.received"]
+        # ... and the trail: the watch records alerts without waiting for the records.
+        recorded = await _eventually(
+            lambda: _received(trail, first), lambda records: len(records) >= 6
+        )
         assert len(recorded) == 6
         assert {json.loads(r.detail)["kind"] for r in recorded} == {k.value for k in AlertKind}
 
