@@ -30,12 +30,16 @@ from audit.signing import key_id
 from audit.verify import ChainVerifier, VerifyReport
 from contracts.audit import AuditEvent, TrailCheckpoint
 from store.db import is_sqlite, write_turn
+from store.group_commit import GroupCommit
 
 _APPEND_LOCK_KEY = int.from_bytes(b"fl-audit", "big")
 """Postgres advisory lock key that every appender takes; any constant all agree on."""
 
 _VERIFY_BATCH = 1000
 _SUPPORTED_DIALECTS = frozenset({"sqlite", "postgresql"})
+
+_Appended = tuple[list[AuditRecord], TrailCheckpoint | None]
+"""The records of one append, in its order, and the checkpoint its transaction signed."""
 
 
 class AuditTrail:
@@ -53,6 +57,9 @@ class AuditTrail:
             )
         self._engine = engine
         self._signing = signing
+        self._commits: GroupCommit[Sequence[AuditEvent], _Appended] = GroupCommit(
+            self._append_groups
+        )
 
     @property
     def signing(self) -> TrailSigning | None:
@@ -77,12 +84,28 @@ class AuditTrail:
         and one commit per batch, not per alert. Idempotent per event like :meth:`append`."""
         return self.append_signed(events)[0]
 
-    def append_signed(
-        self, events: Sequence[AuditEvent]
-    ) -> tuple[list[AuditRecord], TrailCheckpoint | None]:
-        """:meth:`append_many`, and the checkpoint the append signed, if its policy made one."""
+    def append_signed(self, events: Sequence[AuditEvent]) -> _Appended:
+        """:meth:`append_many`, and the checkpoint the append signed, if its policy made one.
+
+        Appenders of this process that arrive while another append is under way are
+        chained together in the next transaction (:class:`~store.group_commit.GroupCommit`):
+        one lock and one commit for all of them, each returning once its own events are
+        committed. They share the checkpoint that transaction signed.
+        """
         if not events:
             return [], None
+        return self._commits.submit(events)
+
+    def _append_groups(self, groups: list[Sequence[AuditEvent]]) -> list[_Appended]:
+        stored, checkpoint = self._append_in_one_transaction([e for g in groups for e in g])
+        appended: list[_Appended] = []
+        start = 0
+        for group in groups:
+            appended.append((stored[start : start + len(group)], checkpoint))
+            start += len(group)
+        return appended
+
+    def _append_in_one_transaction(self, events: Sequence[AuditEvent]) -> _Appended:
         with write_turn(self._engine), Session(self._engine, expire_on_commit=False) as session:
             self._lock_for_append(session)
             ids = [event.event_id for event in events]

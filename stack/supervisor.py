@@ -216,6 +216,14 @@ class EmbeddedStack:
             s.temporal_namespace,
             "--log-level",
             "warn",
+            # One partition per task queue: partitions spread a queue over matching hosts,
+            # and the dev server is one host. With four, a task written to a partition no
+            # poller is on waits to be forwarded: a new watch's first workflow task (the
+            # one that contains) waited seconds in a storm (bench/alert_storm.py).
+            "--dynamic-config-value",
+            "matching.numTaskqueueReadPartitions=1",
+            "--dynamic-config-value",
+            "matching.numTaskqueueWritePartitions=1",
             *dev_server_search_attribute_args(),
         ]
 

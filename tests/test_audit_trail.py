@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -27,6 +27,7 @@ from audit import (
     record_hash,
 )
 from audit.chain import utc_iso
+from audit.records import AuditRecord
 from contracts.audit import AuditEvent
 from store.db import create_tables, make_engine
 
@@ -242,6 +243,34 @@ def test_concurrent_appends_from_threads_make_one_chain(trail: AuditTrail) -> No
     assert [r.seq for r in trail.records()] == list(range(1, threads * per_thread + 1))
     report = trail.verify()
     assert report.ok and report.records_checked == threads * per_thread
+
+
+def test_appends_that_arrive_together_share_a_transaction(
+    trail: AuditTrail, engine: Engine
+) -> None:
+    """40 activities appending at once (a storm's containments) take a handful of
+    commits, not 40, and each gets its own record back, committed."""
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _connection: commits.append(1))
+    appenders = 40
+    start = threading.Barrier(appenders)
+    stored: dict[int, AuditRecord] = {}
+
+    def append(n: int) -> None:
+        start.wait()
+        stored[n] = trail.append(_event(n))
+
+    pool = [threading.Thread(target=append, args=(n,)) for n in range(appenders)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+    assert {n: r.event_id for n, r in stored.items()} == {n: f"ev-{n}" for n in range(appenders)}
+    assert sorted(r.seq for r in stored.values()) == list(range(1, appenders + 1))
+    assert len(commits) < appenders / 2, f"{len(commits)} commits for {appenders} appends"
+    report = trail.verify()
+    assert report.ok and report.records_checked == appenders
 
 
 def _append_from_process(url: str, worker: int, count: int, start: Any) -> None:
