@@ -12,20 +12,25 @@ import hashlib
 import uuid
 from typing import Annotated
 
+import anyio
 import anyio.from_thread
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel
+from temporalio.service import RPCError
 
-from api.deps import Reader, RegistryDep, SettingsDep, TrailDep
+from api.deps import Reader, RegistryDep, SettingsDep, TemporalDep, TrailDep
+from api.errors import ServiceUnavailable
 from api.incidents import SLUG
 from api.security import require
+from api.temporal import TemporalConnection
 from api.tokens import Principal, Role
 from audit.trail import AuditTrail
 from config import Settings
 from contracts.audit import AuditEvent
 from contracts.model import ModelManifest
 from contracts.watch import watch_workflow_id
+from incidents.watch import WatchQueues, watch_manifest
 from registry.changes import MODEL_CHANGED, MODEL_REGISTERED, FieldChange, manifest_diff
 from registry.deployment import Deployed, DeployRefused, DeployRequest, deploy_registered
 from registry.known_to_target import unknown_to_target
@@ -49,6 +54,7 @@ def register_model(
     settings: SettingsDep,
     registry: RegistryDep,
     trail: TrailDep,
+    temporal: TemporalDep,
     principal: Annotated[Principal, Depends(require(Role.ADMIN, Role.INCIDENT_COMMANDER))],
     reason: Annotated[
         str | None,
@@ -77,6 +83,9 @@ def register_model(
     Every version's artifact must load and fit the manifest (``registry/fit.py``), and
     the routing target must know the model unless ``allow_undeployed``
     (``registry/deployment.py``): 422s naming the field. See docs/manifest.md.
+
+    Every registration, a repeated one too, starts the model's watch or gives the running
+    watch the manifest (:func:`incidents.watch.watch_manifest`).
     """
     _check_router(manifest, settings)
     revision_seen = registry.revision(manifest.id)
@@ -85,7 +94,8 @@ def register_model(
     except ManifestRejected as error:
         raise _rejected(error) from error
     changes = _changes(registry, manifest)
-    if changes == {}:
+    if changes == {}:  # a retry after the watch could not be told tells it now
+        _tell_watch(temporal, settings, manifest)
         return Registered(id=manifest.id, revision=revision_seen)
     if changes is not None:
         if not principal.holds(Role.ADMIN):
@@ -110,7 +120,36 @@ def register_model(
     except ManifestRejected as error:
         raise _rejected(error) from error
     _record(trail, manifest, principal, revision, changes, reason, allow_undeployed)
+    _tell_watch(temporal, settings, manifest)
     return Registered(id=manifest.id, revision=revision)
+
+
+WATCH_TELL_TIMEOUT_S = 10.0
+
+
+def _tell_watch(temporal: TemporalConnection, settings: Settings, manifest: ModelManifest) -> None:
+    """Start the model's watch, or give the running one this manifest.
+
+    Registering needs no Temporal: if it cannot be reached, this is logged, a new model's
+    watch starts with its first alert (from the registry, so with this manifest), and a
+    running watch keeps the manifest it had until the model is registered again (the
+    same manifest is enough: a repeated registration tells the watch too).
+    """
+
+    async def tell() -> None:
+        with anyio.fail_after(WATCH_TELL_TIMEOUT_S):
+            client = await temporal.client()
+            await watch_manifest(client, WatchQueues.of(settings), manifest)
+
+    try:
+        anyio.from_thread.run(tell)
+    except (ServiceUnavailable, RPCError, TimeoutError) as error:
+        log.warning(
+            "the model's watch was not told of its manifest; register it again once "
+            "Temporal is back",
+            model=manifest.id,
+            error=str(error)[:500],
+        )
 
 
 def _check_deployed(manifest: ModelManifest, settings: Settings) -> None:

@@ -28,6 +28,7 @@ SIGNAL_ALERTS = "alerts"
 SIGNAL_ARM_MONITOR = "arm_monitor"
 SIGNAL_DISARM_MONITOR = "disarm_monitor"
 SIGNAL_INCIDENT_CLOSED = "incident_closed"
+SIGNAL_MANIFEST = "manifest"  # the model's registered manifest, at every registration
 SIGNAL_ALERTS_ATTACHED = "alerts_attached"  # sent by the watch to the open incident
 QUERY_WATCH = "watch"
 EVALUATE_WINDOW = "evaluate_monitor_window"
@@ -165,10 +166,17 @@ class WatchMemory(BaseModel):
     runs: int = 1
 
 
-class WatchInput(RoutedTo):
-    model: str
+class WatchSettings(RoutedTo):
+    """What a watch takes from its model's manifest: the routing target it contains at, and
+    the playbook and severity of the incidents it opens. Sent to the watch at every
+    registration of the manifest, so a running watch follows a changed one."""
+
     default_playbook: str = "drift-rollback"
     default_severity: Severity = Severity.SEV2
+
+
+class WatchInput(WatchSettings):
+    model: str
     memory: WatchMemory = Field(default_factory=WatchMemory)
     bookkeeping_task_queue: str | None = Field(
         default=None,

@@ -1,5 +1,10 @@
 """Deliver a signal to a model's watch, starting the watch if it is not running.
 
+Registering a model starts its watch (:func:`watch_manifest`): the first alert then
+lands on a workflow that is already running and cached on the containment worker,
+instead of creating it, and a changed manifest (a new routing target, another default
+playbook) reaches a watch that is already running.
+
 Signal-with-start is one atomic call on the server: concurrent deliveries for one
 model all land in the same workflow, and none is lost between "is it running?" and
 "start it".
@@ -19,7 +24,13 @@ from temporalio.client import Client
 
 from config import Settings
 from contracts.model import ModelManifest
-from contracts.watch import WATCH_WORKFLOW, WatchInput, watch_workflow_id
+from contracts.watch import (
+    SIGNAL_MANIFEST,
+    WATCH_WORKFLOW,
+    WatchInput,
+    WatchSettings,
+    watch_workflow_id,
+)
 
 
 @dataclass(frozen=True)
@@ -35,16 +46,28 @@ class WatchQueues:
         return cls(watch=settings.resolved_containment_task_queue, bookkeeping=settings.task_queue)
 
 
-def watch_input(manifest: ModelManifest, queues: WatchQueues) -> WatchInput:
-    """How a watch starts when a signal is its first event."""
-    return WatchInput(
-        model=manifest.id,
+def watch_settings(manifest: ModelManifest) -> WatchSettings:
+    """What the watch takes from ``manifest``."""
+    return WatchSettings(
         target=manifest.router.target,
         router_url=manifest.router.url,
         default_playbook=manifest.monitoring.playbook,
         default_severity=manifest.monitoring.severity,
-        bookkeeping_task_queue=queues.bookkeeping,
     )
+
+
+def watch_input(manifest: ModelManifest, queues: WatchQueues) -> WatchInput:
+    """How a watch starts when a signal is its first event."""
+    return WatchInput(
+        model=manifest.id,
+        bookkeeping_task_queue=queues.bookkeeping,
+        **dict(watch_settings(manifest)),
+    )
+
+
+async def watch_manifest(client: Client, queues: WatchQueues, manifest: ModelManifest) -> str:
+    """Start ``manifest``'s watch if it is not running, and give it the manifest's settings."""
+    return await signal_watch(client, queues, manifest, SIGNAL_MANIFEST, watch_settings(manifest))
 
 
 async def signal_watch(

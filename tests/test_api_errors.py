@@ -25,6 +25,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlmodel import Session
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -178,11 +179,18 @@ async def test_temporal_down_at_start_is_503_until_it_is_back(
                 assert response.status_code == 503, (method, path, response.text)
                 assert response.headers["Retry-After"].isdigit()
                 assert "Temporal is unavailable" in response.json()["detail"], (method, path)
+            # Registering needs no Temporal; the watch is told when the model is
+            # registered again with Temporal back (below), and started then.
 
             await gate.open()
             try:
                 listed = await client.get("/v1/incidents", headers=api.headers("ic"))
                 assert listed.status_code == 200, listed.text
+                again = await client.post("/v1/models", headers=api.headers("admin"), json=manifest)
+                assert again.status_code == 201, again.text
+                watch = dev_env.client.get_workflow_handle(f"watch-{manifest['id']}")
+                assert (await watch.describe()).status == WorkflowExecutionStatus.RUNNING
+                await watch.terminate("test over")
                 missing = await client.get(f"/v1/incidents/{INCIDENT}", headers=api.headers("ic"))
                 assert missing.status_code == 404  # a real "not found" stays one
             finally:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from audit.trail import AuditTrail
@@ -28,6 +28,7 @@ from contracts.metrics import Side
 from contracts.model import ModelManifest
 from contracts.monitoring import MonitoringPolicy
 from contracts.routing import Route, Serving
+from contracts.targets import RouterRef
 from contracts.watch import (
     QUERY_WATCH,
     SIGNAL_ALERTS,
@@ -39,7 +40,7 @@ from contracts.watch import (
     watch_workflow_id,
 )
 from fairness.live import LiveThresholds, MetricVerdict
-from incidents.watch import WatchQueues, signal_watch
+from incidents.watch import WatchQueues, signal_watch, watch_manifest
 from metrics.simulated import (
     AmountModel,
     ArmModel,
@@ -486,3 +487,30 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
         await watch.handle.terminate("test over")
 
     assert "watch.contained" in watch.kinds(watch_workflow_id(watch.manifest.id))
+
+
+async def test_a_registered_manifest_reaches_the_running_watch(
+    env: WorkflowEnvironment, router_service: RouterService, trail: AuditTrail
+) -> None:
+    """Registration starts the watch; a later registration moving the model to another
+    routing target reaches the running watch, which contains there, not at the old one."""
+    watch = Watch(env, router_service, trail)
+    t0 = await env.get_current_time()
+    async with running_worker(env.client, trail, router_service, watch.queue, traffic(t0)):
+        await watch_manifest(env.client, watch.queues, watch.manifest)
+        assert (await watch.state()).status == "idle"  # running before any alert
+        moved = watch.manifest.model_copy(update={"router": RouterRef(target="elsewhere")})
+        await watch_manifest(env.client, watch.queues, moved)
+        await watch.alert(alert("fp-1", AlertStatus.FIRING, t0))
+
+        async def containing_failed() -> list[Any]:
+            records = trail.records(watch.handle.id)
+            return [r for r in records if r.kind == "activity.failed" and r.step == "contain"]
+
+        failed = await _eventually(containing_failed, bool)
+        assert "'elsewhere' is not declared" in failed[0].detail, failed[0].detail
+        assert (await watch.route()).serving is Serving.PRIMARY  # the old target, untouched
+        await watch.until(lambda s: s.memory.counts.received == 1)
+        # The target's refusal is the watch's failure to contain, not the watch's end.
+        assert (await watch.handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        await watch.handle.terminate("test over")

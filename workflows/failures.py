@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.exceptions import ActivityError, ApplicationError
 
 
-def failure_text(error: ActivityError) -> str:
+def failure_text(error: ActivityError | ApplicationError) -> str:
     """What the activity said went wrong, with its type: not the wrapper around it.
 
     The first application failure under the wrapper is the one the activity raised,
@@ -13,9 +13,15 @@ def failure_text(error: ActivityError) -> str:
     was raised from (an httpx error, say) is detail beneath it. Without one (a timeout,
     a cancellation), the innermost cause.
     """
+    if isinstance(error, ApplicationError):  # a local activity's, unwrapped
+        return _typed(error)
     cause: BaseException = error
     while cause.__cause__ is not None and cause.__cause__ is not cause:
         cause = cause.__cause__
         if isinstance(cause, ApplicationError):
-            return f"{cause.type}: {cause.message}" if cause.type else cause.message
+            return _typed(cause)
     return f"{type(cause).__name__}: {cause}"
+
+
+def _typed(error: ApplicationError) -> str:
+    return f"{error.type}: {error.message}" if error.type else error.message

@@ -27,7 +27,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.alerts import AlertDelivery, AlertSource
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_ARM_MONITOR,
         SIGNAL_DISARM_MONITOR,
         SIGNAL_INCIDENT_CLOSED,
+        SIGNAL_MANIFEST,
         WATCH_WORKFLOW,
         AlertsAttached,
         ClassifiedAlert,
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         MonitorDisarm,
         OpenIncidentRequest,
         WatchInput,
+        WatchSettings,
         WatchState,
         watch_workflow_id,
     )
@@ -114,9 +116,7 @@ class ModelWatchWorkflow:
         self._memory = watch.memory
         self._id = watch_workflow_id(watch.model)
         self._books = Bookkeeping(self._id)
-        self._router = RouterPort(
-            watch.router_ref(), watch.model, f"fairlane:{self._id}", self._books
-        )
+        self._router = self._router_port()
         self._deliveries: list[AlertDelivery] = []
         self._controls: list[MonitorArm | MonitorDisarm] = []
         self._closed: list[IncidentClosed] = []
@@ -138,6 +138,20 @@ class ModelWatchWorkflow:
     @workflow.signal(name=SIGNAL_INCIDENT_CLOSED)
     def incident_closed(self, closed: IncidentClosed) -> None:
         self._closed.append(closed)
+
+    @workflow.signal(name=SIGNAL_MANIFEST)
+    def manifest_registered(self, settings: WatchSettings) -> None:
+        """The manifest as registered now: contain at its target, open on its defaults.
+
+        The registration itself is on the model's trail (``model.registered`` or
+        ``model.changed``, with the diff), written by the API that sends this.
+        """
+        self._watch = self._watch.model_copy(update=dict(settings))
+        self._router = self._router_port()
+
+    def _router_port(self) -> RouterPort:
+        watch = self._watch
+        return RouterPort(watch.router_ref(), watch.model, f"fairlane:{self._id}", self._books)
 
     @workflow.query(name=QUERY_WATCH)
     def state(self) -> WatchState:
@@ -172,7 +186,9 @@ class ModelWatchWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._has_work():  # nothing arrived while the books settled
                     self._memory.runs += 1
-                    workflow.continue_as_new(watch.model_copy(update={"memory": self._memory}))
+                    workflow.continue_as_new(
+                        self._watch.model_copy(update={"memory": self._memory})
+                    )
 
     def _has_work(self) -> bool:
         return bool(self._deliveries or self._controls or self._closed)
@@ -452,7 +468,9 @@ class ModelWatchWorkflow:
                 change = await self._router.ensure(
                     "contain", CONTAIN_OPTIONS, contained, f"contain: {reason}"[:2000]
                 )
-        except ActivityError as error:
+        except (ActivityError, ApplicationError) as error:
+            # A local activity's non-retryable failure (an undeclared target) comes back
+            # unwrapped: caught too, or it would fail the watch itself.
             failure = failure_text(error)
             await self._books.audit(
                 "watch.containment_failed", step="contain", detail={"error": failure}
