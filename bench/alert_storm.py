@@ -70,7 +70,7 @@ from config import Settings
 from config.logging import configure_logging
 from contracts.incident import SA_MODEL, WORKFLOW_TYPE
 from contracts.routing import Serving
-from contracts.watch import QUERY_WATCH, WatchState, watch_workflow_id
+from contracts.watch import QUERY_WATCH, SIGNAL_ALERTS, WatchState, watch_workflow_id
 from demo.credit_model import prepare_demo_model
 from demo.gateway import deploy_credit
 from demo.scenario import write_manifest
@@ -525,7 +525,16 @@ class WatchTimeline:
 
 def timeline(events: list[HistoryEvent]) -> WatchTimeline:
     line = WatchTimeline()
-    begin = _at(events[0])
+    # From the first alert: registration started the watch, with the manifest's signal.
+    begin = next(
+        (
+            _at(event)
+            for event in events
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and event.workflow_execution_signaled_event_attributes.signal_name == SIGNAL_ALERTS
+        ),
+        _at(events[0]),
+    )
     task_scheduled: dict[int, float] = {}
     activities: dict[int, tuple[str, float]] = {}
     started: dict[int, float] = {}  # activity scheduled event id -> its start
