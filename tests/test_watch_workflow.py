@@ -514,3 +514,4 @@ async def test_a_registered_manifest_reaches_the_running_watch(
         # The target's refusal is the watch's failure to contain, not the watch's end.
         assert (await watch.handle.describe()).status == WorkflowExecutionStatus.RUNNING
         await watch.handle.terminate("test over")
+        await record_history(watch.handle, "watch-follows-its-manifest")
