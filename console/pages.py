@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
+from temporalio.service import RPCError
 
 from api import incidents, models, watch
 from api import trail as api_trail
@@ -22,7 +23,7 @@ from audit.browse import records_of_kind
 from console.access import allowed, ensure, registry, signed_in, temporal, trail
 from console.charts import svg
 from console.incident_view import CHARTED_KINDS, LOOK_KIND, bake_clock, canary_series, timeline
-from console.live_route import read_live_route
+from console.live_route import READ_TIMEOUT_S, read_live_route
 from console.render import refusal, render
 from console.sessions import ConsoleSession
 from console.trail_view import TrailQuery, trail_query, trail_view
@@ -163,10 +164,20 @@ async def models_page(request: Request, session: Session) -> Response:
 
     async def row(manifest: ModelManifest) -> tuple[Any, ...]:
         try:
-            watch_state = await watch.show_watch(manifest.id, temporal(request), who)
+            watch_state = await asyncio.wait_for(
+                watch.show_watch(manifest.id, temporal(request), who), READ_TIMEOUT_S
+            )
             watch_problem = None
         except HTTPException as error:
             watch_state, watch_problem = None, str(error.detail)
+        except (TimeoutError, RPCError):
+            # A watch answers queries through its worker: with none polling its queue, the
+            # query would hang the page; this page says so instead.
+            watch_state = None
+            watch_problem = (
+                f"the watch did not answer within {READ_TIMEOUT_S:.0f} s "
+                "(is the containment worker running?)"
+            )
         return manifest, watch_state, watch_problem, await read_live_route(settings, manifest)
 
     # Every model's watch and target at once: one target that does not answer costs the
