@@ -26,14 +26,6 @@ app.add_typer(admin.model_app, name="model")
 app.add_typer(admin.tokens_app, name="tokens")
 
 
-@app.command()
-def demo() -> None:
-    """Bring up the embedded stack, run the bias-incident demo, print the timeline, stop."""
-    from demo.scenario import run_demo
-
-    run_demo()
-
-
 def main() -> None:
     try:
         app()
