@@ -217,9 +217,9 @@ class EmbeddedStack:
             "--log-level",
             "warn",
             # One partition per task queue: partitions spread a queue over matching hosts,
-            # and the dev server is one host. With four, a task written to a partition no
-            # poller is on waits to be forwarded: a new watch's first workflow task (the
-            # one that contains) waited seconds in a storm (bench/alert_storm.py).
+            # and the dev server is one host; with four, a task written to a partition no
+            # poller is on waits to be forwarded. (Changed together with the containment
+            # worker's autoscaled pollers; not measured apart from them.)
             "--dynamic-config-value",
             "matching.numTaskqueueReadPartitions=1",
             "--dynamic-config-value",
