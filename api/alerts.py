@@ -111,7 +111,7 @@ class _Services:
     temporal: TemporalConnection
 
 
-def _services(
+async def _services(
     settings: SettingsDep,
     registry: RegistryDep,
     replays: AlertReplaysDep,
