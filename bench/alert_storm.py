@@ -18,8 +18,9 @@ to run, the totals do not.
 Figures: incidents opened (Temporal visibility, beside the watches' own memory and
 the trail's ``watch.incident_opened``), alerts on the trail (``alert.received``)
 against alerts in accepted deliveries (``lost`` is the difference), errors, the API's
-p50/p99, the time from the first POST until every model's route shows the fallback
-(``GET route`` polled for the models not yet there), and until every watch has
+p50/p99, the time from the first POST until every model's route was set on the
+fallback (the route's own ``updated_at``, read from the router once the storm is sent:
+nothing polls during it), and until every watch has
 counted everything it was sent; then, from the watches' Temporal histories, where
 containment waited (the route activities, or workflow tasks waiting for the worker),
 and the warnings the stack logged during the storm. Baselines in the same run, same
@@ -29,13 +30,14 @@ validation and the registry lookup, then 422: everything but Temporal), before t
 storm and again after it (pooled for the ratio), so the ratio is what the
 signal-with-start costs. Starts the embedded stack in a scratch folder, on free
 ports, and stops it after; exits 1 unless every model has exactly one incident and
-nothing accepted was lost.
+nothing accepted was lost. The load comes from ``--concurrency`` senders, each with a
+connection of its own, as Alertmanager replicas have.
 
     .venv/bin/python -m bench.alert_storm [--models 100] [--notifications 10000] [--concurrency 64]
 
 Last line: ``storm alerts=… incidents=… lost=… p99_ms=… all_contained_s=… contain_p50_s=…
 contain_p99_s=…``, the last two per model, from its first accepted alert to its route
-seen on the fallback.
+set on the fallback (the router's own ``updated_at`` of the route, read after the storm).
 """
 
 from __future__ import annotations
@@ -52,11 +54,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from temporalio.api.enums.v1 import EventType
@@ -86,7 +88,7 @@ GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 FIRST, SECOND = "FairnessDisparity", "ApprovalRateGap"
 MAX_ATTEMPTS = 8
 POST_TIMEOUT_S = 120.0
-ROUTE_POLL_S = 0.1
+ROUTE_POLL_S = 0.5
 ROUTE_POLL_CONCURRENCY = 8
 QUERY_CONCURRENCY = 16
 STALL_S = 300.0
@@ -216,15 +218,46 @@ class Delivery:
     accepted_at: float = 0.0  # and its 202 came back
 
 
-async def run_workers(items: int, concurrency: int, work: Callable[[int], Awaitable[None]]) -> None:
-    """``work(0)``...``work(items - 1)``, at most ``concurrency`` at a time, in order of start."""
+class Senders:
+    """One HTTP client per concurrent sender, each on a connection of its own, as each
+    Alertmanager replica has its own.
+
+    One client sharing a pool of 64 connections spent most of the load generator's CPU
+    in httpcore's pool bookkeeping, which checks every connection for every request: on
+    the same two cores as the stack, the generator's own event loop was busy 60-70% of
+    the storm's first seconds and held the answers it had already received.
+    """
+
+    def __init__(self, base_url: str, count: int) -> None:
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.clients = [
+            httpx.AsyncClient(base_url=base_url, timeout=POST_TIMEOUT_S, limits=one)
+            for _ in range(count)
+        ]
+
+    async def __aenter__(self) -> Senders:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.gather(*(client.aclose() for client in self.clients))
+
+
+Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+L = TypeVar("L")
+
+
+async def run_workers(
+    items: int, lanes: Sequence[L], work: Callable[[int, L], Awaitable[None]]
+) -> None:
+    """``work(0, lane)``...``work(items - 1, lane)``, one at a time per lane (so as many at
+    a time as there are lanes), in order of start."""
     counter = itertools.count()
 
-    async def worker() -> None:
+    async def worker(lane: L) -> None:
         while (index := next(counter)) < items:
-            await work(index)
+            await work(index, lane)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(lane) for lane in lanes))
 
 
 async def deliver(api: httpx.AsyncClient, headers: dict[str, str], delivery: Delivery) -> None:
@@ -265,30 +298,26 @@ class Baseline:
 
 
 async def baseline(
-    name: str,
-    requests: int,
-    concurrency: int,
-    send: Callable[[], Awaitable[httpx.Response]],
-    expected: int,
+    name: str, requests: int, senders: Senders, send: Send, expected: int
 ) -> Baseline:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
 
-    async def one(_: int) -> None:
+    async def one(_: int, client: httpx.AsyncClient) -> None:
         start = time.perf_counter()
         try:
-            response = await send()
+            response = await send(client)
             status = str(response.status_code)
         except httpx.TransportError as error:
             status = type(error).__name__
         latencies.append((time.perf_counter() - start) * 1000)
         statuses[status] += 1
 
-    await run_workers(WARMUP_REQUESTS, concurrency, one)
+    await run_workers(WARMUP_REQUESTS, senders.clients, one)
     latencies.clear()
     statuses.clear()
     begin = time.perf_counter()
-    await run_workers(requests, concurrency, one)
+    await run_workers(requests, senders.clients, one)
     result = Baseline(name, latencies, statuses, time.perf_counter() - begin)
     p50, p99 = p50_p99(latencies)
     odd = {k: v for k, v in statuses.items() if k != str(expected)}
@@ -304,14 +333,30 @@ async def baseline(
 # ---- watching the system -------------------------------------------------------------------
 
 
-async def watch_routes(
-    router: RouterClient, models: list[str], started: asyncio.Event, errors: Counter[str]
-) -> dict[str, float]:
-    """When each model's route was first seen on the fallback (perf_counter), polling only
-    the models not there yet, every ``ROUTE_POLL_S`` after a round."""
-    await started.wait()
+@dataclass(frozen=True)
+class RouteTimes:
+    """When each model's route went to the fallback (perf_counter), by the router's own
+    clock: the ``updated_at`` of the route it serves."""
+
+    set: dict[str, float]
+    moved_on: dict[str, int]  # a route past its first change: its generation
+
+
+async def routes_contained(
+    router: RouterClient, models: list[str], errors: Counter[str]
+) -> RouteTimes:
+    """When each model's route went to the fallback, read once the storm is sent.
+
+    Nothing polls during the storm: the route's ``updated_at`` is the router's clock when
+    it applied the change (same machine, same clock), so polling would only find it later,
+    and polling a hundred models ten times a second made the load generator spend on
+    polls what it should spend sending, and loaded the router containment writes to.
+    A route past its first change (generation 1) has a later ``updated_at``; it is named,
+    not counted as contained then. The models not on the fallback yet are read again
+    every ``ROUTE_POLL_S``, for up to ``STALL_S`` without progress.
+    """
     pending = set(models)
-    seen: dict[str, float] = {}
+    times = RouteTimes(set={}, moved_on={})
     gate = asyncio.Semaphore(ROUTE_POLL_CONCURRENCY)
     last_progress = time.perf_counter()
 
@@ -323,18 +368,22 @@ async def watch_routes(
                 errors[f"router {error.status_code or 'unreachable'}"] += 1
                 return
         if route.serving is Serving.FALLBACK:
-            seen[model] = time.perf_counter()
+            if route.generation != 1:
+                times.moved_on[model] = route.generation
+            times.set[model] = time.perf_counter() - (time.time() - route.updated_at.timestamp())
 
     while pending:
         await asyncio.gather(*(probe(model) for model in sorted(pending)))
-        if pending & seen.keys():
+        if pending & times.set.keys():
             last_progress = time.perf_counter()
-        pending -= seen.keys()
+        pending -= times.set.keys()
         if pending and time.perf_counter() - last_progress > STALL_S:
             print(f"!! routes not on the fallback after {STALL_S:.0f}s: {sorted(pending)}")
             break
         await asyncio.sleep(ROUTE_POLL_S)
-    return seen
+    if times.moved_on:
+        print(f"!! routes past their first change (generation): {times.moved_on}")
+    return times
 
 
 async def watch_states(temporal: Client, models: list[str]) -> dict[str, WatchState | str]:
@@ -665,7 +714,7 @@ async def register_models(
     template = load_manifest_file(write_manifest(files))
     models = [f"storm-{i:03d}" for i in range(count)]
 
-    async def one(index: int) -> None:
+    async def one(index: int, api: httpx.AsyncClient) -> None:
         model = models[index]
         await deploy_credit(router, model, {files.version: files.artifact_name}, files.version)
         manifest = template.model_copy(update={"id": model})
@@ -673,7 +722,7 @@ async def register_models(
         if answer.is_error:
             raise SystemExit(f"registering {model}: {answer.status_code} {answer.text[:1000]}")
 
-    await run_workers(count, 4, one)
+    await run_workers(count, [api] * 4, one)
     return models
 
 
@@ -682,7 +731,7 @@ class Storm:
     deliveries: list[Delivery]
     t0: float  # the first POST
     sent_s: float
-    contained: dict[str, float]  # when each route was seen on the fallback
+    routes: RouteTimes  # when each route went to the fallback
     route_errors: Counter[str]
 
     @property
@@ -702,26 +751,23 @@ class Storm:
 
 
 async def send_storm(
-    api: httpx.AsyncClient,
+    senders: Senders,
     headers: dict[str, str],
     router: RouterClient,
     models: list[str],
     storm: list[Notification],
-    concurrency: int,
 ) -> Storm:
     deliveries = [Delivery(note) for note in storm]
-    started = asyncio.Event()
     route_errors: Counter[str] = Counter()
-    routes = asyncio.create_task(watch_routes(router, models, started, route_errors))
 
-    async def send(index: int) -> None:
-        started.set()
-        await deliver(api, headers, deliveries[index])
+    async def send(index: int, client: httpx.AsyncClient) -> None:
+        await deliver(client, headers, deliveries[index])
 
     t0 = time.perf_counter()
-    await run_workers(len(deliveries), concurrency, send)
+    await run_workers(len(deliveries), senders.clients, send)
     sent_s = time.perf_counter() - t0
-    return Storm(deliveries, t0, sent_s, await routes, route_errors)
+    routes = await routes_contained(router, models, route_errors)
+    return Storm(deliveries, t0, sent_s, routes, route_errors)
 
 
 def print_sending(storm: Storm) -> None:
@@ -756,14 +802,15 @@ def print_sending(storm: Storm) -> None:
 
 @dataclass(frozen=True)
 class Containment:
-    all_contained_s: float  # the first POST to the last route seen on the fallback
-    p50_s: float  # per model, its first alert POSTed (and accepted) to its route seen on the
+    all_contained_s: float  # the first POST to the last route set on the fallback
+    p50_s: float  # per model, its first alert POSTed (and accepted) to its route set on the
     p99_s: float  # fallback; a model never seen there counts as infinitely late
 
 
 def print_containment(storm: Storm, models: list[str]) -> Containment:
     """Print when the routes went to the fallback, in all and per model."""
-    contained, t0 = storm.contained, storm.t0
+    t0 = storm.t0
+    contained = {m: at for m, at in storm.routes.set.items() if m not in storm.routes.moved_on}
     first_sent: dict[str, float] = {}
     first_accepted: dict[str, float] = {}
     for d in storm.accepted:
@@ -781,6 +828,7 @@ def print_containment(storm: Storm, models: list[str]) -> Containment:
         f"{min(contained.values(), default=t0) - t0:.2f}s); per model, from its first "
         f"alert POSTed: p50 {c50:.2f}s p99 {c99:.2f}s (from its 202: p50 {a50:.2f}s "
         f"p99 {a99:.2f}s)"
+        + "; times are the router's own (the routes' updated_at)"
         + (f"; route poll errors {dict(storm.route_errors)}" if storm.route_errors else ""),
         flush=True,
     )
@@ -811,9 +859,6 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
     assert settings.router_token is not None
     print(f"embedded stack up in {time.perf_counter() - begin:.1f}s", flush=True)
     headers = {"Authorization": f"Bearer {sender}", "Content-Type": "application/json"}
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
     try:
         temporal = await connect(settings)
         async with (
@@ -821,9 +866,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
             httpx.AsyncClient(
                 base_url=settings.api_url, headers={"Authorization": f"Bearer {admin}"}, timeout=60
             ) as admin_api,
-            httpx.AsyncClient(
-                base_url=settings.api_url, timeout=POST_TIMEOUT_S, limits=limits
-            ) as api,
+            Senders(settings.api_url, args.concurrency) as senders,
         ):
             begin = time.perf_counter()
             models = await register_models(admin_api, router, settings, data_dir, args.models)
@@ -845,27 +888,27 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
                 [am_alert("storm-unregistered", FIRST, datetime.now(UTC), None)],
             )
 
-            def post_rejected() -> Awaitable[httpx.Response]:
-                return api.post(ALERTMANAGER_PATH, content=unregistered, headers=headers)
+            def post_rejected(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+                return client.post(ALERTMANAGER_PATH, content=unregistered, headers=headers)
 
             baseline_requests = args.baseline_requests or len(notes)
             rejected = await baseline(
                 "POST webhook, model unregistered (422)",
                 baseline_requests,
-                args.concurrency,
+                senders,
                 post_rejected,
                 expected=422,
             )
             healthz = await baseline(
                 "GET /healthz",
                 baseline_requests,
-                args.concurrency,
-                lambda: api.get("/healthz"),
+                senders,
+                lambda client: client.get("/healthz"),
                 200,
             )
             logs_at_storm = log_sizes(data_dir / "logs")
 
-            storm = await send_storm(api, headers, router, models, notes, args.concurrency)
+            storm = await send_storm(senders, headers, router, models, notes)
             print_sending(storm)
             containment = print_containment(storm, models)
             expected = storm.expected()
@@ -880,7 +923,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> Outcome:
             rejected_after = await baseline(
                 "POST webhook, model unregistered (422), again after the storm",
                 baseline_requests,
-                args.concurrency,
+                senders,
                 post_rejected,
                 expected=422,
             )
