@@ -34,10 +34,11 @@ T = TypeVar("T")
 def _on_app(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
     """A dependency answering ``app.state.<name>``, which ``api/app.py`` set to a ``kind``.
 
-    Async, like every dependency of the API's routes: FastAPI runs a plain ``def``
-    dependency in its thread pool, and a route with four such hops took half the alert
-    webhook's capacity (bench/alert_storm.py's rejected-webhook baseline: 448 requests/s
-    with them, 990/s without).
+    Async because it only reads an attribute: FastAPI runs a plain ``def`` dependency in
+    its thread pool, and the alert webhook's four such hops took half its capacity
+    (bench/alert_storm.py's rejected-webhook baseline: 448 requests/s with them, 810-990/s
+    without; ``tests/test_api_thread_hops.py``). A dependency that blocks on I/O stays a
+    ``def``.
     """
 
     async def read(request: Request) -> T:

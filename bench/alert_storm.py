@@ -351,9 +351,10 @@ async def routes_contained(
     it applied the change (same machine, same clock), so polling would only find it later,
     and polling a hundred models ten times a second made the load generator spend on
     polls what it should spend sending, and loaded the router containment writes to.
-    A route past its first change (generation 1) has a later ``updated_at``; it is named,
-    not counted as contained then. The models not on the fallback yet are read again
-    every ``ROUTE_POLL_S``, for up to ``STALL_S`` without progress.
+    A route already past its first change (a generation above 1) has a later
+    ``updated_at``: it is named, and counted as never contained (infinitely late). The
+    models not on the fallback yet are read again every ``ROUTE_POLL_S``, for up to
+    ``STALL_S`` without progress.
     """
     pending = set(models)
     times = RouteTimes(set={}, moved_on={})
