@@ -2,10 +2,11 @@
 
 * the **containment** worker polls its own queue (``resolved_containment_task_queue``):
   the model watches, which take every external alert and the drift monitor's verdicts,
-  and the activities a watch schedules (read and set the route, open the incident,
-  evaluate a window; its audit events are local activities). Its slots and pollers are
-  its own, so in a storm containing a model never waits in a queue behind the incidents'
-  workflow tasks and activities;
+  the local activity that contains a model, and the activities a watch schedules on its
+  own queue (evaluate a window, tell people containment is failing). Opening an
+  incident and recording alerts go to the main queue: in a storm, they are work for
+  models already contained. Its slots and pollers are its own, so in a storm containing
+  a model never waits in a queue behind the incidents' workflow tasks and activities;
 * the **main** worker polls ``task_queue``: incidents, canary steps, every activity. It
   keeps the watch registered too, so watches started before the containment queue
   existed (and every run they continue as) keep running where their history says.
@@ -57,6 +58,11 @@ from workflows.canary_step import CanaryStepWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.shadow import RetireShadowWorkflow
 from workflows.watch import ModelWatchWorkflow
+
+CONTAINMENT_POLLERS_AT_REST = 8
+"""Workflow-task polls the containment worker keeps open on each of its queues (the
+shared one and its sticky one) however quiet it is: a storm's first alerts find them
+waiting. Each open poll holds one of the worker's workflow task slots."""
 
 
 def worker_identity() -> str:
@@ -207,7 +213,7 @@ def build_worker(
             routing.set_route,
             routing.verify_route,
             containment_activities.contain_route,
-            incidents.open_incident,
+            incidents.open_incident,  # watches of runs before it opened on the main queue
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
             audit.record_audit_event,
@@ -219,7 +225,13 @@ def build_worker(
         # (one on the shared queue), a storm's workflow tasks queued on the server while
         # this worker idled, and a new watch's first task, the one that contains, waited
         # p50 16 s, p99 37 s (bench/alert_storm.py); with autoscaling, p50 0.1-2.5 s.
-        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        # Never fewer than eight: a quiet queue scales down to one poller, and a storm
+        # then opened on one, doubling each round (1, 2, 4, 8, 16 sticky pollers in its
+        # first two seconds, the worker's own metrics) while the first alerts' tasks,
+        # the ones that contain, waited on the server.
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(
+            minimum=CONTAINMENT_POLLERS_AT_REST, initial=CONTAINMENT_POLLERS_AT_REST
+        ),
     )
     main = Worker(
         client,
