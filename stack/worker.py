@@ -2,11 +2,10 @@
 
 * the **containment** worker polls its own queue (``resolved_containment_task_queue``):
   the model watches, which take every external alert and the drift monitor's verdicts,
-  the local activity that contains a model, and the activities a watch schedules on its
-  own queue (evaluate a window, tell people containment is failing). Opening an
-  incident and recording alerts go to the main queue: in a storm, they are work for
-  models already contained. Its slots and pollers are its own, so in a storm containing
-  a model never waits in a queue behind the incidents' workflow tasks and activities;
+  and the activities a watch schedules (read and set the route, open the incident,
+  evaluate a window; its audit events are local activities). Its slots and pollers are
+  its own, so in a storm containing a model never waits in a queue behind the incidents'
+  workflow tasks and activities;
 * the **main** worker polls ``task_queue``: incidents, canary steps, every activity. It
   keeps the watch registered too, so watches started before the containment queue
   existed (and every run they continue as) keep running where their history says.
@@ -213,7 +212,7 @@ def build_worker(
             routing.set_route,
             routing.verify_route,
             containment_activities.contain_route,
-            incidents.open_incident,  # watches of runs before it opened on the main queue
+            incidents.open_incident,
             monitor.evaluate_monitor_window,
             notify.send_notification,  # the watch tells people when it cannot contain
             audit.record_audit_event,

@@ -420,10 +420,8 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
     env: WorkflowEnvironment, router_service: RouterService, trail: AuditTrail
 ) -> None:
     """Where the API starts a watch (the containment queue), only the containment worker
-    is needed to contain the model: the watch and its containment never wait for the
-    main queue, which here nobody polls at first. Everything after containment (opening
-    the incident, the alerts' trail records) is the main queue's work, and happens once
-    its worker runs: in a storm it never holds the containment worker."""
+    is needed to contain the model: the watch and its route activities never wait for the
+    main queue, which here nobody polls; the incident it opens starts there."""
     watch = Watch(env, router_service, trail)
     settings = Settings(
         router_url=router_service.url, router_token=router_service.token, task_queue=watch.queue
@@ -441,56 +439,51 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
         )
         both = WatchQueues(watch=containment_queue, bookkeeping=watch.queue)
         await signal_watch(env.client, both, watch.manifest, SIGNAL_ALERTS, delivery)
-        watch_id = watch_workflow_id(watch.manifest.id)
-        for _ in range(300):
-            if "watch.contained" in watch.kinds(watch_id):
-                break
-            await asyncio.sleep(0.1)
+        state = await watch.until(lambda s: s.memory.open_incident is not None)
+        incident_id = state.memory.open_incident
+        assert incident_id is not None
         assert (await watch.route()).serving is Serving.FALLBACK
-        assert "watch.contained" in watch.kinds(watch_id)
-        state = await watch.state()
-        assert state.memory.open_incident is None  # its activity waits for the main worker
 
-        async with workers.main:
-            state = await watch.until(lambda s: s.memory.open_incident is not None)
-            incident_id = state.memory.open_incident
-            assert incident_id is not None
-
-            history = await watch.handle.fetch_history()
-            queues: dict[str, set[str]] = {}
-            for event in history.events:
-                if event.HasField("activity_task_scheduled_event_attributes"):
-                    scheduled = event.activity_task_scheduled_event_attributes
-                    queues.setdefault(scheduled.activity_type.name, set()).add(
-                        scheduled.task_queue.name
-                    )
-            # Containment ran as a local activity inside the watch's workflow task (a
-            # marker, no activity waiting in any queue), and was confirmed at the target
-            # before the incident was even asked to open. Opening it and the alerts' trail
-            # records are the main queue's: they never hold the containment worker.
-            assert queues == {"open_incident": {watch.queue}, "record_audit_events": {watch.queue}}
-            contained_at = next(
-                i
-                for i, event in enumerate(history.events)
-                if event.HasField("marker_recorded_event_attributes")
-                and b"contain_route" in event.marker_recorded_event_attributes.SerializeToString()
-            )
-            opened_at = next(
-                i
-                for i, event in enumerate(history.events)
-                if event.HasField("activity_task_scheduled_event_attributes")
-            )
-            assert contained_at < opened_at
-            assert (await watch.handle.describe()).task_queue == containment_queue
-            incident = env.client.get_workflow_handle(incident_id)
-            assert (await incident.describe()).task_queue == watch.queue
-            await incident.terminate("test over")
-            for _ in range(300):  # the books too are kept by the main worker
+        history = await watch.handle.fetch_history()
+        queues: dict[str, set[str]] = {}
+        for event in history.events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled = event.activity_task_scheduled_event_attributes
+                queues.setdefault(scheduled.activity_type.name, set()).add(
+                    scheduled.task_queue.name
+                )
+        # Containment ran as a local activity inside the watch's workflow task (a
+        # marker, no activity waiting in any queue), and was confirmed at the target
+        # before the incident was even asked to open. The alerts' trail records wait
+        # for the main queue's worker: bookkeeping never holds the containment worker.
+        assert queues == {
+            "open_incident": {containment_queue},
+            "record_audit_events": {watch.queue},
+        }
+        contained_at = next(
+            i
+            for i, event in enumerate(history.events)
+            if event.HasField("marker_recorded_event_attributes")
+            and b"contain_route" in event.marker_recorded_event_attributes.SerializeToString()
+        )
+        opened_at = next(
+            i
+            for i, event in enumerate(history.events)
+            if event.HasField("activity_task_scheduled_event_attributes")
+        )
+        assert contained_at < opened_at
+        assert (await watch.handle.describe()).task_queue == containment_queue
+        incident = env.client.get_workflow_handle(incident_id)
+        assert (await incident.describe()).task_queue == watch.queue
+        assert "alert.received" not in watch.kinds(incident_id)  # nobody polls main yet
+        await incident.terminate("test over")
+        async with workers.main:  # the books are kept once the main worker runs
+            for _ in range(300):
                 if "alert.received" in watch.kinds(incident_id):
                     break
                 await asyncio.sleep(0.1)
             assert "alert.received" in watch.kinds(incident_id)
-        await record_history(watch.handle, "watch-opens-elsewhere")
+        await record_history(watch.handle, "watch-bookkeeps-elsewhere")
         await watch.handle.terminate("test over")
 
     assert "watch.contained" in watch.kinds(watch_workflow_id(watch.manifest.id))

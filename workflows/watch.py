@@ -92,11 +92,6 @@ containment worker's workflow task slots while other models waited to be contain
 Since, an activity on the main queue records them, and the watch does not wait for it."""
 WATCH_TELLS_WHEN_CONTAINMENT_FAILS = "watch-tells-when-containment-fails"
 """Patch id: before it, a watch that could not contain told nobody."""
-WATCH_OPENS_ELSEWHERE = "watch-opens-elsewhere"
-"""Patch id: before it, the watch opened its incident through an activity on its own
-(the containment) queue; in a storm a hundred of those ran at once on the containment
-worker's event loop while models not yet contained waited for its workflow tasks.
-Since, the activity runs on the main queue (the bookkeeping queue), like the incident."""
 ESCALATION_CHANNEL = "escalation"
 """Where the watch says it could not contain (the playbooks' default escalation channel)."""
 OPEN_OPTIONS: dict[str, Any] = {
@@ -431,14 +426,8 @@ class ModelWatchWorkflow:
     async def _open(
         self, incident_id: str, trigger: IncidentTrigger, reason: str, now: datetime
     ) -> None:
-        """Open the incident on the armed policy's playbook, else the manifest's default.
-
-        On the main queue, whose worker runs the incident anyway: the containment worker
-        keeps its event loop for the watches that have still to contain.
-        """
+        """Open the incident on the armed policy's playbook, else the manifest's default."""
         policy = self._memory.monitor
-        queue = self._watch.bookkeeping_task_queue
-        elsewhere = queue is not None and workflow.patched(WATCH_OPENS_ELSEWHERE)
         await workflow.execute_activity(
             OPEN_INCIDENT,
             OpenIncidentRequest(
@@ -453,7 +442,6 @@ class ModelWatchWorkflow:
             ),
             result_type=str,
             activity_id=self._books.activity_id("open-incident"),
-            task_queue=queue if elsewhere else None,
             **OPEN_OPTIONS,
         )
 
