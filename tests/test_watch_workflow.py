@@ -51,7 +51,7 @@ from metrics.simulated import (
 )
 from playbooks.loader import load_playbook_text
 from registry.service import ModelRegistry
-from stack.worker import build_worker
+from stack.worker import CONTAINMENT_ACTIVITIES, build_worker
 from tests.fixtures.histories import record_history
 from tests.fixtures.incidents import decide, incident_input, manifest_for, start_incident
 from tests.fixtures.services import RouterService, running_worker, time_skipping_server
@@ -430,6 +430,10 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
     assert containment_queue != watch.queue
     t0 = await env.get_current_time()
     workers = build_worker(env.client, settings, trail, traffic(t0))
+    # Its activities (opening incidents, evaluating) share the event loop the containing
+    # local activity runs on: bounded, so a storm's incident starts cannot starve it.
+    assert workers.containment.config()["max_concurrent_activities"] == CONTAINMENT_ACTIVITIES
+    assert (workers.main.config()["max_concurrent_activities"] or 100) > CONTAINMENT_ACTIVITIES
     async with workers.containment:
         delivery = AlertDelivery(
             delivery_id=f"dlv-{uuid.uuid4().hex}",
