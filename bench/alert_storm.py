@@ -569,6 +569,8 @@ class WatchTimeline:
     in_route_activities_s: float = 0.0  # read_route + set_route, scheduled -> completed
     route_activities_queued_s: float = 0.0  # of which scheduled -> started
     to_incident_s: float | None = None  # first event -> open_incident completed
+    open_queued_s: float | None = None  # open_incident: scheduled -> started (its last attempt)
+    open_ran_s: float | None = None  # ... and started -> completed
     contain_task_queued_s: float | None = None  # the containing task: scheduled -> started
     contain_task_ran_s: float | None = None  # ... and started -> completed (the local activity)
 
@@ -630,7 +632,14 @@ def timeline(events: list[HistoryEvent]) -> WatchTimeline:
                     line.to_route_set_s = _at(event) - begin
             elif name == "open_incident" and line.to_incident_s is None:
                 line.to_incident_s = _at(event) - begin
+                began = started.get(scheduled_id, scheduled_at)
+                line.open_queued_s, line.open_ran_s = began - scheduled_at, _at(event) - began
     return line
+
+
+def median_known(values: list[float | None]) -> float:
+    """The median of the values known (0 when none is)."""
+    return statistics.median([v for v in values if v is not None] or [0.0])
 
 
 async def history_breakdown(temporal: Client, models: list[str]) -> None:
@@ -651,6 +660,8 @@ async def history_breakdown(temporal: Client, models: list[str]) -> None:
     queued = [line.route_activities_queued_s for line in contained]
     waiting = [(line.to_route_set_s or 0.0) - line.in_route_activities_s for line in contained]
     opened = [line.to_incident_s for line in lines if line.to_incident_s is not None]
+    open_queued = median_known([line.open_queued_s for line in lines])
+    open_ran = median_known([line.open_ran_s for line in lines])
     waits = [wait for line in lines for wait in line.task_waits_s]
     s50, s_max = statistics.median(to_set or [0.0]), max(to_set, default=0.0)
     w50, w99 = p50_p99(waits)
@@ -661,7 +672,8 @@ async def history_breakdown(temporal: Client, models: list[str]) -> None:
         f"{statistics.median(queued or [0.0]):.1f}s) and waiting for workflow tasks "
         f"p50 {statistics.median(waiting or [0.0]):.1f}s max {max(waiting, default=0.0):.1f}s; "
         f"to the incident opened p50 {statistics.median(opened or [0.0]):.1f}s "
-        f"max {max(opened, default=0.0):.1f}s"
+        f"max {max(opened, default=0.0):.1f}s, of which open_incident waited for a "
+        f"containment worker's activity slot p50 {open_queued:.1f}s and ran p50 {open_ran:.2f}s"
     )
     task_queued = [
         line.contain_task_queued_s for line in contained if line.contain_task_queued_s is not None

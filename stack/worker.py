@@ -65,15 +65,18 @@ waiting. Each open poll holds one of the worker's workflow task slots."""
 
 CONTAINMENT_ACTIVITIES = 8
 """Activities (not local ones) the containment worker runs at once: opening incidents,
-telling the escalation channel, evaluating a monitor's window. Containing runs as a local
-activity inside the watch's workflow task, on the same event loop: with the default 100,
-a storm's 77 concurrent ``open_incident`` starts (each converts and sends a whole
-incident input) held that loop, and a containing local activity waited p50 0.8 s to run.
-Bounded, the rest wait on the server: in the storm (``bench/alert_storm.py``) models were
-on their fallback sooner (p99 3.1-3.8 s after the first alert, against 4.1-7.6 s) and
-incidents opened later (p50 13-16 s, against 5-6 s): containment is the promise, the
-incident's first step finds the model contained either way. Eight gave more margin than
-sixteen (p99 3.4 and 4.8 s)."""
+telling the escalation channel, evaluating a monitor's window. Containing is not one of
+them (a local activity inside the watch's workflow task), but it shares this process's
+event loop and the machine with them. Unbounded, a storm's hundred incidents started in
+its first seconds (77 ``open_incident`` at once), each setting off its incident's workflow
+tasks, first steps and trail records, all while the models were being contained.
+Bounded, the incidents start eight at a time and what they set off spreads out behind
+containment: in the storm (``bench/alert_storm.py``, two cores) models were on their
+fallback at p99 3.1-4.9 s after their first alert over six runs, against 4.1-7.6 s, and
+sixteen gave less margin (3.4 and 4.8 s). The price is paid by bookkeeping: incidents
+open p50 13-21 s after their model's first alert (the last by 22-38 s), against 5-6 s,
+an ``open_incident`` waiting for a slot here; the incident's first step finds its model
+contained either way. A lone incident never waits."""
 
 
 def worker_identity() -> str:

@@ -430,8 +430,8 @@ async def test_a_watch_contains_on_the_containment_queue_with_no_worker_on_the_m
     assert containment_queue != watch.queue
     t0 = await env.get_current_time()
     workers = build_worker(env.client, settings, trail, traffic(t0))
-    # Its activities (opening incidents, evaluating) share the event loop the containing
-    # local activity runs on: bounded, so a storm's incident starts cannot starve it.
+    # Its activities (opening incidents, evaluating) are bounded: a storm's incidents
+    # start a few at a time, behind containment (CONTAINMENT_ACTIVITIES says why).
     assert workers.containment.config()["max_concurrent_activities"] == CONTAINMENT_ACTIVITIES
     assert (workers.main.config()["max_concurrent_activities"] or 100) > CONTAINMENT_ACTIVITIES
     async with workers.containment:
