@@ -35,7 +35,7 @@ from demo.credit_model import (
 )
 from demo.dataset import generate_applicants
 from router.app import RouterConfigError, create_app
-from router.client import RouterClient, RouterError, StaleRouteError
+from router.client import ROUTER_CONNECTIONS, RouterClient, RouterError, StaleRouteError
 from router.dispatch import live_side
 from router.schemas import DecisionRequest
 from router.serving import LoadedVersions
@@ -787,3 +787,32 @@ async def test_the_contract_holds_on_postgres(
             ("v1", True, answer.decision_id),
         ]
         assert logged[0].at.tzinfo is not None
+
+
+async def test_a_burst_of_requests_shares_a_bounded_pool_of_connections() -> None:
+    """A storm's hundred containments reach one router over at most ROUTER_CONNECTIONS
+    connections, each answered: the rest wait their turn rather than open (and then
+    close) dozens more."""
+    open_now = peak = accepted = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, peak, accepted
+        open_now, accepted = open_now + 1, accepted + 1
+        peak = max(peak, open_now)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                await asyncio.sleep(0.02)  # long enough for requests to overlap
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            open_now -= 1
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, RouterClient(f"http://127.0.0.1:{port}", "token") as router:
+        answers = await asyncio.gather(*(router.health() for _ in range(100)))
+    assert all(answers)
+    assert peak == accepted == ROUTER_CONNECTIONS
