@@ -72,8 +72,8 @@ its first seconds (77 ``open_incident`` at once), each setting off its incident'
 tasks, first steps and trail records, all while the models were being contained.
 Bounded, the incidents start eight at a time and what they set off spreads out behind
 containment: in the storm (``bench/alert_storm.py``, two cores) models were on their
-fallback at p99 3.1-4.9 s after their first alert over six runs, against 4.1-7.6 s, and
-sixteen gave less margin (3.4 and 4.8 s). The price is paid by bookkeeping: incidents
+fallback at p99 3.1-5.0 s after their first alert over fourteen runs, against 4.1-7.6 s,
+and sixteen gave less margin (3.4 and 4.8 s). The price is paid by bookkeeping: incidents
 open p50 13-21 s after their model's first alert (the last by 22-38 s), against 5-6 s,
 an ``open_incident`` waiting for a slot here; the incident's first step finds its model
 contained either way. A lone incident never waits."""
