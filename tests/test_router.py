@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -800,12 +800,12 @@ async def test_a_burst_of_requests_shares_a_bounded_pool_of_connections() -> Non
         open_now, accepted = open_now + 1, accepted + 1
         peak = max(peak, open_now)
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
-                await asyncio.sleep(0.02)  # long enough for requests to overlap
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            # Until the client hangs up (end of its connection, or a reset).
+            with suppress(asyncio.IncompleteReadError, ConnectionError):
+                while await reader.readuntil(b"\r\n\r\n"):
+                    await asyncio.sleep(0.02)  # long enough for requests to overlap
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    await writer.drain()
         finally:
             open_now -= 1
             writer.close()
